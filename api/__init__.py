@@ -1,0 +1,1 @@
+"""Adapters over the ``geo`` domain: the HTTP API (FastAPI) and the ``patrolgrid`` CLI."""

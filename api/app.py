@@ -1,0 +1,51 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+from api.errors import add_exception_handlers
+from api.routers import health
+from geo.settings import Settings, get_settings
+from maps.assets import VENDOR_DIR
+
+API_PREFIX = "/api/v1"
+
+DESCRIPTION = """
+Grid governance (网格化管理) for a city: versioned grid polygons, the roster of
+grid workers and patrols, point location to grid and responsible worker.
+
+Coordinates are always **(lon, lat)**, in WGS-84 unless a `crs` parameter says
+`gcj02`, `bd09` or `cgcs2000`. Every endpoint but `/healthz` needs
+`Authorization: Bearer <token>` (make one with `patrolgrid users create`).
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app for ``settings`` (the environment's when omitted)."""
+    settings = settings or get_settings()
+    app = FastAPI(title="patrolgrid", version="0.1.0", description=DESCRIPTION,
+                  docs_url=None, redoc_url=None)
+    app.state.settings = settings
+    add_exception_handlers(app)
+    app.include_router(health.router)
+    _mount_docs(app)
+    return app
+
+
+def _mount_docs(app: FastAPI) -> None:
+    """Swagger UI served from our own copy of swagger-ui-dist (installed by `make setup`)."""
+    app.mount("/vendor", StaticFiles(directory=VENDOR_DIR, check_dir=False), name="vendor")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="patrolgrid API",
+            swagger_js_url="/vendor/swagger-ui-dist/swagger-ui-bundle.js",
+            swagger_css_url="/vendor/swagger-ui-dist/swagger-ui.css",
+            swagger_favicon_url="/vendor/swagger-ui-dist/favicon-32x32.png",
+        )

@@ -1,0 +1,18 @@
+"""The ``patrolgrid`` command line: one sub-command group per module of this package."""
+
+from __future__ import annotations
+
+import typer
+
+from api.cli import db as db_cli
+from api.cli import serve as serve_cli
+
+app = typer.Typer(help="patrolgrid: grid governance, patrols and incidents on PostGIS.",
+                  no_args_is_help=True, pretty_exceptions_show_locals=False)
+app.add_typer(db_cli.app, name="db")
+app.command("serve")(serve_cli.serve)
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    app()

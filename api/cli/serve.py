@@ -1,0 +1,27 @@
+"""``patrolgrid serve``: run the API and the maps with uvicorn (uvloop + httptools)."""
+
+from __future__ import annotations
+
+import typer
+
+from api.cli.common import console, settings
+
+
+def serve(
+    host: str | None = typer.Option(None, help="Bind address (default from settings)."),
+    port: int | None = typer.Option(None, help="Port (default from settings)."),
+    workers: int | None = typer.Option(None, help="Worker processes (default from settings)."),
+) -> None:
+    """Serve the API on http://HOST:PORT, printing the URLs of the docs and pages."""
+    import uvicorn
+
+    cfg = settings()
+    host = host or cfg.host
+    port = port or cfg.port
+    base = f"http://{host}:{port}"
+    console.print(f"API docs:   {base}/docs")
+    console.print(f"OpenAPI:    {base}/openapi.json")
+    console.print(f"Health:     {base}/healthz")
+    console.print(f"Grids:      {base}/api/v1/grids?level=street")
+    uvicorn.run("api.app:create_app", factory=True, host=host, port=port,
+                workers=workers or cfg.workers, loop="uvloop", http="httptools")

@@ -1,0 +1,30 @@
+"""FastAPI dependencies: settings, database sessions, the caller."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from geo.settings import Settings
+from geo.store.db import session_scope
+
+
+def get_settings_dep(request: Request) -> Settings:
+    """The settings the app was created with."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+def get_session(settings: SettingsDep) -> Iterator[Session]:
+    """A session per request, committed when the endpoint returns, rolled back on error."""
+    with session_scope(settings.database_url) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]

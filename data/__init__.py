@@ -1,0 +1,1 @@
+"""Importers, exporters, the demo city builder and the attribution of bundled data."""

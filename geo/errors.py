@@ -1,0 +1,57 @@
+"""Domain errors. The API maps each class to one HTTP status in ``api/errors.py``.
+
+Every error names what was wrong, the value given and what would be valid, so
+that a CLI user and an HTTP client get the same helpful message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    """Base class of every error patrolgrid reports to a user."""
+
+    def __init__(self, message: str, *, field: str | None = None, value: Any = None,
+                 valid: str | None = None, extra: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.value = value
+        self.valid = valid
+        self.extra = extra or {}
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready description: ``message`` plus field, value and what is valid."""
+        out: dict[str, Any] = {"message": self.message}
+        if self.field is not None:
+            out["field"] = self.field
+            out["value"] = _jsonable(self.value)
+        if self.valid is not None:
+            out["valid"] = self.valid
+        out.update(self.extra)
+        return out
+
+
+class InvalidInput(DomainError):
+    """A field has a value that cannot be used (HTTP 422, CLI exit 2)."""
+
+
+class NotFound(DomainError):
+    """The thing asked for does not exist (HTTP 404)."""
+
+
+class Conflict(DomainError):
+    """The request clashes with the current state (HTTP 409)."""
+
+
+class ImportRefused(DomainError):
+    """A commit was refused because validation found problems; nothing was written."""
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return str(value)

@@ -1,0 +1,1 @@
+"""PostGIS storage: the models, the engine, and one query function per question."""

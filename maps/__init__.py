@@ -1,0 +1,1 @@
+"""Map rendering with folium: data in, HTML out; offline front-end assets."""
