@@ -89,6 +89,7 @@ def create_database(url: str, *, template: str | None = None) -> bool:
 def drop_database(url: str) -> None:
     """Drop the database named in ``url`` (closing its connections first)."""
     name = make_url(url).database
+    assert name, f"the database URL {url!r} names no database"
     dispose_engine(url)
     _factory.cache_clear()
     engine = create_engine(_admin_url(url), isolation_level="AUTOCOMMIT")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import shapely
-from shapely.geometry import MultiPolygon
+from shapely.geometry import GeometryCollection, MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session
@@ -56,10 +56,12 @@ def as_multipolygon(geom: BaseGeometry) -> MultiPolygon:
     """The polygonal part of ``geom`` as a MultiPolygon (lines and points are dropped)."""
     if isinstance(geom, MultiPolygon):
         return geom
-    parts = [g for g in shapely.get_parts(geom) if g.geom_type in ("Polygon", "MultiPolygon")]
-    polys = []
-    for part in parts:
-        polys.extend(shapely.get_parts(part) if part.geom_type == "MultiPolygon" else [part])
+    polys: list[Polygon] = []
+    for part in shapely.get_parts(geom):
+        if isinstance(part, Polygon):
+            polys.append(part)
+        elif isinstance(part, MultiPolygon | GeometryCollection):
+            polys.extend(as_multipolygon(part).geoms)
     return MultiPolygon(polys)
 
 
