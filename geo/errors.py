@@ -6,6 +6,7 @@ that a CLI user and an HTTP client get the same helpful message.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -50,6 +51,8 @@ class ImportRefused(DomainError):
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
     if value is None or isinstance(value, str | int | float | bool):
         return value
     if isinstance(value, list | tuple):

@@ -22,7 +22,7 @@ def settings() -> Settings:
 
 @contextmanager
 def reported_errors() -> Iterator[None]:
-    """Turn domain errors into a red message and exit code 2 (1 for refusals)."""
+    """Turn domain errors into a red message (with what is valid) and exit code 2."""
     try:
         yield
     except DomainError as exc:
