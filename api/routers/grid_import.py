@@ -1,0 +1,81 @@
+"""``POST /api/v1/grids/import``: upload a boundary file, validate it, maybe commit (planner)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, HTTPException, UploadFile
+
+from api.auth import Planner
+from api.deps import SessionDep, SettingsDep
+from data.grid_import import CheckOptions, import_grids
+from data.grid_io import ReadOptions, suffix_of
+
+router = APIRouter(tags=["grids"])
+
+_CHUNK = 1 << 20
+
+
+@router.post("/grids/import")
+def import_grid_file(
+    session: SessionDep, settings: SettingsDep, _: Planner,
+    file: Annotated[UploadFile, File(description="GeoJSON, GeoPackage, zipped Shapefile or CSV "
+                                                 "with a WKT column.")],
+    code_field: Annotated[str, Form(description="Field holding the grid code.")],
+    name_field: Annotated[str | None, Form(description="Field holding the name.")] = None,
+    parent_field: Annotated[str | None, Form(description="Field holding the parent code.")]
+    = None,
+    level: Annotated[str, Form(description="Level of every grid in the file.")] = "grid",
+    level_field: Annotated[str | None, Form(description="Field holding each level.")] = None,
+    crs: Annotated[str | None, Form(description="wgs84, gcj02, bd09, cgcs2000 or EPSG:<n>; "
+                                                "overrides the file's CRS.")] = None,
+    wkt_field: Annotated[str | None, Form(description="CSV column with the WKT.")] = None,
+    population_field: Annotated[str | None, Form()] = None,
+    households_field: Annotated[str | None, Form()] = None,
+    layer: Annotated[str | None, Form(description="Layer of a multi-layer file.")] = None,
+    make_valid: Annotated[bool, Form(description="Repair invalid polygons.")] = False,
+    resolve_overlaps: Annotated[bool, Form(description="Give each overlap to the polygon "
+                                                       "whose code sorts first.")] = False,
+    tolerance_m2: Annotated[float | None, Form(ge=0, description="Ignore findings up to this "
+                                                                 "area (m²).")] = None,
+    commit: Annotated[bool, Form(description="Write the grids; a dry run otherwise.")] = False,
+) -> dict[str, Any]:
+    """Validate an uploaded boundary file like `patrolgrid grids import` and, with
+    `commit=true`, write its grids as new versions in one transaction.
+
+    The answer is the validation report (`invalid_geometries`, `overlaps`, `gaps`,
+    `outside_parent`, `problems`, …) with `plan` (dry run: what would be written) or
+    `written` (commit). A refused commit answers 422 with the report in `detail`
+    and writes nothing. Coordinates are (lon, lat).
+    """
+    name = Path(file.filename or "upload").name
+    suffix = suffix_of(name)
+    read = ReadOptions(code_field=code_field, name_field=name_field, parent_field=parent_field,
+                       level=level, level_field=level_field, crs=crs, wkt_field=wkt_field,
+                       population_field=population_field, households_field=households_field,
+                       layer=layer)
+    check = CheckOptions(make_valid=make_valid, resolve_overlaps=resolve_overlaps,
+                         tolerance_m2=settings.topology_tolerance_m2 if tolerance_m2 is None
+                         else tolerance_m2)
+    with tempfile.TemporaryDirectory(prefix="patrolgrid-upload-") as tmp:
+        path = Path(tmp) / f"upload{suffix}"
+        _save(file, path, settings.max_upload_mb)
+        report = import_grids(session, path, read, check, commit=commit, source=name)
+    return report.to_dict()
+
+
+def _save(upload: UploadFile, path: Path, limit_mb: int) -> None:
+    """Copy the upload to ``path``, refusing it with 413 past ``limit_mb`` MiB."""
+    limit = limit_mb * 1024 * 1024
+    size = 0
+    with path.open("wb") as out:
+        while chunk := upload.file.read(_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise HTTPException(status_code=413, detail={
+                    "message": f"the file {upload.filename!r} is larger than {limit_mb} MiB",
+                    "field": "file", "value": upload.filename,
+                    "valid": f"a file of at most {limit_mb} MiB (PATROLGRID_MAX_UPLOAD_MB)"})
+            out.write(chunk)

@@ -1,0 +1,386 @@
+"""`patrolgrid grids import/export` on the real Chicago and Chinese boundaries, on PostGIS."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+import shapely
+from pyproj import Geod
+from sqlalchemy import text
+from typer.testing import CliRunner, Result
+
+from api.cli import app
+from geo.crs import gcj02_to_wgs84
+from geo.settings import get_settings
+from geo.store.db import session_scope
+
+Cli = Callable[..., Result]
+BEATS = ("--code-field", "BEAT_NUM")
+#: Areas are measured by PostGIS independently of geo.topology: edges straight in lon/lat
+#: (as PostGIS geometries are), densified to 0.0001°, then in UTM zone 16N (Chicago).
+OVERLAP_M2 = ("SELECT max(ST_Area(ST_Transform(ST_Segmentize(ST_CollectionExtract("
+              "ST_Intersection(a.geom, b.geom), 3), 0.0001), 32616))) FROM grid a JOIN grid b ")
+
+
+@pytest.fixture
+def cli(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
+    """Run `patrolgrid ...` against this test's database."""
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.delenv("PATROLGRID_DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    runner = CliRunner()
+
+    def run(*args: Any) -> Result:
+        return runner.invoke(app, [str(a) for a in args])
+
+    yield run
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def chicago(shared_data: Path) -> Path:
+    return shared_data / "chicago"
+
+
+def query(db_url: str, sql: str, **params: Any) -> list[Any]:
+    with session_scope(db_url) as s:
+        return list(s.execute(text(sql), params).all())
+
+
+def current_count(db_url: str) -> int:
+    return int(query(db_url, "SELECT count(*) FROM grid WHERE valid_to IS NULL")[0][0])
+
+
+def run_report(cli: Cli, tmp_path: Path, *args: Any, code: int = 0) -> dict[str, Any]:
+    out = tmp_path / f"report{len(list(tmp_path.glob('report*')))}.json"
+    result = cli("grids", "import", *args, "--report", out)
+    assert result.exit_code == code, result.output
+    data: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    return data
+
+
+def padded_districts(chicago: Path, tmp_path: Path) -> Path:
+    """The districts with codes padded like the beats' DISTRICT ('1' -> '01'), as GeoPackage."""
+    frame = gpd.read_file(chicago / "police_districts.geojson")
+    frame["DIST_NUM"] = frame["DIST_NUM"].str.zfill(2)
+    path = tmp_path / "districts.gpkg"
+    frame.to_file(path, layer="districts", engine="pyogrio")
+    return path
+
+
+def test_dry_run_reports_and_writes_nothing(cli: Cli, chicago: Path, tmp_path: Path,
+                                            db_url: str) -> None:
+    report = run_report(cli, tmp_path, chicago / "police_beats.geojson", *BEATS)
+    for key in ("invalid_geometries", "overlaps", "gaps", "outside_parent"):
+        assert report[key] == []
+    assert report["counts"]["features"] == 277
+    assert report["counts"]["codes"] == 275  # beat 3100 comes in three features
+    assert report["plan"]["created"] == 275 and report["written"] is None
+    assert not report["committed"]
+    assert int(query(db_url, "SELECT count(*) FROM grid")[0][0]) == 0
+
+
+def test_commit_merges_split_codes_and_reimport_is_unchanged(cli: Cli, chicago: Path,
+                                                             tmp_path: Path, db_url: str) -> None:
+    source = gpd.read_file(chicago / "police_beats.geojson")
+    report = run_report(cli, tmp_path, chicago / "police_beats.geojson", *BEATS, "--commit")
+    assert report["committed"] and report["written"]["created"] == 275
+    assert current_count(db_url) == 275
+    parts, area = query(db_url, "SELECT ST_NumGeometries(geom), ST_Area(geom) FROM grid "
+                                "WHERE code = '3100'")[0]
+    pieces = source[source["BEAT_NUM"] == "3100"].geometry
+    assert parts == len(pieces) == 3
+    assert area == pytest.approx(shapely.area(pieces.array).sum(), rel=1e-9)
+    codes = {r[0] for r in query(db_url, "SELECT code FROM grid")}
+    assert codes == set(source["BEAT_NUM"])  # strings, leading zeros kept ('0111')
+    again = run_report(cli, tmp_path, chicago / "police_beats.geojson", *BEATS, "--commit")
+    assert again["written"]["unchanged"] == 275
+    assert int(query(db_url, "SELECT count(*) FROM grid")[0][0]) == 275
+
+
+def test_bad_topology_is_refused_and_nothing_is_written(cli: Cli, chicago: Path,
+                                                        tmp_path: Path, db_url: str) -> None:
+    path = chicago / "police_beats_simplified_bad_topology.geojson"
+    report = run_report(cli, tmp_path, path, *BEATS, "--commit", code=1)
+    assert int(query(db_url, "SELECT count(*) FROM grid")[0][0]) == 0
+    assert report["blocked"] and not report["committed"]
+    assert [p["kind"] for p in report["problems"]] == ["overlap"]
+    assert len(report["overlaps"]) > 300 and len(report["gaps"]) > 100
+    assert all(o["area_m2"] > 1.0 and o["a"] < o["b"] for o in report["overlaps"])
+    # PostGIS agrees on which pairs overlap by more than 1 m² (edges are straight in lon/lat,
+    # as for every geometry in PostGIS: densified, then measured in UTM zone 16N)
+    frame = gpd.read_file(path).dissolve("BEAT_NUM").reset_index()
+    with session_scope(db_url) as s:
+        s.execute(text("CREATE TEMP TABLE src (code text, geom geometry)"))
+        s.execute(text("INSERT INTO src VALUES (:c, ST_GeomFromWKB(:g, 4326))"),
+                  [{"c": c, "g": shapely.to_wkb(g)}
+                   for c, g in zip(frame["BEAT_NUM"], frame.geometry, strict=True)])
+        rows = s.execute(text(
+            "SELECT a.code, b.code, ST_Area(ST_Transform(ST_Segmentize(ST_CollectionExtract("
+            "ST_Intersection(a.geom, b.geom), 3), 0.0001), 32616)) FROM src a JOIN src b "
+            "ON a.code < b.code AND ST_Intersects(a.geom, b.geom)")).all()
+    area = {(a, b): x for a, b, x in rows}
+    found = {(o["a"], o["b"]) for o in report["overlaps"]}
+    assert {pair for pair, x in area.items() if x > 2.0} <= found
+    assert all(area[pair] > 0.5 for pair in found), sorted(
+        (area[pair], pair) for pair in found)[:5]
+    for o in report["overlaps"]:
+        assert o["area_m2"] == pytest.approx(area[(o["a"], o["b"])], rel=0.01, abs=0.5)
+    # the terminal shows the same report as a table
+    result = cli("grids", "import", path, *BEATS)
+    assert result.exit_code == 0 and "overlapping pairs" in result.output
+    assert str(len(report["overlaps"])) in result.output
+
+
+def test_tolerance_option_filters_by_area(cli: Cli, chicago: Path, tmp_path: Path) -> None:
+    path = chicago / "police_beats_simplified_bad_topology.geojson"
+    default = run_report(cli, tmp_path, path, *BEATS)
+    big = run_report(cli, tmp_path, path, *BEATS, "--tolerance-m2", 1000)
+    assert big["tolerance_m2"] == 1000
+    expected = {(o["a"], o["b"]) for o in default["overlaps"] if o["area_m2"] > 1000}
+    assert {(o["a"], o["b"]) for o in big["overlaps"]} == expected
+    assert 0 < len(expected) < len(default["overlaps"])
+
+
+def test_resolve_overlaps_commits_a_clean_layer(cli: Cli, chicago: Path, tmp_path: Path,
+                                                db_url: str) -> None:
+    path = chicago / "police_beats_simplified_bad_topology.geojson"
+    report = run_report(cli, tmp_path, path, *BEATS, "--resolve-overlaps", "--commit")
+    assert report["committed"] and report["written"]["created"] == 275
+    assert len(report["resolved"]) == len(report["overlaps"]) > 300
+    assert all(r["given_to"] == min(r["a"], r["b"]) for r in report["resolved"])
+    assert report["area_moved_m2"] == pytest.approx(
+        sum(r["area_m2"] for r in report["resolved"]), abs=0.1)
+    worst = query(db_url, OVERLAP_M2 + "ON a.code < b.code AND ST_Intersects(a.geom, b.geom)")[0][0]
+    assert worst < 1.0
+    assert query(db_url, "SELECT bool_and(ST_IsValid(geom)) FROM grid")[0][0] is True
+
+
+def test_parents_must_exist_and_coverage_is_checked(cli: Cli, chicago: Path, tmp_path: Path,
+                                                    db_url: str) -> None:
+    beats = (chicago / "police_beats.geojson", *BEATS, "--parent-field", "DISTRICT")
+    districts = ("--code-field", "DIST_NUM", "--name-field", "DIST_LABEL", "--level", "district")
+    # the districts file numbers districts '1'..'25', the beats name them '01'..'25'
+    as_is = run_report(cli, tmp_path, chicago / "police_districts.geojson", *districts,
+                       "--commit")
+    assert as_is["written"]["created"] == 23  # district 31 comes in three features
+    refused = run_report(cli, tmp_path, *beats, "--commit", code=1)
+    [problem] = refused["problems"]
+    assert problem["kind"] == "unknown_parent"
+    assert problem["codes"] == [f"0{i}" for i in range(1, 10)]
+    assert "leading zeros" in problem["message"]
+    assert current_count(db_url) == 23
+
+
+def test_outside_parent_and_parent_gaps(cli: Cli, chicago: Path, tmp_path: Path,
+                                        db_url: str) -> None:
+    districts = run_report(cli, tmp_path, padded_districts(chicago, tmp_path),
+                           "--code-field", "DIST_NUM", "--name-field", "DIST_LABEL",
+                           "--level", "district", "--commit")
+    assert districts["written"]["created"] == 23
+    report = run_report(cli, tmp_path, chicago / "police_beats.geojson", *BEATS,
+                        "--parent-field", "DISTRICT", "--commit")
+    assert report["committed"] and report["written"]["created"] == 275
+    assert {r[0] for r in query(db_url, "SELECT DISTINCT depth FROM grid WHERE level = 'grid'")} \
+        == {3}
+    # outside_parent agrees with PostGIS measuring the parts outside on the spheroid
+    rows = query(db_url, "SELECT c.code, c.parent_code, ST_Area(ST_Transform(ST_Segmentize("
+                         "ST_CollectionExtract(ST_Difference(c.geom, p.geom), 3), 0.0001), "
+                         "32616)) FROM grid c "
+                         "JOIN grid p ON p.code = c.parent_code")
+    outside = {code: x for code, _, x in rows}
+    found = {s["code"] for s in report["outside_parent"]}
+    assert found and {c for c, x in outside.items() if x > 2.0} <= found
+    assert all(outside[c] > 0.5 for c in found)
+    # each parent gap lies inside its parent and outside every beat
+    assert report["gaps"] and all(g["parent"] for g in report["gaps"])
+    for gap in report["gaps"]:
+        point = f"POINT({gap['point'][0]} {gap['point'][1]})"
+        inside, hits = query(
+            db_url, "SELECT bool_or(code = :p AND ST_Covers(geom, ST_GeomFromText(:pt, 4326))), "
+            "count(*) FILTER (WHERE parent_code = :p AND ST_Intersects(geom, "
+            "ST_GeomFromText(:pt, 4326))) FROM grid", p=gap["parent"], pt=point)[0]
+        assert inside and hits == 0
+
+
+def test_export_import_round_trip(cli: Cli, chicago: Path, tmp_path: Path, db_url: str) -> None:
+    run_report(cli, tmp_path, padded_districts(chicago, tmp_path), "--code-field", "DIST_NUM",
+               "--name-field", "DIST_LABEL", "--level", "district", "--commit")
+    run_report(cli, tmp_path, chicago / "police_beats.geojson", *BEATS,
+               "--parent-field", "DISTRICT", "--commit")
+    back = ("--code-field", "code", "--name-field", "name", "--parent-field", "parent",
+            "--level-field", "level")
+    for name in ("all.geojson", "all.gpkg"):
+        result = cli("grids", "export", tmp_path / name)
+        assert result.exit_code == 0, result.output
+        report = run_report(cli, tmp_path, tmp_path / name, *back, "--commit")
+        assert report["written"]["unchanged"] == 298, name
+        assert report["written"]["created"] == report["written"]["updated"] == 0
+    result = cli("grids", "export", tmp_path / "districts.geojson", "--level", "district")
+    assert result.exit_code == 0, result.output
+    exported = gpd.read_file(tmp_path / "districts.geojson")
+    source = gpd.read_file(chicago / "police_districts.geojson")
+    assert sorted(exported["code"]) == sorted(set(source["DIST_NUM"].str.zfill(2)))
+    assert set(exported["version"]) == {1} and exported["valid_from"].notna().all()
+    assert int(query(db_url, "SELECT count(*) FROM grid")[0][0]) == 298
+    result = cli("grids", "export", tmp_path / "x.geojson", "--level", "street")
+    assert result.exit_code == 2 and "district" in result.output
+
+
+def test_changed_geometry_creates_a_new_version(cli: Cli, chicago: Path, tmp_path: Path,
+                                                db_url: str) -> None:
+    run_report(cli, tmp_path, chicago / "police_beats.geojson", *BEATS, "--commit")
+    frame = gpd.read_file(chicago / "police_beats.geojson")
+    row = frame.index[frame["BEAT_NUM"] == "1713"][0]
+    old = frame.geometry[row]
+    frame.loc[row, "geometry"] = shapely.buffer(old, -0.0003)
+    changed = tmp_path / "changed.geojson"
+    frame.to_file(changed, engine="pyogrio")
+    report = run_report(cli, tmp_path, changed, *BEATS, "--commit")
+    assert report["written"]["codes"]["updated"] == ["1713"]
+    assert report["written"]["unchanged"] == 274
+    versions = query(db_url, "SELECT version, valid_to IS NULL FROM grid WHERE code = '1713' "
+                             "ORDER BY version")
+    assert versions == [(1, False), (2, True)]
+    assert current_count(db_url) == 275
+    # shrinking 1713 opened a gap in the union where it used to be
+    assert any(old.covers(shapely.Point(g["point"])) for g in report["gaps"])
+
+
+def test_csv_with_wkt_and_float_codes(cli: Cli, chicago: Path, tmp_path: Path,
+                                      db_url: str) -> None:
+    frame = gpd.read_file(chicago / "police_beats.geojson").iloc[:20]
+    frame = frame[frame["BEAT_NUM"] != "3100"]
+    table = pd.DataFrame({"beat": frame["BEAT_NUM"].astype(float),
+                          "label": "Beat " + frame["BEAT_NUM"],
+                          "population": range(1000, 1000 + len(frame)),  # found by its name
+                          "hh": [str(n) for n in range(len(frame))],
+                          "WKT": shapely.to_wkt(frame.geometry.array, rounding_precision=-1)})
+    path = tmp_path / "beats.csv"
+    table.to_csv(path, index=False)
+    assert "1713.0" in path.read_text()
+    report = run_report(cli, tmp_path, path, "--code-field", "beat", "--name-field", "label",
+                        "--households-field", "hh", "--commit")
+    assert report["written"]["created"] == len(frame)
+    people = {c: (p, h) for c, p, h in query(db_url, "SELECT code, population, households "
+                                                     "FROM grid")}
+    assert people["1713"] == (1000, 0)
+    stored = {c: (n, shapely.from_wkb(bytes(g))) for c, n, g in
+              query(db_url, "SELECT code, name, ST_AsBinary(geom) FROM grid")}
+    for code, geom in zip(frame["BEAT_NUM"], frame.geometry, strict=True):
+        expected = code.lstrip("0")  # the float column lost the leading zeros, not the '.0'
+        assert stored[expected][0] == f"Beat {code}"
+        assert shapely.equals_exact(shapely.normalize(stored[expected][1]),
+                                    shapely.normalize(shapely.MultiPolygon([geom])), 1e-12)
+    missing = cli("grids", "import", path, "--code-field", "BEAT_NUM")
+    assert missing.exit_code == 2
+    assert "BEAT_NUM" in missing.output and "beat, label, population, hh" in missing.output
+    table.loc[3, "hh"] = "many"
+    table.to_csv(path, index=False)
+    bad = cli("grids", "import", path, "--code-field", "beat", "--households-field", "hh")
+    assert bad.exit_code == 2 and "'many'" in bad.output and "whole number" in bad.output
+
+
+def test_shapefile_and_geopackage_from_geopandas(cli: Cli, chicago: Path, tmp_path: Path,
+                                                 db_url: str) -> None:
+    frame = gpd.read_file(chicago / "police_beats.geojson")
+    frame = frame[frame["DISTRICT"] == "17"].copy()
+    frame["NUM"] = frame["BEAT_NUM"].astype(float)  # a Real column in the .dbf
+    shp = tmp_path / "beats17.shp"
+    frame.to_file(shp, engine="pyogrio")
+    report = run_report(cli, tmp_path, shp, "--code-field", "NUM", "--commit")
+    assert report["written"]["created"] == len(frame)
+    assert {r[0] for r in query(db_url, "SELECT code FROM grid")} == set(frame["BEAT_NUM"])
+    gpkg = tmp_path / "beats17.gpkg"
+    frame.to_crs("EPSG:3435").to_file(gpkg, layer="beats", engine="pyogrio")  # feet, Illinois
+    again = run_report(cli, tmp_path, gpkg, "--code-field", "BEAT_NUM", "--commit")
+    assert again["crs"] == "EPSG:3435"
+    assert again["written"]["created"] == 0
+    stored = {c: shapely.from_wkb(bytes(g)) for c, g in query(
+        db_url, "SELECT code, ST_AsBinary(geom) FROM grid WHERE valid_to IS NULL")}
+    for code, geom in zip(frame["BEAT_NUM"], frame.geometry, strict=True):
+        assert shapely.hausdorff_distance(stored[code], geom) < 1e-7  # about 1 cm
+
+
+def test_gcj02_boundaries_are_converted(cli: Cli, shared_data: Path, tmp_path: Path,
+                                        db_url: str) -> None:
+    path = shared_data / "china" / "counties_gcj02.geojson"
+    report = run_report(cli, tmp_path, path, "--code-field", "adcode", "--name-field", "name",
+                        "--level", "county", "--crs", "gcj02", "--commit")
+    assert report["crs"] == "gcj02" and report["written"]["created"] == 37
+    source = gpd.read_file(path)
+    first = source.iloc[0]
+    x, y = shapely.get_coordinates(first.geometry)[0]
+    lon, lat = gcj02_to_wgs84([x], [y])
+    stored = query(db_url, "SELECT ST_AsBinary(geom), name FROM grid WHERE code = :c",
+                   c=first["adcode"])[0]
+    assert stored[1] == first["name"]
+    coords = shapely.get_coordinates(shapely.from_wkb(bytes(stored[0])))
+    nearest = coords[((coords - [lon[0], lat[0]]) ** 2).sum(axis=1).argmin()]
+    assert nearest == pytest.approx([lon[0], lat[0]], abs=1e-9)
+    _, _, moved = Geod(ellps="WGS84").inv(x, y, nearest[0], nearest[1])
+    assert 100 < moved < 800  # GCJ-02 is off by a few hundred metres
+
+
+def test_make_valid_and_conflicting_names(cli: Cli, tmp_path: Path, db_url: str) -> None:
+    bow_tie = {"type": "Polygon", "coordinates": [[[119.30, 26.08], [119.31, 26.09],
+                                                   [119.31, 26.08], [119.30, 26.09],
+                                                   [119.30, 26.08]]]}
+    ok = {"type": "Polygon", "coordinates": [[[119.32, 26.08], [119.33, 26.08], [119.33, 26.09],
+                                              [119.32, 26.09], [119.32, 26.08]]]}
+    path = tmp_path / "tie.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"id": "T1", "name": "tie"}, "geometry": bow_tie},
+        {"type": "Feature", "properties": {"id": "T2", "name": "ok"}, "geometry": ok}]}))
+    refused = run_report(cli, tmp_path, path, "--code-field", "id", "--commit", code=1)
+    assert [(i["code"], i["reason"].split("[")[0]) for i in refused["invalid_geometries"]] == \
+        [("T1", "Self-intersection")]
+    assert current_count(db_url) == 0
+    fixed = run_report(cli, tmp_path, path, "--code-field", "id", "--make-valid", "--commit")
+    assert [r["code"] for r in fixed["repaired"]] == ["T1"]
+    parts, valid = query(db_url, "SELECT ST_NumGeometries(geom), ST_IsValid(geom) FROM grid "
+                                 "WHERE code = 'T1'")[0]
+    assert parts == 2 and valid
+    clash = tmp_path / "clash.geojson"
+    clash.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"id": "C", "name": "east"}, "geometry": ok},
+        {"type": "Feature", "properties": {"id": "C", "name": "west"}, "geometry": bow_tie}]}))
+    result = cli("grids", "import", clash, "--code-field", "id", "--name-field", "name")
+    assert result.exit_code == 2
+    assert "'C'" in result.output and "east" in result.output and "west" in result.output
+    notes = tmp_path / "grids.txt"
+    notes.write_text("not a boundary file")
+    unknown = cli("grids", "import", notes, "--code-field", "id")
+    assert unknown.exit_code == 2 and ".geojson" in unknown.output and ".gpkg" in unknown.output
+
+
+def test_overlap_with_existing_grids_of_the_same_level(cli: Cli, chicago: Path, tmp_path: Path,
+                                                       db_url: str) -> None:
+    run_report(cli, tmp_path, chicago / "police_beats.geojson", *BEATS, "--commit")
+    frame = gpd.read_file(chicago / "police_beats.geojson")
+    minx, miny, _, maxy = frame.total_bounds
+    strip = shapely.box(minx - 0.01, miny, minx + 0.01, maxy)  # the city's west edge and beyond
+    newcomer = gpd.GeoDataFrame({"code": ["9999"]}, geometry=[strip], crs="EPSG:4326")
+    path = tmp_path / "new.geojson"
+    newcomer.to_file(path, engine="pyogrio")
+    refused = run_report(cli, tmp_path, path, "--code-field", "code", "--commit", code=1)
+    assert refused["overlaps"] and all(o["existing"] and o["a"] == "9999"
+                                       for o in refused["overlaps"])
+    touched = {c for c, g in zip(frame["BEAT_NUM"], frame.geometry, strict=True)
+               if shapely.area(shapely.intersection(g, strip)) > 1e-9}
+    assert {o["b"] for o in refused["overlaps"]} <= touched
+    other_level = run_report(cli, tmp_path, path, "--code-field", "code", "--level", "zone")
+    assert other_level["overlaps"] == []
+    clipped = run_report(cli, tmp_path, path, "--code-field", "code", "--resolve-overlaps",
+                         "--commit")
+    assert all(r["given_to"] == r["b"] for r in clipped["resolved"])
+    worst = query(db_url, OVERLAP_M2 + "ON a.code = '9999' "
+                          "AND b.code <> '9999' AND ST_Intersects(a.geom, b.geom)")[0][0]
+    assert worst < 1.0
+    assert current_count(db_url) == 276
