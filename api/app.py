@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.errors import add_exception_handlers
-from api.routers import health
+from api.routers import grid_import, grids, health, locate, roster
 from geo.settings import Settings, get_settings
 from maps.assets import VENDOR_DIR
 
@@ -32,6 +32,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     add_exception_handlers(app)
     app.include_router(health.router)
+    app.include_router(grids.router, prefix=API_PREFIX)
+    app.include_router(grid_import.router, prefix=API_PREFIX)
+    app.include_router(locate.router, prefix=API_PREFIX)
+    app.include_router(roster.router, prefix=API_PREFIX)
     _mount_docs(app)
     return app
 

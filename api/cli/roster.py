@@ -1,0 +1,77 @@
+"""``patrolgrid roster``: import and export the roster (workers, teams, duties) as CSV."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from api.cli.common import console, err_console, reported_errors, settings
+from data.roster_io import export_roster, import_roster
+from geo.errors import ImportRefused
+from geo.store.db import session_scope
+
+app = typer.Typer(help="The roster of grid workers, patrols and their duties, as CSV.",
+                  no_args_is_help=True)
+
+#: Problems shown in the terminal (all of them are counted).
+SHOWN = 30
+
+
+@app.command("import")
+def import_(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True,
+                                         help="Roster CSV (UTF-8 or GB18030, header line).")],
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Check the file and count what would change; write nothing.")]
+    = False,
+) -> None:
+    """Import a roster CSV in one transaction: any bad row refuses the whole file.
+
+    Exit status: 0 on success, 1 when the file is refused (every problem is listed
+    with its line, field, value and what is valid), 2 for other errors.
+    """
+    refused: ImportRefused | None = None
+    with reported_errors():
+        try:
+            with session_scope(settings().database_url) as session:
+                report = import_roster(session, path, dry_run=dry_run)
+        except ImportRefused as exc:
+            refused = exc
+    if refused is not None:
+        _problems(refused.extra.get("problems", []))
+        err_console.print(f"[red]refused:[/red] {refused.message}")
+        raise typer.Exit(code=1)
+    table = Table(title=f"roster import: {path.name} ({report.rows} rows)")
+    for column in ("what", "created", "updated", "unchanged", "deleted"):
+        table.add_column(column, justify="left" if column == "what" else "right")
+    for what, counts in (("team", report.teams), ("worker", report.workers),
+                         ("duty", report.duties)):
+        data = counts.as_dict()
+        table.add_row(what, *(str(data.get(k, "")) for k in
+                              ("created", "updated", "unchanged", "deleted")))
+    console.print(table)
+    console.print("dry run: nothing written" if dry_run else "[green]imported[/green]")
+
+
+def _problems(problems: list[dict[str, Any]]) -> None:
+    table = Table(title=f"problems ({len(problems)})")
+    for column in ("line", "field", "value", "problem", "valid"):
+        table.add_column(column)
+    for p in problems[:SHOWN]:
+        table.add_row(str(p["row"]), p["field"], str(p["value"]), p["message"], p["valid"])
+    if len(problems) > SHOWN:
+        table.caption = f"… and {len(problems) - SHOWN} more"
+    err_console.print(table)
+
+
+@app.command("export")
+def export(
+    path: Annotated[Path, typer.Argument(dir_okay=False, help="CSV file to write (replaced).")],
+) -> None:
+    """Write every worker, team and duty as a roster CSV (the import format)."""
+    with reported_errors(), session_scope(settings().database_url) as session:
+        count = export_roster(session, path)
+    console.print(f"exported {count} row(s) to {path}")

@@ -1,0 +1,362 @@
+"""Roster CSV import and export: workers, their teams and their duties on grids.
+
+One row per duty (a worker with no duty has one row with empty duty cells). The
+header names the columns, in any order; ``worker_code``, ``name`` and ``role``
+are required, the others (:data:`COLUMNS`) optional. The whole file is checked
+first; any bad row refuses the whole file (``ImportRefused`` listing every
+problem with its line, field, value and what is valid) and nothing is written.
+A good file is written in the caller's transaction.
+
+Rules: workers and teams are matched by code (created or updated). A column
+missing from the header leaves that attribute alone on existing workers. When
+the header has ``grid_code`` and ``duty`` columns, the file's duty rows *replace*
+the duties of every worker it names (a worker whose rows have no duty loses
+his duties); without them, duties are not touched. Team cells may be left empty
+on all but one row of a team; the non-empty ones must agree.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from data.roster_shifts import SHIFTS_VALID, format_shifts, parse_shift_text
+from geo.errors import ImportRefused, InvalidInput
+from geo.store.grids import WriteCounts
+from geo.store.models import DUTY_KINDS, WORKER_ROLES, Duty, Team, Worker
+from geo.store.roster_write import (
+    DutyCounts,
+    DutyRecord,
+    TeamRecord,
+    WorkerRecord,
+    category_codes,
+    current_grid_codes,
+    team_ids,
+    upsert_teams,
+    upsert_workers,
+)
+
+COLUMNS = ("worker_code", "name", "phone", "role", "active", "team_code", "team_name",
+           "team_kind", "team_grid_code", "grid_code", "duty", "shifts", "categories")
+REQUIRED = ("worker_code", "name", "role")
+_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+_PHONE = re.compile(r"^\+?[0-9][0-9 \-]{2,30}[0-9]$")
+_KIND = re.compile(r"^[a-z][a-z_]{0,31}$")
+_TRUE, _FALSE = {"", "true", "yes", "y", "1", "是"}, {"false", "no", "n", "0", "否"}
+VALID = {
+    "worker_code": "1-64 letters, digits, '_', '.' or '-', starting with a letter or digit",
+    "name": "a non-empty name",
+    "phone": "digits, spaces and '-', optionally starting with '+', e.g. 139-0000-0001",
+    "role": " | ".join(WORKER_ROLES),
+    "active": "true or false (empty = true)",
+    "team_code": "1-64 letters, digits, '_', '.' or '-', starting with a letter or digit",
+    "team_name": "the team's name, given on at least one row of a new team",
+    "team_kind": "a lower-case word such as patrol, volunteer, grid, police",
+    "team_grid_code": "the code of a current grid (the area the team serves)",
+    "grid_code": "the code of a current grid",
+    "duty": " | ".join(DUTY_KINDS) + " (empty for a worker without a duty)",
+    "shifts": SHIFTS_VALID,
+    "categories": "category codes separated by '|', e.g. E0101|E0501 (empty = all)",
+    "row": "no more cells than header columns",
+}
+
+
+@dataclass
+class RosterReport:
+    """What an import did (or would do, in a dry run)."""
+
+    rows: int
+    teams: WriteCounts = field(default_factory=WriteCounts)
+    workers: WriteCounts = field(default_factory=WriteCounts)
+    duties: DutyCounts = field(default_factory=DutyCounts)
+    dry_run: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        """Counts only, for reports."""
+        return {"rows": self.rows, "dry_run": self.dry_run, "teams": self.teams.as_dict(),
+                "workers": self.workers.as_dict(), "duties": self.duties.as_dict()}
+
+
+@dataclass
+class _Checked:
+    problems: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, line: int, column: str, value: Any, message: str) -> None:
+        self.problems.append({"row": line, "field": column, "value": value,
+                              "message": message, "valid": VALID.get(column, "")})
+
+
+def read_csv_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """The header and the ``(line, row)`` pairs of a roster CSV (UTF-8, or GB18030 as saved
+    by Chinese Excel). ``line`` is the file line where the row starts (header = line 1).
+    """
+    raw = path.read_bytes()
+    try:
+        content = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        content = raw.decode("gb18030")
+    reader = csv.reader(io.StringIO(content, newline=""))
+    header = [h.strip() for h in next(reader, [])]
+    rows: list[tuple[int, dict[str, str]]] = []
+    start = reader.line_num + 1
+    for record in reader:
+        if any(cell.strip() for cell in record):
+            cells = record + [""] * (len(header) - len(record))
+            row = {h: c.strip() for h, c in zip(header, cells, strict=False)}
+            if len(record) > len(header):
+                row["__extra__"] = ",".join(record[len(header):])
+            rows.append((start, row))
+        start = reader.line_num + 1
+    return header, rows
+
+
+def _check_header(header: Sequence[str], checked: _Checked) -> None:
+    for name in header:
+        if name not in COLUMNS:
+            checked.add(1, "header", name, f"unknown column {name!r}")
+            checked.problems[-1]["valid"] = ", ".join(COLUMNS)
+    for name in REQUIRED:
+        if name not in header:
+            checked.add(1, "header", name, f"required column {name!r} is missing")
+            checked.problems[-1]["valid"] = "the header must name " + ", ".join(REQUIRED)
+    if ("grid_code" in header) != ("duty" in header):
+        checked.add(1, "header", "grid_code/duty", "grid_code and duty come together")
+        checked.problems[-1]["valid"] = "both columns or neither"
+
+
+def _check_row(line: int, row: Mapping[str, str], checked: _Checked) -> dict[str, Any]:
+    """Field checks that need no database; returns the parsed values."""
+    out: dict[str, Any] = {}
+    if "__extra__" in row:
+        checked.add(line, "row", row["__extra__"], "more cells than header columns")
+    for column in ("worker_code", "team_code"):
+        value = row.get(column, "")
+        if (value or column == "worker_code") and not _CODE.match(value):
+            checked.add(line, column, value, f"{column} {value!r} is not a valid code")
+    if not row.get("name", ""):
+        checked.add(line, "name", "", "name is empty")
+    if row.get("role", "") not in WORKER_ROLES:
+        checked.add(line, "role", row.get("role", ""), f"role {row.get('role', '')!r} is unknown")
+    if row.get("phone") and not _PHONE.match(row["phone"]):
+        checked.add(line, "phone", row["phone"], f"phone {row['phone']!r} is not a phone number")
+    active = row.get("active", "").lower()
+    if active not in _TRUE | _FALSE:
+        checked.add(line, "active", row["active"], f"active {row['active']!r} is not true/false")
+    out["active"] = active not in _FALSE
+    if row.get("team_kind") and not _KIND.match(row["team_kind"]):
+        checked.add(line, "team_kind", row["team_kind"], "team_kind is not a lower-case word")
+    team_cells = [c for c in ("team_name", "team_kind", "team_grid_code") if row.get(c)]
+    if team_cells and not row.get("team_code"):
+        checked.add(line, team_cells[0], row[team_cells[0]], f"{team_cells[0]} without team_code")
+    duty, grid = row.get("duty", ""), row.get("grid_code", "")
+    if duty and duty not in DUTY_KINDS:
+        checked.add(line, "duty", duty, f"duty {duty!r} is unknown")
+    if grid and not duty:
+        checked.add(line, "duty", duty, f"grid_code {grid!r} is given but duty is empty")
+    if duty and not grid:
+        checked.add(line, "grid_code", grid, "duty is given but grid_code is empty")
+    for column in ("shifts", "categories"):
+        if row.get(column) and not duty:
+            checked.add(line, column, row[column], f"{column} given on a row without a duty")
+    try:
+        out["shifts"] = parse_shift_text(row.get("shifts", ""))
+    except InvalidInput as exc:
+        checked.add(line, "shifts", row.get("shifts", ""), exc.message)
+    cats = [c.strip() for c in row.get("categories", "").split("|") if c.strip()]
+    out["categories"] = tuple(cats) if cats else None
+    return out
+
+
+def _check_agreement(lines: Sequence[tuple[int, Mapping[str, str]]], key: str,
+                     columns: Sequence[str], checked: _Checked, *, skip_empty: bool) -> None:
+    first: dict[tuple[str, str], tuple[int, str]] = {}
+    for line, row in lines:
+        if not row.get(key):
+            continue
+        for column in columns:
+            value = row.get(column, "")
+            if skip_empty and not value:
+                continue
+            seen = first.setdefault((row[key], column), (line, value))
+            if seen[1] != value:
+                checked.add(line, column, value,
+                            f"{key} {row[key]!r} has {column} {seen[1]!r} on line {seen[0]}")
+
+
+def _check_database(session: Session, rows: Sequence[tuple[int, Mapping[str, str]]],
+                    checked: _Checked) -> None:
+    grids = current_grid_codes(session, {r.get(c, "") for _, r in rows
+                                         for c in ("grid_code", "team_grid_code")} - {""})
+    cats = category_codes(session)
+    defined = {r["team_code"] for _, r in rows if r.get("team_code") and r.get("team_name")}
+    existing = team_ids(session, {r["team_code"] for _, r in rows if r.get("team_code")})
+    for line, row in rows:
+        for column in ("grid_code", "team_grid_code"):
+            if row.get(column) and row[column] not in grids:
+                checked.add(line, column, row[column], f"{column} {row[column]!r} is not a "
+                            "current grid (load or import the grids first)")
+        team = row.get("team_code", "")
+        if team and team not in defined and team not in existing:
+            checked.add(line, "team_name", "", f"team {team!r} does not exist and no row "
+                        "gives its team_name")
+        for cat in (c.strip() for c in row.get("categories", "").split("|")):
+            if cat and cat not in cats:
+                checked.add(line, "categories", cat, f"category {cat!r} does not exist")
+                checked.problems[-1]["valid"] += f"; known: {', '.join(sorted(cats)[:40])}"
+
+
+def _records(header: Sequence[str], rows: Sequence[tuple[int, Mapping[str, str]]],
+             parsed: Sequence[Mapping[str, Any]]) -> tuple[list[TeamRecord], list[WorkerRecord]]:
+    teams: dict[str, dict[str, str]] = defaultdict(dict)
+    for _, row in rows:
+        if row.get("team_code"):
+            for column in ("team_name", "team_kind", "team_grid_code"):
+                if row.get(column):
+                    teams[row["team_code"]].setdefault(column, row[column])
+    team_records = [TeamRecord(code=code, name=v.get("team_name", ""),
+                               kind=v.get("team_kind", "patrol"),
+                               grid_code=v.get("team_grid_code"),
+                               keep=frozenset(k for c, k in (("team_name", "name"),
+                                                             ("team_kind", "kind"),
+                                                             ("team_grid_code", "grid_code"))
+                                              if c not in v))
+                    for code, v in sorted(teams.items()) if "team_name" in v or len(v)]
+    with_duties = "duty" in header
+    keep = frozenset(c for c in ("phone", "team_code", "active") if c not in header)
+    workers: dict[str, dict[str, Any]] = {}
+    for (_, row), values in zip(rows, parsed, strict=True):
+        worker = workers.setdefault(row["worker_code"], {
+            "row": row, "active": values["active"], "duties": []})
+        if row.get("duty"):
+            worker["duties"].append(DutyRecord(
+                grid_code=row["grid_code"], kind=row["duty"], shifts=tuple(values["shifts"]),
+                categories=values["categories"]))
+    worker_records = [WorkerRecord(
+        code=code, name=w["row"]["name"], role=w["row"]["role"],
+        phone=w["row"].get("phone") or None, team_code=w["row"].get("team_code") or None,
+        active=w["active"], duties=tuple(w["duties"]) if with_duties else None, keep=keep)
+        for code, w in sorted(workers.items())]
+    return team_records, worker_records
+
+
+def apply_rows(session: Session, header: Sequence[str],
+               rows: Sequence[tuple[int, Mapping[str, str]]], *, source: str = "roster",
+               dry_run: bool = False) -> RosterReport:
+    """Check roster rows and write them in ``session`` (all or nothing).
+
+    Parameters
+    ----------
+    session : Session
+        The transaction to write in; the caller commits (or rolls back a dry run).
+    header : sequence of str
+        The columns of the file.
+    rows : sequence of (line, dict)
+        Each row with the file line it starts on.
+    source : str
+        Named in the refusal message (the file name).
+    dry_run : bool
+        Check and count, then roll back what was written.
+
+    Raises
+    ------
+    ImportRefused
+        With ``extra["problems"]``: every problem as row, field, value, message, valid.
+    """
+    checked = _Checked()
+    _check_header(header, checked)
+    if not rows:
+        checked.add(1, "rows", 0, "the file has no data rows")
+        checked.problems[-1]["valid"] = "a header line and at least one data row"
+    if checked.problems:
+        _refuse(source, checked)
+    parsed = [_check_row(line, row, checked) for line, row in rows]
+    _check_agreement(rows, "worker_code", ("name", "phone", "role", "active", "team_code"),
+                     checked, skip_empty=False)
+    _check_agreement(rows, "team_code", ("team_name", "team_kind", "team_grid_code"),
+                     checked, skip_empty=True)
+    seen: dict[tuple[str, str, str], int] = {}
+    for line, row in rows:
+        if row.get("duty"):
+            key = (row["worker_code"], row["grid_code"], row["duty"])
+            if key in seen:
+                checked.add(line, "duty", row["duty"], f"worker {key[0]!r} already has duty "
+                            f"{key[2]!r} on grid {key[1]!r} on line {seen[key]}")
+            seen.setdefault(key, line)
+    _check_database(session, rows, checked)
+    if checked.problems:
+        _refuse(source, checked)
+    teams, workers = _records(header, rows, parsed)
+    report = RosterReport(rows=len(rows), dry_run=dry_run)
+    nested = session.begin_nested()
+    report.teams = upsert_teams(session, teams)
+    report.workers, report.duties = upsert_workers(session, workers)
+    if dry_run:
+        nested.rollback()
+    else:
+        nested.commit()
+    return report
+
+
+def _refuse(source: str, checked: _Checked) -> None:
+    problems = sorted(checked.problems, key=lambda p: (p["row"], p["field"]))
+    first = problems[0]
+    raise ImportRefused(
+        f"{source}: {len(problems)} problem(s), nothing was written; first on line "
+        f"{first['row']}: {first['message']}", field=first["field"], value=first["value"],
+        valid=first["valid"], extra={"problems": problems})
+
+
+def import_roster(session: Session, path: Path, *, dry_run: bool = False) -> RosterReport:
+    """Import a roster CSV file (see the module docstring for the rules)."""
+    header, rows = read_csv_rows(path)
+    return apply_rows(session, header, rows, source=path.name, dry_run=dry_run)
+
+
+def export_rows(session: Session) -> list[dict[str, str]]:
+    """Every worker and duty as roster CSV rows (sorted by worker code, then duty)."""
+    teams = {t.id: t for t in session.execute(select(Team)).scalars()}
+    duties: dict[int, list[Duty]] = defaultdict(list)
+    for duty in session.execute(select(Duty).order_by(Duty.kind.desc(), Duty.grid_code)).scalars():
+        duties[duty.worker_id].append(duty)
+    out: list[dict[str, str]] = []
+    for worker in session.execute(select(Worker).order_by(Worker.code)).scalars():
+        team = teams.get(worker.team_id) if worker.team_id is not None else None
+        base = {"worker_code": worker.code, "name": worker.name, "phone": worker.phone or "",
+                "role": worker.role, "active": "true" if worker.active else "false",
+                "team_code": team.code if team else "", "team_name": team.name if team else "",
+                "team_kind": team.kind if team else "",
+                "team_grid_code": (team.grid_code or "") if team else ""}
+        mine = duties.get(worker.id, [])
+        if not mine:
+            out.append({**base, "grid_code": "", "duty": "", "shifts": "", "categories": ""})
+        for duty in mine:
+            out.append({**base, "grid_code": duty.grid_code, "duty": duty.kind,
+                        "shifts": format_shifts(duty.shifts),
+                        "categories": "|".join(duty.categories or [])})
+    return out
+
+
+def write_csv(rows: Iterable[Mapping[str, str]], path: Path) -> int:
+    """Write roster rows with the full header (UTF-8 with BOM, which Excel reads)."""
+    count = 0
+    with path.open("w", encoding="utf-8-sig", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(COLUMNS))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({c: row.get(c, "") for c in COLUMNS})
+            count += 1
+    return count
+
+
+def export_roster(session: Session, path: Path) -> int:
+    """Write the whole roster to ``path``; returns the number of rows."""
+    return write_csv(export_rows(session), path)
