@@ -163,6 +163,30 @@ class Incident(Base):
     received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
     due_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    idempotency_key: Mapped[str | None] = mapped_column(String(128))
+    candidate_of: Mapped[int | None] = mapped_column(ForeignKey("incident.id"))
+    duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("incident.id"))
+    unassigned_reason: Mapped[str | None] = mapped_column(Text)
+    escalated_to: Mapped[str | None] = mapped_column(String(64))
+    escalated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    evaluation_score: Mapped[int | None] = mapped_column(SmallInteger)
+    evaluation_comment: Mapped[str | None] = mapped_column(Text)
+    evaluated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    attrs: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+
+
+INCIDENT_STATUSES = ("registered", "dispatched", "accepted", "in_progress", "disposed",
+                     "verified", "closed", "rejected", "duplicate")
+
+
+class GridEpoch(Base):
+    """A one-row counter bumped (by a trigger) by every statement that changes ``grid``."""
+
+    __tablename__ = "grid_epoch"
+
+    id: Mapped[bool] = mapped_column(Boolean, primary_key=True, default=True)
+    epoch: Mapped[int] = mapped_column(BigInteger, default=0)
+    changed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
 
 
 class IncidentEvent(Base):
