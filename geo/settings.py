@@ -34,6 +34,17 @@ class Settings(BaseSettings):
         1.0, ge=0, description="Overlaps, gaps and spills smaller than this (m²) are ignored."
     )
     max_upload_mb: int = Field(200, ge=1, description="Largest accepted upload, in MiB.")
+    snap_tolerance_m: float = Field(
+        30.0, ge=0, description="An incident outside every grid within this distance (m) "
+        "goes to the nearest grid; beyond it stays unassigned.")
+    duplicate_radius_m: float = Field(
+        50.0, ge=0, description="A new incident this close (m) to an open one of the same "
+        "category is linked to it as a duplicate candidate.")
+    duplicate_window_h: float = Field(
+        2.0, ge=0, description="... and reported within this many hours of it.")
+    escalation_interval_s: float = Field(
+        300.0, ge=0, description="How often the server escalates overdue incidents "
+        "(0 turns the in-server job off; `patrolgrid escalate` still works).")
 
     @field_validator("timezone")
     @classmethod
