@@ -67,4 +67,7 @@ def require_role(*roles: str) -> Callable[[Principal], Principal]:
 Reader = Annotated[Principal, Depends(current_principal)]
 Planner = Annotated[Principal, Depends(require_role("planner"))]
 Dispatcher = Annotated[Principal, Depends(require_role("dispatcher"))]
+#: Who may report incidents: patrols in the field and dispatchers taking hotline calls.
+REPORTER_ROLES = ("patrol", "dispatcher")
+Reporter = Annotated[Principal, Depends(require_role(*REPORTER_ROLES))]
 Admin = Annotated[Principal, Depends(require_role())]

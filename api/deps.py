@@ -27,4 +27,6 @@ def get_session(settings: SettingsDep) -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+#: ``scope="function"``: the transaction commits when the endpoint returns and *before* the
+#: response is sent, so a failed commit is a 500, never a 2xx for something not stored.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]

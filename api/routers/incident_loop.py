@@ -1,0 +1,173 @@
+"""The closed loop over HTTP: status changes, evaluation, merging, candidates, escalation.
+
+- ``POST /incidents/{id}/status``: roles ``dispatcher`` (every allowed change) and
+  ``patrol`` (only accepted, in_progress, disposed);
+- ``POST /incidents/{id}/evaluation`` and ``/merge``, ``POST /escalations``: ``dispatcher``;
+- ``GET /incidents/{id}/candidates``: any role.
+
+Optimistic locking: answers carry ``ETag: "<version>"``. Send the version back in
+the body (``version``; a stale one answers 409) or as ``If-Match`` (412).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.auth import Dispatcher, Reader, require_role
+from api.deps import SessionDep, SettingsDep
+from api.schemas.incident_loop import (
+    Candidates,
+    EscalationReportOut,
+    EvaluationIn,
+    EventOut,
+    IncidentState,
+    MergeIn,
+    RelatedOut,
+    StatusChange,
+)
+from geo.errors import InvalidInput
+from geo.incidents import duplicates, escalation, loop
+from geo.store.grid_queries import parse_at
+from geo.store.models import Incident, IncidentEvent
+from geo.store.users import Principal
+
+router = APIRouter(tags=["incident loop"])
+
+StatusEditor = Annotated[Principal, Depends(require_role("dispatcher", "patrol"))]
+_ETAG = re.compile(r'^\s*(?:W/)?"?(\d{1,10})"?\s*$')
+IF_MATCH_VALID = 'the incident\'s ETag, e.g. "3" (its version), or *'
+
+
+def _expected(version: int | None, if_match: str | None) -> tuple[int | None, bool]:
+    """The version to check and whether it came from If-Match (stale -> 412, not 409)."""
+    if if_match is None or if_match.strip() == "*":
+        return version, False
+    match = _ETAG.match(if_match)
+    if match is None:
+        raise InvalidInput(f"If-Match {if_match!r} is not an ETag of an incident",
+                           field="If-Match", value=if_match, valid=IF_MATCH_VALID)
+    tagged = int(match.group(1))
+    if version is not None and version != tagged:
+        raise InvalidInput(f"version {version} and If-Match {if_match!r} disagree",
+                           field="version", value=version,
+                           valid=f"the same version as If-Match ({tagged}), or leave one out")
+    return tagged, True
+
+
+def _last_event(session: Session, incident_id: int) -> EventOut | None:
+    event = session.scalars(select(IncidentEvent).where(IncidentEvent.incident_id == incident_id)
+                            .order_by(IncidentEvent.id.desc()).limit(1)).first()
+    if event is None:
+        return None
+    return EventOut(at=event.at, actor=event.actor, from_status=event.from_status,
+                    to_status=event.to_status, note=event.note, data=event.data or {})
+
+
+def _answer(session: Session, incident: Incident, response: Response) -> IncidentState:
+    response.headers["ETag"] = f'"{incident.version}"'
+    return IncidentState.of(incident, _last_event(session, incident.id))
+
+
+def _precondition_failed(exc: loop.StaleVersion) -> HTTPException:
+    return HTTPException(status_code=412, detail=exc.to_dict())
+
+
+IfMatch = Annotated[str | None, Header(alias="If-Match", description=(
+    'The ETag you last read ("<version>"); 412 when the incident changed since.'))]
+
+
+@router.post("/incidents/{incident_id}/status", response_model=IncidentState)
+def change_status(incident_id: int, body: StatusChange, session: SessionDep,
+                  principal: StatusEditor, response: Response,
+                  if_match: IfMatch = None) -> IncidentState:
+    """Move the incident to ``status`` with a ``note``; one event records who, when, from, to.
+
+    409 when the transition is not allowed (the answer lists ``allowed``) or the
+    ``version`` is stale; 412 when ``If-Match`` is stale; 403 when a ``patrol``
+    user asks for another status than accepted, in_progress or disposed."""
+    if principal.role == "patrol" and body.status not in loop.FIELD_STATUSES:
+        raise HTTPException(status_code=403, detail={
+            "message": f"role 'patrol' may not set status {body.status!r}",
+            "field": "status", "value": body.status,
+            "valid": ", ".join(loop.FIELD_STATUSES) + " (dispatchers may set the others)"})
+    expected, from_header = _expected(body.version, if_match)
+    try:
+        incident = loop.change_status(session, incident_id, body.status, note=body.note,
+                                      actor=principal.name, expected_version=expected,
+                                      worker_id=body.worker_id)
+    except loop.StaleVersion as exc:
+        if from_header:
+            raise _precondition_failed(exc) from exc
+        raise
+    return _answer(session, incident, response)
+
+
+@router.post("/incidents/{incident_id}/evaluation", response_model=IncidentState)
+def evaluate(incident_id: int, body: EvaluationIn, session: SessionDep, principal: Dispatcher,
+             response: Response, if_match: IfMatch = None) -> IncidentState:
+    """Record the reporter's evaluation (score 1-5 and a comment) of a closed incident.
+
+    409 when it is not closed or was evaluated differently before; sending the
+    same evaluation again is a harmless retry."""
+    expected, from_header = _expected(body.version, if_match)
+    try:
+        incident = loop.evaluate(session, incident_id, score=body.score,  # type: ignore[arg-type]
+                                 comment=body.comment, actor=principal.name,
+                                 expected_version=expected)
+    except loop.StaleVersion as exc:
+        if from_header:
+            raise _precondition_failed(exc) from exc
+        raise
+    return _answer(session, incident, response)
+
+
+@router.post("/incidents/{incident_id}/merge", response_model=IncidentState)
+def merge(incident_id: int, body: MergeIn, session: SessionDep, principal: Dispatcher,
+          response: Response, if_match: IfMatch = None) -> IncidentState:
+    """Merge this incident into ``into`` (the one it repeats): it becomes ``duplicate``,
+    its candidates move to ``into``, and both get an event."""
+    expected, from_header = _expected(body.version, if_match)
+    try:
+        incident = duplicates.merge(session, incident_id, body.into, actor=principal.name,
+                                    note=body.note, expected_version=expected)
+    except loop.StaleVersion as exc:
+        if from_header:
+            raise _precondition_failed(exc) from exc
+        raise
+    return _answer(session, incident, response)
+
+
+@router.get("/incidents/{incident_id}/candidates", response_model=Candidates)
+def candidates(incident_id: int, session: SessionDep, _: Reader) -> Candidates:
+    """Incidents linked to this one: the one it may repeat (``candidate_of``), those that may
+    repeat it (``candidate``: same category, within 50 m and 2 h by default) and those
+    merged into it (``merged``)."""
+    found = duplicates.related(session, incident_id)
+    return Candidates(id=incident_id, candidates=[RelatedOut.of(r) for r in found])
+
+
+@router.post("/escalations", response_model=EscalationReportOut)
+def escalate(session: SessionDep, settings: SettingsDep, principal: Dispatcher,
+             dry_run: Annotated[bool, Query(description="Report only; change nothing.")]
+             = False,
+             now: Annotated[str | None, Query(description="Judge as of this moment (ISO "
+                                                          "8601; default now).")] = None,
+             ) -> EscalationReportOut:
+    """Run the escalation now (the server also runs it every ``escalation_interval_s``):
+    overdue incidents move one level up to that level's manager."""
+    try:
+        when = parse_at(now, settings.tz) or dt.datetime.now(dt.UTC)
+    except InvalidInput as exc:
+        raise InvalidInput(f"now {now!r} is not a date-time", field="now", value=now,
+                           valid=str(exc.valid)) from exc
+    report = escalation.escalate_overdue(session, when, settings, dry_run=dry_run,
+                                         actor=f"{principal.name} (escalation)")
+    if dry_run:
+        session.rollback()
+    return EscalationReportOut.of(report)
