@@ -1,0 +1,126 @@
+"""Which fields of an incident file hold what: the import's options and their resolution.
+
+Rules (see also :mod:`data.incident_import`):
+
+- coordinates: ``lon_field``/``lat_field`` when given; otherwise a GeoJSON Point
+  geometry; otherwise the first of :data:`LON_NAMES` / :data:`LAT_NAMES` the
+  first record has (any case);
+- ``category_field`` (default ``category``), ``external_id_field`` (default
+  ``external_id``), ``time_field`` (default ``reported_at``), ``description``,
+  ``reporter``: read when present;
+- ``source`` and ``crs``: the option for every row when given, else each row's
+  field of that name.
+
+A field named in an option that the input does not have refuses the whole
+import, naming the fields it has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from data.incident_io import SourceRow
+from geo.errors import InvalidInput
+
+#: Field names tried, in order and in any case, for the longitude and the latitude.
+LON_NAMES = ("lon", "lng", "long", "longitude", "x")
+LAT_NAMES = ("lat", "latitude", "y")
+#: Rows registered per statement batch.
+DEFAULT_BATCH = 5000
+
+@dataclass
+class ImportOptions:
+    """Which fields hold what (``None``: the defaults in the module docstring)."""
+
+    lon_field: str | None = None
+    lat_field: str | None = None
+    crs: str | None = None
+    external_id_field: str | None = None
+    category_field: str | None = None
+    default_category: str | None = None
+    time_field: str | None = None
+    source: str | None = None
+    description_field: str | None = None
+    reporter_field: str | None = None
+    timezone: str | None = None
+    batch_size: int = DEFAULT_BATCH
+
+
+@dataclass
+class Fields:
+    """The resolved field names of one import."""
+
+    lon: str | None
+    lat: str | None
+    category: str | None
+    external_id: str | None
+    time: str | None
+    description: str | None
+    reporter: str | None
+    source: str | None
+    crs: str | None
+    geometry: bool
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"lon": "geometry" if self.geometry and self.lon is None else self.lon,
+                "lat": "geometry" if self.geometry and self.lat is None else self.lat,
+                "category": self.category, "external_id": self.external_id,
+                "reported_at": self.time, "description": self.description,
+                "reporter": self.reporter, "source": self.source, "crs": self.crs}
+
+
+def _find(keys: Mapping[str, str], names: Iterable[str]) -> str | None:
+    for name in names:
+        if name in keys:
+            return keys[name]
+    return None
+
+
+def _given(name: str | None, option: str, keys: Mapping[str, str], fields: list[str]) -> str:
+    assert name is not None
+    if name in fields:
+        return name
+    if name.lower() in keys:
+        return keys[name.lower()]
+    raise InvalidInput(f"the input has no field {name!r} (given as --{option})",
+                       field=option.replace("-", "_"), value=name,
+                       valid="one of the fields: " + (", ".join(fields) or "(none)"))
+
+
+def resolve_fields(first: SourceRow, header: list[str] | None,
+                   options: ImportOptions) -> Fields:
+    """Decide which fields to read, from the options and the first record (or CSV header)."""
+    fields = list(header) if header is not None else [str(k) for k in first.values]
+    keys = {f.lower(): f for f in reversed(fields)}
+
+    def pick(given: str | None, option: str, default: Iterable[str]) -> str | None:
+        if given is not None:
+            return _given(given, option, keys, fields)
+        return _find(keys, default)
+
+    lon = pick(options.lon_field, "lon-field", () if first.has_geometry else LON_NAMES)
+    lat = pick(options.lat_field, "lat-field", () if first.has_geometry else LAT_NAMES)
+    if (lon is None) != (lat is None) and not first.has_geometry:
+        missing, option = ("longitude", "--lon-field") if lon is None else \
+            ("latitude", "--lat-field")
+        raise InvalidInput(f"found no {missing} field: name it with {option}",
+                           field=option.lstrip("-").replace("-", "_"), value=None,
+                           valid="one of the fields: " + ", ".join(fields))
+    if lon is None and lat is None and not first.has_geometry and not first.problem:
+        raise InvalidInput(
+            "found no coordinates: no Point geometry and no field named "
+            + "/".join(LON_NAMES) + " and " + "/".join(LAT_NAMES), field="lon_field",
+            value=None, valid="--lon-field and --lat-field naming two of the fields: "
+            + ", ".join(fields))
+    return Fields(
+        lon=lon, lat=lat,
+        category=pick(options.category_field, "category-field", ("category",)),
+        external_id=pick(options.external_id_field, "external-id-field", ("external_id",)),
+        time=pick(options.time_field, "time-field", ("reported_at",)),
+        description=pick(options.description_field, "description-field", ("description",)),
+        reporter=pick(options.reporter_field, "reporter-field", ("reporter",)),
+        source=None if options.source is not None else _find(keys, ("source",)),
+        crs=None if options.crs is not None else _find(keys, ("crs",)),
+        geometry=first.has_geometry,
+    )

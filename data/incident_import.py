@@ -1,0 +1,400 @@
+"""Bulk import of incidents: rows -> validation -> batched registration, with a summary.
+
+The rows come from :mod:`data.incident_io` (a file) or any iterable of
+:class:`~data.incident_io.SourceRow` (the demo city). Every row is either
+accepted (a new incident, or a *duplicate*: an external id the database already
+has, returned and not created again) or rejected with its row number, the
+reason and its original values. Rejecting a row never stops the import; a
+problem with the whole input (an unknown field or default category, a file that
+is not CSV/JSON) raises :class:`~geo.errors.InvalidInput` before anything is
+written. Everything is written in the caller's transaction: a failed import
+leaves the database unchanged.
+
+Field rules
+-----------
+- coordinates: ``lon_field``/``lat_field`` when given; otherwise a GeoJSON Point
+  geometry; otherwise the first of :data:`~data.incident_fields.LON_NAMES` /
+  :data:`~data.incident_fields.LAT_NAMES` the
+  first record has (any case);
+- category: ``category_field`` (default ``category``); rows without a value get
+  ``default_category``; a row with neither, or an unknown code, is rejected;
+- ``external_id_field`` (default ``external_id``), ``time_field`` (default
+  ``reported_at``), ``description``, ``reporter``: read when present;
+- source: ``source`` for every row when given, else each row's ``source``
+  field, else ``other``; crs likewise (``crs`` option, a ``crs`` field, ``wgs84``);
+- times without an offset are local time of ``timezone`` (default: the
+  configured ``PATROLGRID_TIMEZONE``); rows without a time are reported "now".
+
+Rows refused by the intake itself (a category not in the table, a pair that
+looks swapped because it lands in a grid only when swapped, a point that does
+not convert to WGS-84) are rejected like rows that fail validation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy.orm import Session
+
+from data.incident_fields import Fields, ImportOptions, resolve_fields
+from data.incident_io import Reject, RejectWriter, SourceRow, open_rows
+from data.incident_pipeline import TableStatistics, prefetched
+from geo.crs import parse_crs
+from geo.errors import InvalidInput
+from geo.incidents.intake import register_many
+from geo.incidents.schema import validate_incident
+from geo.settings import Settings
+from geo.store.incidents import category_codes
+
+#: Rejected rows kept in memory for an HTTP answer (all of them go to a report file).
+KEEP_REJECTS = 1000
+
+Progress = Callable[[int, "ImportSummary"], None]
+
+
+@dataclass
+class ImportSummary:
+    """What an import did: counts per outcome, rejects by reason, and how fast."""
+
+    source: str
+    format: str
+    rows: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    rejected_by_reason: Counter[str] = field(default_factory=Counter)
+    unassigned: int = 0
+    snapped: int = 0
+    candidates: int = 0
+    no_worker: int = 0
+    by_rule: Counter[str] = field(default_factory=Counter)
+    fields: dict[str, str | None] = field(default_factory=dict)
+    ids: list[int] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_dict(self, *, rejects: bool = True) -> dict[str, Any]:
+        """JSON-ready; ``rejects`` adds the first :data:`KEEP_REJECTS` rejected rows."""
+        out: dict[str, Any] = {
+            "source": self.source, "format": self.format, "rows": self.rows,
+            "accepted": self.accepted, "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "rejected_by_reason": dict(self.rejected_by_reason.most_common()),
+            "unassigned": self.unassigned, "snapped": self.snapped,
+            "duplicate_candidates": self.candidates, "no_worker": self.no_worker,
+            "by_rule": dict(self.by_rule.most_common()), "fields": self.fields,
+            "seconds": round(self.seconds, 3),
+            "rows_per_second": round(self.rows / self.seconds) if self.seconds else None,
+        }
+        if rejects:
+            out["rejected_rows"] = [r.as_dict() for r in self.rejects]
+            out["rejected_rows_truncated"] = self.rejected > len(self.rejects)
+        return out
+
+
+def _empty(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _text(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value.strip() if isinstance(value, str) else value
+
+
+class _Importer:
+    """Turns source rows into validated incidents or rejects, batch by batch."""
+
+    def __init__(self, session: Session, options: ImportOptions, settings: Settings,
+                 summary: ImportSummary, actor: str, writer: RejectWriter | None,
+                 index: Any) -> None:
+        self.session = session
+        self.options = options
+        self.settings = settings
+        self.summary = summary
+        self.actor = actor
+        self.writer = writer
+        self.index = index
+        self.lock = threading.Lock()
+        self.keep_ids = False
+        self.stats = TableStatistics(session)
+        self.categories = set(category_codes(session))
+        self.tz = _zone(options.timezone) if options.timezone else settings.tz
+        if options.crs is not None:
+            parse_crs(options.crs)  # an unknown --crs refuses the whole input
+        self.now = dt.datetime.now(dt.UTC)
+        self.fields: Fields | None = None
+        if options.default_category is not None and \
+                options.default_category not in self.categories:
+            raise InvalidInput(f"the default category {options.default_category!r} is unknown",
+                               field="default_category", value=options.default_category,
+                               valid=_category_list(self.categories))
+
+    def reject(self, row: SourceRow, kind: str, reason: str, *, field_name: str | None = None,
+               value: Any = None, valid: str | None = None) -> None:
+        reject = Reject(row=row.row, reason=reason, kind=kind, field=field_name, value=value,
+                        valid=valid, original=row.original_values())
+        with self.lock:
+            self._record(reject)
+
+    def _record(self, reject: Reject) -> None:
+        self.summary.rejected += 1
+        kind = reject.kind
+        self.summary.rejected_by_reason[kind] += 1
+        if len(self.summary.rejects) < KEEP_REJECTS:
+            self.summary.rejects.append(reject)
+        if self.writer is not None:
+            self.writer.write(reject)
+
+    def value(self, row: SourceRow, name: str | None) -> Any:
+        return None if name is None else row.values.get(name)
+
+    def raw(self, row: SourceRow, f: Fields) -> dict[str, Any] | None:
+        """The row as intake input, or ``None`` after rejecting it."""
+        if row.problem is not None:
+            self.reject(row, "unreadable record", row.problem)
+            return None
+        lon, lat = (row.lon, row.lat) if f.lon is None else \
+            (self.value(row, f.lon), self.value(row, f.lat))
+        if _empty(lon) or _empty(lat):
+            where = "geometry" if f.lon is None else f"{f.lon}, {f.lat}"
+            self.reject(row, "no coordinates", f"no coordinates: {where} empty",
+                        field_name=f.lon if _empty(lon) and f.lon else f.lat or "geometry",
+                        value=None, valid="a longitude and a latitude in every row")
+            return None
+        category = _text(self.value(row, f.category))
+        if _empty(category):
+            category = self.options.default_category
+            if category is None:
+                self.reject(row, "no category", "no category and no --default-category",
+                            field_name=f.category or "category", value=None,
+                            valid=_category_list(self.categories))
+                return None
+        elif category not in self.categories:
+            self.reject(row, "unknown category", f"unknown category {category!r}",
+                        field_name=f.category, value=category,
+                        valid=_category_list(self.categories))
+            return None
+        return {
+            "lon": lon, "lat": lat, "category": category,
+            "crs": self.options.crs if f.crs is None else self.value(row, f.crs),
+            "source": self.options.source if f.source is None else
+            (self.value(row, f.source) or "other"),
+            "external_id": _text(self.value(row, f.external_id)),
+            "reported_at": self.value(row, f.time),
+            "description": _text(self.value(row, f.description)),
+            "reporter": _text(self.value(row, f.reporter)),
+        }
+
+    def validate(self, row: SourceRow, raw: dict[str, Any]) -> Any:
+        clean = {k: v for k, v in raw.items() if not _empty(v)}
+        clean.setdefault("source", "other")
+        try:
+            return validate_incident(clean, row=row.row, tz=self.tz, now=self.now)
+        except InvalidInput as exc:
+            self.refuse(row, exc)
+            return None
+
+    def refuse(self, row: SourceRow, exc: InvalidInput) -> None:
+        name = self._file_field(exc.field)
+        kind = "unknown category" if exc.field == "category" else f"bad {name}"
+        self.reject(row, kind, exc.message, field_name=name, value=exc.value, valid=exc.valid)
+
+    def _file_field(self, name: str | None) -> str:
+        f = self.fields
+        mapping = {} if f is None else {
+            "lon": f.lon or "geometry", "lat": f.lat or "geometry", "category": f.category,
+            "external_id": f.external_id, "reported_at": f.time, "description": f.description,
+            "reporter": f.reporter, "source": f.source or "--source", "crs": f.crs or "--crs"}
+        return mapping.get(name or "") or name or "row"
+
+    def register(self, items: list[Any], rows: dict[int, SourceRow]) -> None:
+        if not items:
+            return
+
+        def refused(item: Any, exc: InvalidInput) -> None:
+            self.refuse(rows[item.row], exc)
+
+        results = register_many(self.session, items, actor=self.actor, settings=self.settings,
+                                index=self.index, now=self.now, on_reject=refused)
+        self.stats.grew(sum(1 for r in results if r.created))
+        s = self.summary
+        for result in results:
+            if not result.created:
+                s.duplicates += 1
+                continue
+            s.accepted += 1
+            if self.keep_ids:
+                s.ids.append(int(result.id))
+            s.by_rule[result.rule or "none"] += 1
+            if result.grid is None:
+                s.unassigned += 1
+            elif result.snapped_m is not None:
+                s.snapped += 1
+            if result.worker is None:
+                s.no_worker += 1
+            if result.candidate_of is not None:
+                s.candidates += 1
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(f"timezone {name!r} is not an IANA time zone name",
+                           field="timezone", value=name,
+                           valid="a name such as Asia/Shanghai or America/Chicago") from None
+
+
+def _category_list(codes: set[str]) -> str:
+    shown = sorted(codes)
+    more = f" … ({len(shown)} in all: GET /api/v1/categories)" if len(shown) > 40 else ""
+    return (", ".join(shown[:40]) + more) if shown else "(no categories: load them first)"
+
+
+def import_rows(session: Session, rows: Iterable[SourceRow], options: ImportOptions, *,
+                settings: Settings, actor: str, source: str = "rows", fmt: str = "rows",
+                header: list[str] | None = None, reject_writer: RejectWriter | None = None,
+                progress: Progress | None = None, position: Callable[[], int] | None = None,
+                index: Any = None, keep_ids: bool = False,
+                threaded: bool = True) -> ImportSummary:
+    """Validate and register incidents from ``rows`` in batches, in ``session``.
+
+    Parameters
+    ----------
+    session : Session
+        The transaction to write in (the caller commits; nothing is committed here).
+    rows : iterable of SourceRow
+        The records, e.g. an open :class:`~data.incident_io.RowReader`.
+    options : ImportOptions
+        Field names, CRS, source, default category, batch size.
+    settings : Settings
+        Snap tolerance, duplicate rule, time zone (passed to the intake).
+    actor : str
+        Who imports: stored on every registration event.
+    source, fmt : str
+        Name and format of the input, for the summary.
+    header : list of str, optional
+        The CSV header (to check named fields before the first row).
+    reject_writer : RejectWriter, optional
+        Receives every rejected row.
+    progress : callable, optional
+        Called as ``progress(position(), summary)`` after every batch.
+    index : AssignmentIndex, optional
+        The assignment index (the process-wide cached one by default).
+    keep_ids : bool
+        Keep the ids of the new incidents in ``summary.ids``.
+    threaded : bool
+        Read and validate in a thread, a batch or two ahead of the database
+        writes (the rows must then not be read by anything else meanwhile).
+
+    Returns
+    -------
+    ImportSummary
+
+    Raises
+    ------
+    InvalidInput
+        For a problem with the whole input (nothing has been written then if it
+        is found before the first row; otherwise the caller rolls back).
+    """
+    started = time.perf_counter()
+    summary = ImportSummary(source=source, format=fmt)
+    if index is None:
+        index = _index(session)
+    importer = _Importer(session, options, settings, summary, actor, reject_writer, index)
+    importer.keep_ids = keep_ids
+    batches = _batches(_rows_with_fields(rows, importer, header, options), importer,
+                       max(1, options.batch_size))
+    for batch, sources in prefetched(batches) if threaded else batches:
+        importer.register(batch, sources)
+        if progress is not None:
+            progress(position() if position else summary.rows, summary)
+    summary.seconds = time.perf_counter() - started
+    if progress is not None:
+        progress(position() if position else summary.rows, summary)
+    return summary
+
+
+Batch = tuple[list[Any], dict[int, SourceRow]]
+
+
+def _batches(rows: Iterable[SourceRow], importer: _Importer, size: int) -> Iterator[Batch]:
+    """Validated incidents in batches of ``size``, with the rows they came from."""
+    batch: list[Any] = []
+    sources: dict[int, SourceRow] = {}
+    for row in rows:
+        importer.summary.rows += 1
+        raw = importer.raw(row, importer.fields) if importer.fields else None
+        item = importer.validate(row, raw) if raw is not None else None
+        if item is not None:
+            batch.append(item)
+            sources[row.row] = row
+        if len(batch) >= size:
+            yield batch, sources
+            batch, sources = [], {}
+    if batch:
+        yield batch, sources
+
+
+def _rows_with_fields(rows: Iterable[SourceRow], importer: _Importer,
+                      header: list[str] | None, options: ImportOptions) -> Iterator[SourceRow]:
+    """The rows, resolving the fields on the first readable one."""
+    for row in rows:
+        if importer.fields is None and (row.problem is None or header is not None):
+            importer.fields = resolve_fields(row, header, options)
+            importer.summary.fields = importer.fields.as_dict()
+        if importer.fields is None:
+            importer.reject(row, "unreadable record", row.problem or "unreadable")
+            importer.summary.rows += 1
+            continue
+        yield row
+
+
+def _index(session: Session) -> Any:
+    from geo.index_cache import get_index
+
+    return get_index(session)
+
+
+def import_file(session: Session, path: str | Path, options: ImportOptions, *,
+                settings: Settings, actor: str, fmt: str | None = None, name: str | None = None,
+                report: Path | None = None, progress: Progress | None = None,
+                index: Any = None) -> ImportSummary:
+    """Import a CSV, GeoJSON or NDJSON file (streamed) with :func:`import_rows`.
+
+    Parameters
+    ----------
+    path
+        The file; ``fmt`` names its format when its ending does not.
+    name
+        The name shown in messages and the summary (default: the file name).
+    report
+        Write every rejected row to this CSV file (see :class:`RejectWriter`).
+
+    Other parameters are those of :func:`import_rows`; ``progress`` gets the
+    bytes read so far (``summary.total_bytes`` is the file size).
+    """
+    writer = RejectWriter(Path(report)) if report is not None else None
+    with open_rows(path, fmt, name=name) as reader:
+        if writer is not None:
+            writer.open(reader.fields)
+        try:
+            summary = import_rows(session, reader, options, settings=settings, actor=actor,
+                                  source=reader.name, fmt=reader.format, header=reader.fields,
+                                  reject_writer=writer, progress=progress,
+                                  position=lambda: reader.position, index=index)
+        finally:
+            if writer is not None:
+                writer.close()
+    return summary

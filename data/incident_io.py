@@ -1,0 +1,394 @@
+"""Streaming readers of incident files (CSV, GeoJSON, NDJSON) and the reject report writer.
+
+Nothing here loads a whole file: :func:`open_rows` yields one :class:`SourceRow`
+at a time, so a file of a million rows is read in bounded memory. GeoJSON
+FeatureCollections are parsed incrementally with ``ijson``; CSV and NDJSON line
+by line.
+
+Row numbers (``SourceRow.row``) count records from 1 in every format: the first
+data row of a CSV file (the header is not a row), the first feature of a
+GeoJSON file, the first line of an NDJSON file (blank lines are counted but
+yield nothing, so the number is the line number).
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import ijson
+
+from geo.errors import InvalidInput
+
+#: File name endings read by :func:`open_rows`, with the format each one is read as.
+FORMATS: dict[str, str] = {
+    ".csv": "csv", ".geojson": "geojson", ".json": "geojson",
+    ".ndjson": "ndjson", ".jsonl": "ndjson", ".geojsonl": "ndjson", ".geojsons": "ndjson",
+}
+#: Bytes looked at to decide a CSV file's encoding.
+SNIFF_BYTES = 1 << 16
+#: Longest original value kept in a reject report cell.
+MAX_CELL = 2000
+#: Columns that come first in every reject report.
+REPORT_COLUMNS = ("row", "reason", "field", "value", "valid")
+
+
+@dataclass
+class SourceRow:
+    """One record of an incident file.
+
+    ``values`` are the record's fields (CSV: strings or ``None`` for empty
+    cells; JSON: the parsed values; GeoJSON: the feature's properties). ``lon``
+    and ``lat`` come from a GeoJSON Point geometry (``None`` otherwise).
+    ``problem`` says why a record could not be read at all (the importer
+    rejects it with that reason).
+    """
+
+    row: int
+    values: dict[str, Any]
+    lon: Any = None
+    lat: Any = None
+    has_geometry: bool = False
+    problem: str | None = None
+    original: Any = None
+
+    def original_values(self) -> Any:
+        """The record as it was in the file (CSV: the fields; JSON: the object)."""
+        return self.original if self.original is not None else self.values
+
+
+def format_of(name: str | Path, fmt: str | None = None) -> str:
+    """The format (``csv``, ``geojson`` or ``ndjson``) of a file, from ``fmt`` or its ending."""
+    if fmt is not None:
+        wanted = fmt.strip().lower().lstrip(".")
+        for suffix, kind in FORMATS.items():
+            if wanted in (kind, suffix.lstrip(".")):
+                return kind
+        raise InvalidInput(f"unknown incident file format {fmt!r}", field="format", value=fmt,
+                           valid="csv, geojson or ndjson")
+    suffix = Path(name).suffix.lower()
+    if suffix not in FORMATS:
+        raise InvalidInput(
+            f"cannot read {Path(name).name!r}: unknown file type {suffix or '(none)'!r}",
+            field="file", value=Path(name).name,
+            valid="a file ending in " + ", ".join(FORMATS) + " (or name the format)")
+    return FORMATS[suffix]
+
+
+class RowReader:
+    """An open incident file: iterate it for :class:`SourceRow`; ``position`` is the bytes read.
+
+    ``fields`` is the CSV header (``None`` for JSON formats, whose records may
+    differ in their keys). Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, binary: IO[bytes], fmt: str, *, name: str = "upload",
+                 total_bytes: int | None = None) -> None:
+        self.binary = binary
+        self.format = fmt
+        self.name = name
+        self.total_bytes = total_bytes
+        self.fields: list[str] | None = None
+        self._text: io.TextIOWrapper | None = None
+        self._rows: Iterator[SourceRow]
+        if fmt == "csv":
+            self._rows = self._csv()
+        elif fmt == "geojson":
+            self._rows = self._geojson()
+        elif fmt == "ndjson":
+            self._rows = self._ndjson()
+        else:
+            raise InvalidInput(f"unknown incident file format {fmt!r}", field="format",
+                               value=fmt, valid="csv, geojson or ndjson")
+
+    @property
+    def position(self) -> int:
+        """Bytes of the file consumed so far (for a progress bar)."""
+        try:
+            return int(self.binary.tell())
+        except (OSError, ValueError):
+            return 0
+
+    def __iter__(self) -> Iterator[SourceRow]:
+        return self._rows
+
+    def __enter__(self) -> RowReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the underlying file."""
+        if self._text is not None:
+            self._text.close()  # closes the binary file too
+        self.binary.close()
+
+    # ------------------------------------------------------------------ CSV
+    def _encoding(self) -> str:
+        head = self.binary.read(SNIFF_BYTES)
+        self.binary.seek(0)
+        try:
+            codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+        except UnicodeDecodeError:
+            return "gb18030"
+        return "utf-8-sig"
+
+    def _csv(self) -> Iterator[SourceRow]:
+        """Read the header now (so that ``fields`` is known before the first row)."""
+        text = io.TextIOWrapper(self.binary, encoding=self._encoding(), newline="")
+        self._text = text
+        reader = csv.reader(text)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise InvalidInput(f"{self.name!r} is empty", field="file", value=self.name,
+                               valid="a CSV file with a header row") from None
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise _unreadable(self.name, "CSV", exc) from exc
+        self.fields = [h.strip() for h in header]
+        _check_header(self.fields, self.name)
+        return self._csv_rows(reader)
+
+    def _csv_rows(self, reader: Any) -> Iterator[SourceRow]:
+        assert self.fields is not None
+        width = len(self.fields)
+        number = 0
+        while True:
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except (csv.Error, UnicodeDecodeError) as exc:
+                raise _unreadable(self.name, "CSV", exc, after=number) from exc
+            number += 1
+            if not cells or (len(cells) == 1 and not cells[0].strip()):
+                continue
+            values: dict[str, Any] = {k: (v if v.strip() else None)
+                                      for k, v in zip(self.fields, cells, strict=False)}
+            problem = None
+            if len(cells) != width:
+                problem = f"the row has {len(cells)} values but the header has {width} fields"
+                for k in self.fields[len(cells):]:
+                    values[k] = None
+            yield SourceRow(row=number, values=values, problem=problem,
+                            original=values if problem is None else cells)
+
+    # ------------------------------------------------------------------ GeoJSON
+    def _first_char(self) -> bytes:
+        """The first significant byte; the file is left just after a UTF-8 BOM, if any."""
+        start = 3 if self.binary.read(3) == codecs.BOM_UTF8 else 0
+        self.binary.seek(start)
+        while True:
+            char = self.binary.read(1)
+            if not char or not char.isspace():
+                self.binary.seek(start)
+                return char
+
+    def _geojson(self) -> Iterator[SourceRow]:
+        first = self._first_char()
+        if first not in (b"{", b"["):
+            raise InvalidInput(f"{self.name!r} is not a GeoJSON FeatureCollection",
+                               field="file", value=self.name,
+                               valid='a GeoJSON file {"type": "FeatureCollection", '
+                               '"features": [...]} (or NDJSON: one object per line)')
+        prefix = "item" if first == b"[" else "features.item"
+        number = 0
+        try:
+            for item in ijson.items(self.binary, prefix, use_float=True):
+                number += 1
+                yield _json_row(number, item)
+        except ijson.JSONError as exc:
+            raise _unreadable(self.name, "JSON", exc, after=number) from exc
+        if number == 0 and prefix == "features.item":
+            self._check_collection()
+
+    def _check_collection(self) -> None:
+        """Refuse a JSON object that is not a FeatureCollection (an empty one is fine)."""
+        self.binary.seek(3 if self.binary.read(3) == codecs.BOM_UTF8 else 0)
+        kinds = list(ijson.items(self.binary, "type"))
+        if kinds != ["FeatureCollection"]:
+            raise InvalidInput(
+                f"{self.name!r} is a JSON object of type {kinds[0] if kinds else None!r}, "
+                "not a FeatureCollection", field="file", value=self.name,
+                valid='a GeoJSON FeatureCollection, a JSON array of objects, or NDJSON')
+
+    # ------------------------------------------------------------------ NDJSON
+    def _ndjson(self) -> Iterator[SourceRow]:
+        for number, line in enumerate(self.binary, start=1):
+            stripped = line.strip().lstrip(b"\x1e")  # RFC 8142 record separators
+            if not stripped or (number == 1 and stripped == codecs.BOM_UTF8):
+                continue
+            if number == 1 and stripped.startswith(codecs.BOM_UTF8):
+                stripped = stripped[len(codecs.BOM_UTF8):]
+            try:
+                item = json.loads(stripped)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                yield SourceRow(row=number, values={}, original=_cut(line.decode(
+                    "utf-8", "replace").rstrip("\r\n")), problem=f"not a JSON object: {exc}")
+                continue
+            yield _json_row(number, item)
+
+
+def _check_header(fields: Sequence[str], name: str) -> None:
+    if not any(fields):
+        raise InvalidInput(f"{name!r} has an empty header row", field="file", value=name,
+                           valid="a CSV file whose first row names the fields")
+    seen: set[str] = set()
+    for f in fields:
+        if f in seen:
+            raise InvalidInput(f"{name!r} names the field {f!r} twice in its header",
+                               field="file", value=f, valid="distinct field names")
+        seen.add(f)
+
+
+def _json_row(number: int, item: Any) -> SourceRow:
+    if not isinstance(item, dict):
+        return SourceRow(row=number, values={}, original=item,
+                         problem=f"not a JSON object but {type(item).__name__}")
+    if item.get("type") != "Feature":
+        return SourceRow(row=number, values=item, original=item)
+    props = item.get("properties")
+    values = props if isinstance(props, dict) else {}
+    geometry = item.get("geometry")
+    row = SourceRow(row=number, values=values, original=item)
+    if geometry is None:
+        return row
+    kind = geometry.get("type") if isinstance(geometry, dict) else None
+    coords = geometry.get("coordinates") if isinstance(geometry, dict) else None
+    if kind != "Point":
+        row.problem = f"the geometry is a {kind or type(geometry).__name__}, not a Point"
+    elif not isinstance(coords, list) or len(coords) < 2:
+        row.problem = f"the Point has no (lon, lat) coordinates: {_cut(json.dumps(coords))}"
+    else:
+        row.lon, row.lat, row.has_geometry = coords[0], coords[1], True
+    return row
+
+
+def _unreadable(name: str, kind: str, exc: Exception, *, after: int = 0) -> InvalidInput:
+    where = f" after row {after}" if after else ""
+    return InvalidInput(f"cannot read {name!r} as {kind}{where}: {exc}", field="file",
+                        value=name, valid=f"a well-formed {kind} file")
+
+
+def open_rows(path: str | Path, fmt: str | None = None, *, name: str | None = None) -> RowReader:
+    """Open an incident file for streaming.
+
+    Parameters
+    ----------
+    path
+        A ``.csv``, ``.geojson``/``.json`` (FeatureCollection or array of objects)
+        or ``.ndjson``/``.jsonl`` (one object or Feature per line) file.
+    fmt
+        The format, when the file name does not say it.
+    name
+        The name used in messages (default: the file name).
+
+    Raises
+    ------
+    InvalidInput
+        For an unknown format, an empty CSV file or a CSV header naming a field twice.
+    """
+    path = Path(path)
+    kind = format_of(name or path.name, fmt)
+    binary = path.open("rb")
+    try:
+        return RowReader(binary, kind, name=name or path.name, total_bytes=path.stat().st_size)
+    except BaseException:
+        binary.close()
+        raise
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_CELL else text[:MAX_CELL] + "…"
+
+
+def cell(value: Any) -> str:
+    """A value as one CSV cell: text as is, numbers plainly, objects as JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return _cut(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, bool | int | float):
+        return json.dumps(value)
+    return _cut(json.dumps(value, ensure_ascii=False, default=str))
+
+
+@dataclass
+class Reject:
+    """A rejected row: its number, the reason and the field, value and what is valid."""
+
+    row: int
+    reason: str
+    kind: str
+    field: str | None = None
+    value: Any = None
+    valid: str | None = None
+    original: Any = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready (the original values included)."""
+        return {"row": self.row, "reason": self.reason, "kind": self.kind, "field": self.field,
+                "value": cell(self.value) if self.value is not None else None,
+                "valid": self.valid, "original": self.original}
+
+
+@dataclass
+class RejectWriter:
+    """Writes rejected rows to a CSV report as they come (nothing is kept in memory).
+
+    The columns are ``row, reason, field, value, valid`` and then the original
+    values: the source's own columns for a CSV file (so the report can be fixed
+    and imported again), one ``original`` column with the record as JSON
+    otherwise. Rows come roughly in file order: the few refused by the intake
+    itself (e.g. swapped pairs) follow the validation rejects of the next batch.
+    """
+
+    path: Path
+    fields: list[str] | None = None
+    written: int = 0
+    _out: IO[str] | None = None
+    _writer: Any = None
+    _columns: list[str] = field(default_factory=list)
+
+    def open(self, fields: list[str] | None) -> None:
+        """Start the report for a source with these CSV ``fields`` (``None``: JSON)."""
+        self.fields = fields
+        extra = [f for f in fields if f not in REPORT_COLUMNS] if fields else ["original"]
+        self._columns = [*REPORT_COLUMNS, *extra]
+        self._out = self.path.open("w", encoding="utf-8", newline="")
+        self._writer = csv.writer(self._out)
+        self._writer.writerow(self._columns)
+
+    def write(self, reject: Reject) -> None:
+        """Append one rejected row."""
+        if self._writer is None:
+            self.open(self.fields)
+        head = [str(reject.row), reject.reason, reject.field or "",
+                cell(reject.value), reject.valid or ""]
+        original = reject.original
+        if self.fields and isinstance(original, dict):
+            tail = [cell(original.get(f)) for f in self._columns[len(REPORT_COLUMNS):]]
+        elif self.fields and isinstance(original, list):
+            tail = [cell(v) for v in original]
+        else:
+            tail = [cell(original)]
+        self._writer.writerow(head + tail)
+        self.written += 1
+
+    def close(self) -> None:
+        """Finish the report (an empty import still gets its header row)."""
+        if self._writer is None:
+            self.open(self.fields)
+        if self._out is not None:
+            self._out.close()
+            self._out = None

@@ -1,0 +1,96 @@
+"""``POST /api/v1/incidents/bulk``: the bulk import over HTTP."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+from fastapi.testclient import TestClient
+from shapely.geometry import MultiPolygon, box
+from sqlalchemy import text
+
+from geo.store.db import session_scope
+from geo.store.grids import GridRecord, write_versions
+from geo.store.roster_write import CategoryRecord, upsert_categories
+
+URL = "/api/v1/incidents/bulk"
+Auth = Callable[[str], dict[str, str]]
+
+CSV = ("ref,lon,lat,category,when\n"
+       "r1,119.301,26.081,E0101,2025-06-02 09:30\n"
+       "r2,119.309,26.089,,2025-06-02 10:00\n"
+       "r3,26.081,119.301,E0101,\n"
+       "r1,119.302,26.082,E0101,\n")
+
+
+@pytest.fixture
+def city(db_url: str) -> str:
+    with session_scope(db_url) as s:
+        write_versions(s, [GridRecord("G1", "网格一", "grid",
+                                      MultiPolygon([box(119.30, 26.08, 119.31, 26.09)]))])
+        upsert_categories(s, [CategoryRecord("E0101", "暴露垃圾", "Exposed rubbish", "event",
+                                             "环卫处", 4.0)])
+    return db_url
+
+
+def count(db_url: str) -> int:
+    with session_scope(db_url) as s:
+        return int(s.execute(text("SELECT count(*) FROM incident")).scalar_one())
+
+
+def post(client: TestClient, headers: dict[str, str], body: str, name: str = "in.csv",
+         **form: str) -> object:
+    fields = {"external_id_field": "ref", "time_field": "when", "default_category": "E0101",
+              "source": "hotline", **form}
+    return client.post(URL, headers=headers, files={"file": (name, body.encode(), "text/csv")},
+                       data={k: v for k, v in fields.items() if v})
+
+
+def test_upload_imports_rejects_and_counts_duplicates(client: TestClient, auth: Auth,
+                                                      city: str) -> None:
+    response = post(client, auth("dispatcher"), CSV)
+    assert response.status_code == 200, response.text
+    data = response.json()
+    assert (data["rows"], data["accepted"], data["duplicates"], data["rejected"]) == (4, 2, 1, 1)
+    assert data["rejected_by_reason"] == {"bad lat": 1}
+    [reject] = data["rejected_rows"]
+    assert reject["row"] == 3 and reject["field"] == "lat" and "swapped" in reject["reason"]
+    assert reject["original"]["ref"] == "r3" and not data["rejected_rows_truncated"]
+    assert data["fields"]["external_id"] == "ref" and data["by_rule"] == {"none": 2}
+    assert count(city) == 2
+    again = post(client, auth("admin"), CSV).json()
+    assert (again["accepted"], again["duplicates"]) == (0, 3)
+    assert count(city) == 2
+    with session_scope(city) as s:
+        actors = set(s.execute(text("SELECT DISTINCT actor FROM incident_event")).scalars())
+    assert len(actors) == 1 and actors.pop().startswith("import:test-dispatcher")
+
+
+def test_geojson_upload_and_dry_run(client: TestClient, auth: Auth, city: str) -> None:
+    body = json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"ref": "g1"},
+         "geometry": {"type": "Point", "coordinates": [119.305, 26.085]}}]})
+    dry = post(client, auth("dispatcher"), body, "points.geojson", dry_run="true", time_field="")
+    assert dry.status_code == 200 and dry.json()["accepted"] == 1 and dry.json()["dry_run"]
+    assert count(city) == 0
+    done = post(client, auth("dispatcher"), body, "points.geojson", time_field="")
+    assert done.json()["accepted"] == 1 and done.json()["format"] == "geojson"
+    assert count(city) == 1
+
+
+def test_refusals_name_the_field(client: TestClient, auth: Auth, city: str) -> None:
+    assert client.post(URL, files={"file": ("in.csv", CSV.encode())}).status_code == 401
+    assert post(client, auth("patrol"), CSV).status_code == 403
+    unknown = post(client, auth("dispatcher"), CSV, default_category="NOPE")
+    assert unknown.status_code == 422
+    assert unknown.json()["detail"]["field"] == "default_category"
+    assert "E0101" in unknown.json()["detail"]["valid"]
+    missing = post(client, auth("dispatcher"), CSV, lon_field="longitude")
+    assert missing.status_code == 422 and missing.json()["detail"]["value"] == "longitude"
+    assert "ref, lon, lat, category, when" in missing.json()["detail"]["valid"]
+    kind = post(client, auth("dispatcher"), CSV, "in.xlsx")
+    assert kind.status_code == 422 and kind.json()["detail"]["field"] == "file"
+    named = post(client, auth("dispatcher"), CSV, "upload.bin", format="csv")
+    assert named.status_code == 200 and named.json()["accepted"] == 2
+    assert count(city) == 2
