@@ -219,15 +219,18 @@ class PatrolRoute(Base):
 
 
 class TrackPoint(Base):
-    """One GPS fix of a worker (behaviour and partitioning in the patrol issue)."""
+    """One GPS fix; ``track_point`` is range-partitioned by UTC month of ``t`` (migration 0004).
+
+    ``seg_start`` is true where a new line of the track starts (after a gap or a jump).
+    """
 
     __tablename__ = "track_point"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    worker_id: Mapped[int] = mapped_column(ForeignKey("worker.id", ondelete="CASCADE"))
-    t: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    worker_id: Mapped[int] = mapped_column(ForeignKey("worker.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    t: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     geom: Mapped[Any] = mapped_column(_geom("POINT"))
-    segment: Mapped[int] = mapped_column(Integer, default=0)
+    seg_start: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class AppUser(Base):

@@ -1,0 +1,46 @@
+"""Bodies and answers of the track endpoints."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from api.schemas.grids import Link
+
+
+class TrackPointIn(BaseModel):
+    """One GPS fix: (lon, lat) in the upload's crs and a time with a time zone."""
+
+    lon: float | str = Field(description="Longitude (or easting for a projected crs).",
+                             examples=[119.2965])
+    lat: float | str = Field(description="Latitude (or northing for a projected crs).",
+                             examples=[26.0817])
+    t: str | float = Field(description="ISO 8601 with a time zone, or seconds since "
+                                       "1970-01-01 UTC.", examples=["2024-05-01T08:30:05+08:00"])
+
+
+class TrackUpload(BaseModel):
+    """A batch of one worker's fixes, in any order."""
+
+    worker_id: int = Field(description="The worker (GET /api/v1/workers).")
+    points: list[TrackPointIn] = Field(description="The fixes; checked one by one, the first "
+                                                   "bad one refuses the upload.")
+    crs: str | None = Field(None, description="wgs84 (default), gcj02, bd09, cgcs2000 or "
+                                              "EPSG:<n>.")
+    max_speed_mps: float | None = Field(None, gt=0, description="Speed limit of this upload "
+                                        "(m/s); default PATROLGRID_TRACK_MAX_SPEED_MPS.")
+    max_gap_s: float | None = Field(None, gt=0, description="Gap (s) that splits segments; "
+                                    "default PATROLGRID_TRACK_MAX_GAP_S.")
+    dry_run: bool = Field(False, description="Clean and report without storing.")
+
+
+class TrackCollection(BaseModel):
+    """Track lines as a GeoJSON FeatureCollection (one feature per line, lon/lat WGS-84)."""
+
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+    features: list[dict[str, Any]]
+    numberMatched: int
+    numberReturned: int
+    window: dict[str, str] = Field(description="The window [from, to) used.")
+    links: list[Link] = Field(default_factory=list)

@@ -1,0 +1,177 @@
+"""Storing GPS tracks: clean an upload against the stored points, write it in one go.
+
+:func:`save_track` is the one write path (REST body, multipart upload and the
+CLI all call it). In one transaction it locks the worker (uploads of one worker
+are serialised, so two batches cannot both pass the duplicate check), reads the
+worker's stored points around the upload's time span, cleans the upload with
+:func:`geo.tracks.clean.clean_track`, makes the monthly partitions it needs,
+inserts the kept points with one set-based statement, fixes the segment flags
+of stored neighbours, and moves the worker's last known position to the newest
+clean point when it is newer than the one on record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from geo.errors import NotFound
+from geo.tracks.clean import CleanReport, Limits, StoredPoints, clean_track
+from geo.tracks.points import TrackInput, from_us
+
+_LOCK_WORKER = text("SELECT id, code, name FROM worker WHERE id = :id FOR UPDATE")
+
+_CONTEXT = text("""
+SELECT (extract(epoch FROM t) * 1000000)::bigint AS t_us, ST_X(geom) AS lon, ST_Y(geom) AS lat,
+       seg_start
+  FROM track_point
+ WHERE worker_id = :worker AND t >= :lo AND t <= :hi
+ ORDER BY t
+""")
+
+_PARTITION = text("SELECT track_point_partition(:at)")
+
+_INSERT = text("""
+INSERT INTO track_point (worker_id, t, geom, seg_start)
+SELECT :worker, v.t, ST_SetSRID(ST_MakePoint(v.lon, v.lat), 4326), v.s
+  FROM unnest(CAST(:t AS timestamptz[]), CAST(:lon AS float8[]), CAST(:lat AS float8[]),
+              CAST(:s AS boolean[])) AS v(t, lon, lat, s)
+""")
+
+_FLAGS = text("""
+UPDATE track_point p SET seg_start = v.s
+  FROM unnest(CAST(:t AS timestamptz[]), CAST(:s AS boolean[])) AS v(t, s)
+ WHERE p.worker_id = :worker AND p.t = v.t
+""")
+
+_LAST_POSITION = text("""
+UPDATE worker SET last_geom = ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), last_seen_at = :t
+ WHERE id = :worker AND (last_seen_at IS NULL OR last_seen_at < :t)
+""")
+
+
+@dataclass
+class TrackReport:
+    """The answer to an upload: the worker, the cleaning report and what was written."""
+
+    worker: dict[str, Any]
+    cleaning: CleanReport
+    written: bool
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    last_position: dict[str, Any] | None = None
+    partitions: list[str] = field(default_factory=list)
+    stored_flags_changed: int = 0
+    sources: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        report = self.cleaning
+        return {
+            "worker": self.worker,
+            "written": self.written,
+            "received": report.received,
+            "stored": report.kept if self.written else 0,
+            "would_store": None if self.written else report.kept,
+            "start": _iso(self.start), "end": _iso(self.end),
+            "cleaning": report.to_dict(),
+            "last_position": self.last_position,
+            "partitions": self.partitions,
+            "stored_flags_changed": self.stored_flags_changed,
+            "sources": self.sources,
+        }
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def lock_worker(session: Session, worker_id: int) -> dict[str, Any]:
+    """The worker ``{id, code, name}``, row-locked until the transaction ends; NotFound if none."""
+    row = session.execute(_LOCK_WORKER, {"id": worker_id}).mappings().first()
+    if row is None:
+        raise NotFound(f"there is no worker with id {worker_id}", field="worker_id",
+                       value=worker_id, valid="the id of a worker (GET /api/v1/workers)")
+    return dict(row)
+
+
+def stored_points(session: Session, worker_id: int, lo: dt.datetime,
+                  hi: dt.datetime) -> StoredPoints:
+    """The worker's stored points with ``lo <= t <= hi``, in time order."""
+    rows = session.execute(_CONTEXT, {"worker": worker_id, "lo": lo, "hi": hi}).all()
+    if not rows:
+        return StoredPoints.empty()
+    t_us, lon, lat, start = zip(*rows, strict=True)
+    return StoredPoints(lon=np.asarray(lon, dtype=np.float64),
+                        lat=np.asarray(lat, dtype=np.float64),
+                        t_us=np.asarray(t_us, dtype=np.int64),
+                        seg_start=np.asarray(start, dtype=bool))
+
+
+def ensure_partitions(session: Session, times: list[dt.datetime]) -> list[str]:
+    """Create the monthly partitions (UTC months) holding ``times``; their names."""
+    months = sorted({dt.datetime(t.astimezone(dt.UTC).year, t.astimezone(dt.UTC).month, 1,
+                                 tzinfo=dt.UTC) for t in times})
+    return [str(session.execute(_PARTITION, {"at": month}).scalar_one()) for month in months]
+
+
+def save_track(session: Session, *, worker_id: int, track: TrackInput, limits: Limits,
+               dry_run: bool = False) -> TrackReport:
+    """Clean ``track`` for the worker and store the kept points (unless ``dry_run``).
+
+    Parameters
+    ----------
+    session : Session
+        The caller commits; on any error nothing of the upload stays.
+    worker_id : int
+        The worker the points belong to (NotFound when unknown).
+    track : TrackInput
+        Checked WGS-84 points (:func:`geo.tracks.points.track_input`).
+    limits : Limits
+        Cleaning limits (from settings, maybe overridden per upload).
+    dry_run : bool
+        Report what would be stored without writing.
+
+    Returns
+    -------
+    TrackReport
+    """
+    worker = lock_worker(session, worker_id)
+    margin = round(limits.max_gap_s * 1_000_000) + 1
+    lo, hi = int(track.t_us.min()) - margin, int(track.t_us.max()) + margin
+    stored = stored_points(session, worker_id, from_us(lo), from_us(hi))
+    cleaned = clean_track(track.lon, track.lat, track.t_us, limits=limits, stored=stored)
+    keep = cleaned.keep
+    times = [from_us(int(t)) for t in track.t_us[keep]]
+    report = TrackReport(worker=worker, cleaning=cleaned.report, written=not dry_run,
+                         start=times[0] if times else None, end=times[-1] if times else None)
+    if dry_run or not len(keep):
+        return report
+    report.partitions = ensure_partitions(session, times)
+    session.execute(_INSERT, {"worker": worker_id, "t": times,
+                              "lon": track.lon[keep].tolist(), "lat": track.lat[keep].tolist(),
+                              "s": cleaned.seg_start.tolist()})
+    if cleaned.stored_flags:
+        session.execute(_FLAGS, {"worker": worker_id,
+                                 "t": [from_us(t) for t, _ in cleaned.stored_flags],
+                                 "s": [s for _, s in cleaned.stored_flags]})
+        report.stored_flags_changed = len(cleaned.stored_flags)
+    last = int(np.argmax(track.t_us[keep]))
+    lon, lat, at = float(track.lon[keep][last]), float(track.lat[keep][last]), times[last]
+    moved = session.execute(_LAST_POSITION, {"worker": worker_id, "lon": lon, "lat": lat,
+                                             "t": at})
+    if getattr(moved, "rowcount", 0):
+        report.last_position = {"lon": lon, "lat": lat, "t": at.isoformat()}
+    return report
+
+
+def month_of(moment: dt.datetime) -> str:
+    """The partition name holding ``moment`` (``track_point_yYYYYmMM``, UTC months)."""
+    utc = moment.astimezone(dt.UTC)
+    return f"track_point_y{utc.year:04d}m{utc.month:02d}"
+
