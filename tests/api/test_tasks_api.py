@@ -1,0 +1,226 @@
+"""The task REST endpoints on PostGIS: publish, near, claim races over HTTP, cancel, coverage."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from shapely.geometry import box, mapping
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from geo.store.db import session_scope
+from geo.store.tasks import link_user
+from geo.store.users import create_user
+from tests.geo.test_tasks import lonlat, make_city, walk
+
+Auth = Callable[[str], dict[str, str]]
+CST = dt.timezone(dt.timedelta(hours=8))
+
+
+def window(start_h: float, end_h: float) -> dict[str, str]:
+    now = dt.datetime.now(CST)
+    return {"window_start": (now + dt.timedelta(hours=start_h)).isoformat(),
+            "window_end": (now + dt.timedelta(hours=end_h)).isoformat()}
+
+
+@pytest.fixture
+def city(session: Session) -> dict[str, Any]:
+    return make_city(session)
+
+
+def field_user(db_url: str, worker_id: int | None, role: str = "patrol") -> dict[str, str]:
+    """A user of ``role`` linked to ``worker_id``; its Authorization header."""
+    with session_scope(db_url) as s:
+        user, token = create_user(s, name=f"u-{role}-{worker_id}", role=role)
+        if worker_id is not None:
+            link_user(s, user=user.name, worker_id=worker_id)
+    return {"Authorization": f"Bearer {token}"}
+
+
+def publish(client: TestClient, auth: Auth, body: dict[str, Any], status: int = 201,
+            role: str = "dispatcher") -> dict[str, Any]:
+    answer = client.post("/api/v1/tasks", json=body, headers=auth(role))
+    assert answer.status_code == status, answer.text
+    out: dict[str, Any] = answer.json()
+    return out
+
+
+def test_publish_checks_roles_and_fields_and_writes_nothing_when_refused(
+        client: TestClient, auth: Auth, session: Session, city: dict[str, Any]) -> None:
+    body = {"title": "夜巡主街", "route": "R-1", **window(0, 2)}
+    made = client.post("/api/v1/tasks", json=body, headers=auth("dispatcher"))
+    assert made.status_code == 201, made.text
+    feature = made.json()
+    assert made.headers["content-type"].startswith("application/geo+json")
+    assert made.headers["Location"].endswith(f"/api/v1/tasks/{feature['id']}")
+    props = feature["properties"]
+    assert props["status"] == "open" and props["kind"] == "route" and props["version"] == 1
+    assert props["route_code"] == "R-1" and props["length_m"] == pytest.approx(1000, rel=1e-3)
+    assert feature["geometry"]["type"] == "MultiLineString"
+    assert props["published_by"].startswith("test-dispatcher")
+    for role in ("patrol", "planner"):
+        assert client.post("/api/v1/tasks", json=body, headers=auth(role)).status_code == 403
+    assert client.post("/api/v1/tasks", json=body).status_code == 401
+    bad: list[tuple[dict[str, Any], str]] = [
+        ({"route": "R-404"}, "route"),
+        ({"grid": "G1"}, "route"),  # route and grid
+        (window(-3, -1), "window_end"),
+        (window(0, 30), "window_end"),
+        ({"window_start": "yesterday"}, "window_start"),
+        ({"title": ""}, "title"),
+        ({"colour": "red"}, "colour"),
+    ]
+    for change, field in bad:
+        answer = client.post("/api/v1/tasks", json=body | change, headers=auth("dispatcher"))
+        assert answer.status_code == 422, (change, answer.text)
+        detail = answer.json()["detail"]
+        assert detail["field"] == field, (change, detail)
+        assert "value" in detail
+    area = {"title": "area", "area": {"type": "Polygon", "coordinates": [[[119.3, 26.08]]]},
+            **window(0, 1)}
+    answer = client.post("/api/v1/tasks", json=area, headers=auth("dispatcher"))
+    assert answer.status_code == 422 and answer.json()["detail"]["field"] == "area"
+    session.rollback()
+    assert session.execute(text("SELECT count(*) FROM patrol_task")).scalar() == 1
+
+
+def test_open_tasks_near_me_nearest_first(client: TestClient, auth: Auth,
+                                          city: dict[str, Any]) -> None:
+    lon, lat = lonlat([0, 300], [600, 900])
+    near_area = publish(client, auth, {"title": "square", **window(0, 2),
+                                       "area": mapping(box(lon[0], lat[0], lon[1], lat[1]))})
+    on_route = publish(client, auth, {"title": "route", "route": city["route_id"],
+                                      **window(0, 2)})
+    in_grid = publish(client, auth, {"title": "grid", "grid": "G1", **window(1, 3)})
+    here = lonlat([150], [700])
+    got = client.get("/api/v1/tasks", params={"near": f"{here[0][0]},{here[1][0]}",
+                                               "radius_m": 800}, headers=auth("patrol"))
+    assert got.status_code == 200, got.text
+    page = got.json()
+    # inside the square; 400 m north of the grid's edge; 700 m from the route
+    assert [f["id"] for f in page["features"]] == [near_area["id"], in_grid["id"], on_route["id"]]
+    dists = [f["properties"]["distance_m"] for f in page["features"]]
+    assert dists[0] == 0.0 and dists[1] == pytest.approx(400, abs=10)
+    assert dists[2] == pytest.approx(700, abs=3)
+    closer = client.get("/api/v1/tasks", params={"near": f"{here[0][0]},{here[1][0]}",
+                                                  "radius_m": 500}, headers=auth("patrol"))
+    assert [f["id"] for f in closer.json()["features"]] == [near_area["id"], in_grid["id"]]
+    wide = client.get("/api/v1/tasks", params={"near": f"{here[0][0]},{here[1][0]}",
+                                                "radius_m": 20_000, "limit": 2},
+                      headers=auth("patrol")).json()
+    assert wide["numberMatched"] == 3 and any(link["rel"] == "next" for link in wide["links"])
+    assert [f["id"] for f in client.get("/api/v1/tasks", headers=auth("planner")).json()[
+        "features"]] == [near_area["id"], on_route["id"], in_grid["id"]]
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"near": "26.08"}, "near"), ({"near": "26.08,119.30"}, "near (lat)"),
+        ({"status": "taken"}, "status"), ({"radius_m": 1e9}, "radius_m"),
+        ({"radius_m": -5}, "radius_m")]
+    for params, field in cases:
+        answer = client.get("/api/v1/tasks", params=params, headers=auth("patrol"))
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["detail"]["field"] == field
+
+
+def test_claim_races_over_http_have_one_winner(client: TestClient, auth: Auth, db_url: str,
+                                               city: dict[str, Any]) -> None:
+    task = publish(client, auth, {"title": "grab me", "grid": "G1", **window(0, 2)})
+    codes = ["P1", "P2", "V1", "V2", "V3", "V4"]
+    headers = {c: field_user(db_url, city["workers"][c]) for c in codes}
+    barrier = threading.Barrier(len(codes))
+    answers: dict[str, Any] = {}
+
+    def claim(code: str) -> None:
+        barrier.wait()
+        answers[code] = client.post(f"/api/v1/tasks/{task['id']}/claim", headers=headers[code])
+
+    threads = [threading.Thread(target=claim, args=(c,)) for c in codes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    statuses = sorted(a.status_code for a in answers.values())
+    assert statuses == [200] + [409] * (len(codes) - 1), [a.text for a in answers.values()]
+    winner = next(c for c, a in answers.items() if a.status_code == 200)
+    won = answers[winner].json()["properties"]
+    assert won["status"] == "claimed" and won["claimed_by"]["code"] == winner
+    for code, answer in answers.items():
+        if code != winner:
+            detail = answer.json()["detail"]
+            assert detail["claimed_at"] == won["claimed_at"]
+            assert won["claimed_at"] in detail["message"] and detail["field"] == "task_id"
+    mine = client.get("/api/v1/tasks", params={"mine": "true", "status": "any"},
+                      headers=headers[winner]).json()
+    assert [f["id"] for f in mine["features"]] == [task["id"]]
+    loser = next(c for c in codes if c != winner)
+    assert client.get("/api/v1/tasks", params={"mine": "true", "status": "any"},
+                      headers=headers[loser]).json()["numberMatched"] == 0
+
+
+def test_who_may_claim(client: TestClient, auth: Auth, db_url: str,
+                       city: dict[str, Any]) -> None:
+    w = city["workers"]
+    tasks = [publish(client, auth, {"title": f"t{i}", "grid": "G1", **window(2 * i, 2 * i + 1)})
+             for i in range(3)]
+    url = f"/api/v1/tasks/{tasks[0]['id']}/claim"
+    unlinked = client.post(url, headers=auth("patrol"))
+    assert unlinked.status_code == 403
+    assert "patrolgrid tasks link" in unlinked.json()["detail"]["valid"]
+    p1 = field_user(db_url, w["P1"])
+    other = client.post(url, json={"worker_id": w["P2"]}, headers=p1)
+    assert other.status_code == 403 and other.json()["detail"]["field"] == "worker_id"
+    assert client.post(url, headers=auth("planner")).status_code == 403
+    nobody = client.post(url, headers=auth("dispatcher"))
+    assert nobody.status_code == 422 and nobody.json()["detail"]["field"] == "worker_id"
+    clerk = client.post(url, json={"worker_id": w["GW"]}, headers=auth("dispatcher"))
+    assert clerk.status_code == 422 and "grid_worker" in clerk.json()["detail"]["message"]
+    for_v1 = client.post(url, json={"worker_id": w["V1"]}, headers=auth("dispatcher"))
+    assert for_v1.status_code == 200 and for_v1.json()["properties"]["claimed_by"]["code"] == "V1"
+    own = client.post(f"/api/v1/tasks/{tasks[1]['id']}/claim", json={"worker_id": w["P1"]},
+                      headers=p1)
+    assert own.status_code == 200
+    assert client.post("/api/v1/tasks/999999/claim", headers=p1).status_code == 404
+
+
+def test_cancel_and_coverage(client: TestClient, auth: Auth, db_url: str,
+                             city: dict[str, Any]) -> None:
+    task = publish(client, auth, {"title": "walk", "route": "R-1", **window(-1, 1)})
+    v1 = field_user(db_url, city["workers"]["V1"], role="patrol")
+    unclaimed = client.get(f"/api/v1/tasks/{task['id']}", headers=v1).json()
+    assert unclaimed["properties"]["coverage"] is None
+    assert client.post(f"/api/v1/tasks/{task['id']}/claim", headers=v1).status_code == 200
+    lon, lat = walk(0, 700, 0.0)
+    t0 = dt.datetime.now(CST) - dt.timedelta(minutes=50)
+    points = [{"lon": float(x), "lat": float(y),
+               "t": (t0 + dt.timedelta(seconds=5 * i)).isoformat()}
+              for i, (x, y) in enumerate(zip(lon, lat, strict=True))]
+    sent = client.post("/api/v1/tracks", json={"worker_id": city["workers"]["V1"],
+                                               "points": points}, headers=v1)
+    assert sent.status_code == 201, sent.text
+    got = client.get(f"/api/v1/tasks/{task['id']}", headers=auth("planner")).json()
+    cov = got["properties"]["coverage"]
+    expected = 700 + 25.0  # the last fix is at x = 700 m, the tolerance reaches 25 m on
+    assert cov["kind"] == "route" and cov["points"] == len(points)
+    assert cov["covered_m"] == pytest.approx(expected, abs=0.3)
+    assert cov["share"] == pytest.approx(expected / 1000, abs=1e-3)
+    assert cov["missed"]["type"] == "MultiLineString" and cov["tolerance_m"] == 25.0
+    assert cov["missed_m"] == pytest.approx(1000 - expected, abs=0.3)
+    assert math.isclose(got["properties"]["length_m"], 1000, rel_tol=1e-3)
+    assert client.post(f"/api/v1/tasks/{task['id']}/cancel", headers=v1).status_code == 403
+    stale = client.post(f"/api/v1/tasks/{task['id']}/cancel", json={"version": 1},
+                        headers=auth("dispatcher"))
+    assert stale.status_code == 409 and stale.json()["detail"]["field"] == "version"
+    gone = client.post(f"/api/v1/tasks/{task['id']}/cancel",
+                       json={"reason": "typhoon", "version": 2}, headers=auth("dispatcher"))
+    assert gone.status_code == 200, gone.text
+    assert gone.json()["properties"]["status"] == "cancelled"
+    again = client.post(f"/api/v1/tasks/{task['id']}/claim", headers=v1)
+    assert again.status_code == 409 and again.json()["detail"]["status"] == "cancelled"
+    after = client.get(f"/api/v1/tasks/{task['id']}", headers=v1).json()["properties"]
+    assert after["cancel_reason"] == "typhoon" and after["coverage"]["points"] == len(points)
+    assert client.get("/api/v1/tasks/424242", headers=v1).status_code == 404
