@@ -8,7 +8,15 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.errors import add_exception_handlers
-from api.routers import grid_import, grids, health, locate, roster
+from api.jobs import lifespan
+from api.routers import categories as categories_router
+from api.routers import coverage as coverage_router
+from api.routers import grid_import, grids, health, incident_bulk, incident_loop, locate, roster
+from api.routers import incidents as incidents_router
+from api.routers import open311 as open311_router
+from api.routers import routes as routes_router
+from api.routers import tasks as tasks_router
+from api.routers import tracks as tracks_router
 from geo.settings import Settings, get_settings
 from maps.assets import VENDOR_DIR
 
@@ -28,7 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for ``settings`` (the environment's when omitted)."""
     settings = settings or get_settings()
     app = FastAPI(title="patrolgrid", version="0.1.0", description=DESCRIPTION,
-                  docs_url=None, redoc_url=None)
+                  docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.settings = settings
     add_exception_handlers(app)
     app.include_router(health.router)
@@ -36,6 +44,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(grid_import.router, prefix=API_PREFIX)
     app.include_router(locate.router, prefix=API_PREFIX)
     app.include_router(roster.router, prefix=API_PREFIX)
+    app.include_router(incidents_router.router, prefix=API_PREFIX)
+    app.include_router(categories_router.router, prefix=API_PREFIX)
+    app.include_router(incident_loop.router, prefix=API_PREFIX)
+    app.include_router(incident_bulk.router, prefix=API_PREFIX)
+    app.include_router(open311_router.router)
+    app.include_router(routes_router.router, prefix=API_PREFIX)
+    app.include_router(tracks_router.router, prefix=API_PREFIX)
+    app.include_router(coverage_router.router, prefix=API_PREFIX)
+    app.include_router(tasks_router.router, prefix=API_PREFIX)
     _mount_docs(app)
     return app
 

@@ -46,6 +46,78 @@ class Settings(BaseSettings):
         300.0, ge=0, description="How often the server escalates overdue incidents "
         "(0 turns the in-server job off; `patrolgrid escalate` still works).")
 
+    # --- patrol routes and route planning (issue 4, T2) ---
+    route_tolerance_m: float = Field(
+        20.0, ge=0, description="A route may stray this far (m) outside the grids it claims.")
+    hotspot_resolution: int = Field(
+        10, ge=7, le=12, description="H3 resolution of incident hotspot cells (10: ~66 m edge).")
+    hotspot_top: int = Field(
+        20, ge=1, le=200, description="Hotspots are this many cells with the most incidents.")
+    hotspot_lookback_days: float = Field(
+        90.0, gt=0, description="Incidents reported this many days back make hotspots.")
+    hotspot_reach_m: float = Field(
+        25.0, ge=0, description="A patrol passing this close (m) to a hotspot cell visits it.")
+    plan_margin_m: float = Field(
+        200.0, ge=0, description="Route planning may use streets this far (m) outside the grid.")
+    plan_snap_m: float = Field(
+        300.0, gt=0, description="A start point farther than this (m) from the network is refused.")
+    plan_max_length_m: float = Field(
+        50_000.0, gt=0, description="Largest length budget (m) of a planned route.")
+
+    # --- Open311 GeoReport v2 (issue 3, I5) ---
+    open311_public_read: bool = Field(
+        False, description="true lets Open311 GETs (services, requests) go without an api_key, "
+        "as GeoReport allows; by default every endpoint but /healthz needs a token.")
+
+    # --- incident intake (issue 3, I2) ---
+    auto_dispatch: bool = Field(
+        True, description="An incident for which the intake finds a responsible worker is "
+        "dispatched to them at once (status dispatched, with its event); false leaves every "
+        "new incident registered for a dispatcher.")
+
+    # --- GPS tracks (issue 4, T1) ---
+    track_max_speed_mps: float = Field(
+        3.0, gt=0, description="Legs faster than this (m/s, walking patrols) are speed spikes "
+        "or jumps when cleaning tracks; an upload may set its own limit.")
+    track_max_gap_s: float = Field(
+        120.0, gt=0, description="A pause longer than this (s) between fixes splits a track "
+        "into segments.")
+    track_jitter_m: float = Field(
+        10.0, ge=0, description="GPS noise (m) allowed on every leg before it counts as fast.")
+    track_max_burst: int = Field(
+        3, ge=1, le=50, description="A run of at most this many fixes that jumps out and back "
+        "is dropped as a spike.")
+    track_max_points: int = Field(
+        200_000, ge=1, description="Most points accepted in one track upload.")
+    track_clock_skew_s: float = Field(
+        600.0, ge=0, description="Fixes later than now plus this (s) are refused (device clock).")
+    track_max_window_days: float = Field(
+        31.0, gt=0, description="Longest time window (days) of a track query.")
+
+    # --- grab-order patrol tasks (issue 4, C2) ---
+    task_coverage_m: float = Field(
+        25.0, ge=0, description="A task's route counts as walked, and its area as covered, "
+        "within this distance (m) of the claimant's track.")
+    task_near_radius_m: float = Field(
+        3000.0, gt=0, description="Default radius (m) of `GET /tasks?near=lon,lat`.")
+    task_max_radius_m: float = Field(
+        50_000.0, gt=0, description="Largest radius (m) a client may ask for.")
+    task_max_window_h: float = Field(
+        24.0, gt=0, description="Longest time window (hours) of a patrol task.")
+    task_max_area_km2: float = Field(
+        10.0, gt=0, description="Largest area (km²) of an area patrol task.")
+
+    # --- patrol coverage (issue 4, C1) ---
+    coverage_distance_m: float = Field(
+        25.0, gt=0, le=500, description="Area within this distance (m) of a track counts as "
+        "covered (a request may pass its own `distance_m`).")
+    coverage_cell_m: float = Field(
+        2.0, ge=0.25, le=50, description="Raster cell (m) of area coverage; the error is well "
+        "under one percentage point at 2 m with a 25 m buffer.")
+    route_walk_tolerance_m: float = Field(
+        25.0, gt=0, le=500, description="Planned vs actual: a piece of a route within this "
+        "distance (m) of a team member's track was walked.")
+
     @field_validator("timezone")
     @classmethod
     def _check_timezone(cls, value: str) -> str:

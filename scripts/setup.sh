@@ -61,6 +61,11 @@ if [ ! -f "/usr/share/postgresql/$MAJOR/extension/postgis.control" ]; then
     apt_install "postgresql-$MAJOR-postgis-3"
 fi
 
+# --- wrk: the HTTP load tool of `make bench` (P3) -------------------------------
+if ! command -v wrk >/dev/null 2>&1; then
+    apt_install wrk
+fi
+
 # --- Node assets (Swagger UI, Leaflet): from the npm registry, served by our app
 if ! command -v npm >/dev/null 2>&1; then
     apt_install nodejs npm

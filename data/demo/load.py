@@ -18,8 +18,12 @@ from sqlalchemy.orm import Session
 
 from data.demo.categories import CATEGORIES
 from data.demo.city import DEFAULT_SEED, City, build_city
+from data.demo.incidents import DemoIncidents, load_demo_incidents
 from data.demo.roster import last_positions, roster_rows
+from data.demo.routes import DemoRoutes, load_demo_routes
+from data.demo.tracks import DemoTracks, load_demo_tracks
 from data.roster_io import COLUMNS, RosterReport, apply_rows
+from geo.settings import Settings, get_settings
 from geo.store.grids import WriteCounts, write_versions
 from geo.store.roster_write import set_last_positions, upsert_categories
 
@@ -34,6 +38,9 @@ class DemoReport:
     categories: WriteCounts = field(default_factory=WriteCounts)
     roster: RosterReport | None = None
     positions_set: int = 0
+    routes: DemoRoutes | None = None
+    incidents: DemoIncidents | None = None
+    tracks: DemoTracks | None = None
     build_seconds: float = 0.0
     total_seconds: float = 0.0
 
@@ -46,6 +53,9 @@ class DemoReport:
             "categories": self.categories.as_dict(),
             "roster": self.roster.as_dict() if self.roster else None,
             "positions_set": self.positions_set,
+            "routes": self.routes.as_dict() if self.routes else None,
+            "incidents": self.incidents.as_dict() if self.incidents else None,
+            "tracks": self.tracks.as_dict() if self.tracks else None,
             "build_seconds": round(self.build_seconds, 2),
             "total_seconds": round(self.total_seconds, 2),
         }
@@ -58,7 +68,10 @@ class DemoReport:
             counts += [self.roster.teams, self.roster.workers, self.roster.duties]
         return (any(c.created or c.updated for c in counts) or bool(self.retired_grids)
                 or bool(self.positions_set)
-                or bool(self.roster and self.roster.duties.deleted))
+                or bool(self.routes and self.routes.changed)
+                or bool(self.incidents and self.incidents.imported.accepted)
+                or bool(self.roster and self.roster.duties.deleted)
+                or bool(self.tracks and self.tracks.stored))
 
 
 def _retire_stale(session: Session, city: City, at: dt.datetime) -> list[str]:
@@ -81,7 +94,8 @@ def _retire_stale(session: Session, city: City, at: dt.datetime) -> list[str]:
 
 
 def load_demo(session: Session, *, seed: int = DEFAULT_SEED,
-              at: dt.datetime | None = None) -> DemoReport:
+              at: dt.datetime | None = None, incidents: int = 0,
+              settings: Settings | None = None, track_days: int = 0) -> DemoReport:
     """Build the demo city and write it, its categories and its roster into ``session``.
 
     Parameters
@@ -91,7 +105,17 @@ def load_demo(session: Session, *, seed: int = DEFAULT_SEED,
     seed : int
         Seed of the build; the default gives the documented demo city.
     at : datetime, optional
-        Time new grid versions start (now when omitted).
+        Time new grid versions start (now when omitted); also the end of the year
+        of demo incidents.
+    incidents : int
+        How many synthetic incidents to add through the import path
+        (``data.demo.incidents``; 0: none). ``patrolgrid demo load`` adds 100,000.
+    settings : Settings, optional
+        For the incident import (snap tolerance, time zone…); the process's own
+        by default.
+    track_days : int
+        Days of synthetic patrol tracks along the demo routes (``data.demo.tracks``;
+        0: none), ending the day before ``at``. ``patrolgrid demo load`` adds 30.
 
     Returns
     -------
@@ -110,5 +134,13 @@ def load_demo(session: Session, *, seed: int = DEFAULT_SEED,
     numbered = [(line, row) for line, row in enumerate(rows, start=2)]
     report.roster = apply_rows(session, list(COLUMNS), numbered, source="demo roster")
     report.positions_set = set_last_positions(session, last_positions(city, rows, seed))
+    if incidents > 0:
+        report.incidents = load_demo_incidents(session, city, seed=seed, now=at,
+                                               settings=settings or get_settings(),
+                                               count=incidents)
+    report.routes = load_demo_routes(session, city)  # after incidents: routes use hotspots
+    if track_days > 0:
+        report.tracks = load_demo_tracks(session, seed=seed, at=at, days=track_days,
+                                         settings=settings or get_settings())
     report.total_seconds = time.perf_counter() - started
     return report

@@ -16,6 +16,9 @@ Workers and duties:
   18:00 runs to Monday 08:00);
 - a manager per community (``M<community code>``), primary on the community
   ``mon-sat 08:30-17:30``;
+- a manager per street (``M<street code>``), primary on the street
+  ``mon-fri 08:30-17:30``: overdue incidents escalated to the street go to him
+  (to the dispatcher on duty outside office hours);
 - two dispatchers per street (``D<street code>-1`` day ``daily 08:00-20:00`` and
   ``-2`` night ``daily 20:00-08:00``), primary on the street;
 - patrol and volunteer members without duties, with a last known position inside
@@ -40,6 +43,7 @@ from data.roster_io import COLUMNS
 PRIMARY_SHIFTS = "mon-fri 08:00-18:00"
 BACKUP_SHIFTS = "daily 18:00-08:00; sat-sun 08:00-18:00"
 MANAGER_SHIFTS = "mon-sat 08:30-17:30"
+STREET_MANAGER_SHIFTS = "mon-fri 08:30-17:30"
 DISPATCHER_SHIFTS = ("daily 08:00-20:00", "daily 20:00-08:00")
 #: Last positions are seen up to three hours before this moment.
 POSITIONS_AT = dt.datetime(2025, 6, 2, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
@@ -76,6 +80,9 @@ def roster_rows(city: City, seed: int) -> list[dict[str, str]]:
         short = street.code[:9]
         grid_team = _team(f"T{short}-GRID", f"{street.name}网格化服务管理中心", "grid",
                           street.code)
+        rows.append({"worker_code": f"M{street.code}", "role": "manager", **grid_team,
+                     "grid_code": street.code, "duty": "primary",
+                     "shifts": STREET_MANAGER_SHIFTS})
         for n, shifts in enumerate(DISPATCHER_SHIFTS, start=1):
             rows.append({"worker_code": f"D{street.code}-{n}", "role": "dispatcher",
                          **grid_team, "grid_code": street.code, "duty": "primary",

@@ -22,3 +22,16 @@ def test_healthz_needs_no_token(client: TestClient) -> None:
     assert answer.status_code == 200
     assert answer.json()["status"] == "ok"
     assert answer.json()["postgis"].startswith("3.")
+
+
+def test_config_lists_every_setting_with_its_variable() -> None:
+    from typer.testing import CliRunner
+
+    from api.cli import app
+    from geo.settings import Settings
+
+    result = CliRunner().invoke(app, ["config"], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    for name in Settings.model_fields:
+        variable = "DATABASE_URL" if name == "database_url" else f"PATROLGRID_{name.upper()}"
+        assert variable in result.output

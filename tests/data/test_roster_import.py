@@ -288,6 +288,6 @@ def test_cli_import_export_and_demo_load(cli: Callable[..., Any], tmp_path: Path
     result = cli("roster", "export", str(out))
     assert result.exit_code == 0, result.output
     assert "X-001" in out.read_text(encoding="utf-8-sig")
-    again = cli("demo", "load")
+    again = cli("demo", "load", "--no-incidents", "--track-days", "0")
     assert again.exit_code == 0, again.output
     assert "nothing changed" in again.output and "users create" in again.output
