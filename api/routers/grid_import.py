@@ -6,16 +6,16 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, HTTPException, UploadFile
+from fastapi import APIRouter, File, Form, UploadFile
 
 from api.auth import Planner
 from api.deps import SessionDep, SettingsDep
+from api.uploads import save_upload
 from data.grid_import import CheckOptions, import_grids
 from data.grid_io import ReadOptions, suffix_of
 
 router = APIRouter(tags=["grids"])
 
-_CHUNK = 1 << 20
 
 
 @router.post("/grids/import")
@@ -61,21 +61,6 @@ def import_grid_file(
                          else tolerance_m2)
     with tempfile.TemporaryDirectory(prefix="patrolgrid-upload-") as tmp:
         path = Path(tmp) / f"upload{suffix}"
-        _save(file, path, settings.max_upload_mb)
+        save_upload(file, path, settings.max_upload_mb)
         report = import_grids(session, path, read, check, commit=commit, source=name)
     return report.to_dict()
-
-
-def _save(upload: UploadFile, path: Path, limit_mb: int) -> None:
-    """Copy the upload to ``path``, refusing it with 413 past ``limit_mb`` MiB."""
-    limit = limit_mb * 1024 * 1024
-    size = 0
-    with path.open("wb") as out:
-        while chunk := upload.file.read(_CHUNK):
-            size += len(chunk)
-            if size > limit:
-                raise HTTPException(status_code=413, detail={
-                    "message": f"the file {upload.filename!r} is larger than {limit_mb} MiB",
-                    "field": "file", "value": upload.filename,
-                    "valid": f"a file of at most {limit_mb} MiB (PATROLGRID_MAX_UPLOAD_MB)"})
-            out.write(chunk)

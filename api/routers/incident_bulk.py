@@ -10,7 +10,7 @@ from fastapi import APIRouter, File, Form, UploadFile
 
 from api.auth import Dispatcher
 from api.deps import SessionDep, SettingsDep
-from api.routers.grid_import import _save
+from api.uploads import save_upload
 from data.incident_import import KEEP_REJECTS, ImportOptions, import_file
 from data.incident_io import format_of
 
@@ -68,7 +68,7 @@ def import_incident_file(
         reporter_field=reporter_field, timezone=timezone)
     with tempfile.TemporaryDirectory(prefix="patrolgrid-incidents-") as tmp:
         path = Path(tmp) / f"upload.{kind}"
-        _save(file, path, settings.max_upload_mb)
+        save_upload(file, path, settings.max_upload_mb)
         summary = import_file(session, path, options, settings=settings, fmt=kind, name=name,
                               actor=f"import:{principal.name}")
     if dry_run:

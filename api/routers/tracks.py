@@ -11,7 +11,6 @@ from fastapi import (
     Depends,
     File,
     Form,
-    HTTPException,
     Query,
     Request,
     Response,
@@ -24,6 +23,7 @@ from api.auth import Reader, require_role
 from api.deps import SessionDep, SettingsDep
 from api.schemas.grids import Link
 from api.schemas.tracks import TrackCollection, TrackUpload
+from api.uploads import save_upload
 from data.track_io import read_tracks
 from geo.settings import Settings
 from geo.store import track_queries
@@ -37,7 +37,6 @@ router = APIRouter(prefix="/tracks", tags=["tracks"])
 
 TrackWriter = Annotated[Principal, Depends(require_role("patrol", "dispatcher"))]
 
-_CHUNK = 1 << 20
 
 
 class GeoJSONResponse(JSONResponse):
@@ -102,7 +101,7 @@ def upload_files(
         for n, upload in enumerate(file):
             name = Path(upload.filename or f"upload{n}").name
             path = Path(tmp) / f"{n}{Path(name).suffix.lower()}"
-            _save(upload, path, settings.max_upload_mb)
+            save_upload(upload, path, settings.max_upload_mb)
             paths.append(path)
             names.append(name)
         track, sources = read_tracks(paths, fmt=format, crs=crs, names=names,
@@ -144,18 +143,3 @@ def list_tracks(
     return TrackCollection(features=page.features, numberMatched=page.total,
                            numberReturned=len(page.features),
                            window={"from": lo.isoformat(), "to": hi.isoformat()}, links=links)
-
-
-def _save(upload: UploadFile, path: Path, limit_mb: int) -> None:
-    """Copy the upload to ``path``, refusing it with 413 past ``limit_mb`` MiB."""
-    limit = limit_mb * 1024 * 1024
-    size = 0
-    with path.open("wb") as out:
-        while chunk := upload.file.read(_CHUNK):
-            size += len(chunk)
-            if size > limit:
-                raise HTTPException(status_code=413, detail={
-                    "message": f"the file {upload.filename!r} is larger than {limit_mb} MiB",
-                    "field": "file", "value": upload.filename,
-                    "valid": f"a file of at most {limit_mb} MiB (PATROLGRID_MAX_UPLOAD_MB)"})
-            out.write(chunk)
