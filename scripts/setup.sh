@@ -56,7 +56,8 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
 fi
 
 # --- PostGIS, matching the server's major version -----------------------------
-if [ ! -f "/usr/share/postgresql/$MAJOR/extension/postgis.control" ]; then
+if [ ! -f "/usr/share/postgresql/$MAJOR/extension/postgis.control" ] ||
+   ! ls /usr/lib/postgresql/"$MAJOR"/lib/postgis-3*.so >/dev/null 2>&1; then
     say "PostGIS missing for PostgreSQL $MAJOR"
     apt_install "postgresql-$MAJOR-postgis-3"
 fi
