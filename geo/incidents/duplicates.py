@@ -83,6 +83,7 @@ UPDATE incident AS i
    SET candidate_of = pick.target
   FROM pick
  WHERE i.id = pick.id
+   AND i.id = ANY(CAST(:ids AS bigint[]))
 """)
 
 

@@ -124,6 +124,7 @@ class _Chains:
     def __init__(self, index: Index) -> None:
         self.index = index
         self.cache: dict[str, tuple[ChainLink, ...]] = {}
+        self.refs: dict[str, GridRef] = {}
 
     def __call__(self, code: str | None) -> tuple[ChainLink, ...]:
         if code is None:
@@ -138,16 +139,19 @@ class _Chains:
     def ref(self, code: str | None) -> GridRef | None:
         if code is None:
             return None
-        chain = self(code)
-        last = chain[-1] if chain and chain[-1][0] == code else None
-        return GridRef(code=code, name=last[1] if last else None,
-                       level=last[2] if last else None, chain=chain)
+        ref = self.refs.get(code)
+        if ref is None:  # GridRef is frozen: one per code is shared by its incidents
+            chain = self(code)
+            last = chain[-1] if chain and chain[-1][0] == code else None
+            ref = self.refs[code] = GridRef(code=code, name=last[1] if last else None,
+                                            level=last[2] if last else None, chain=chain)
+        return ref
 
 
 def _choose(session: Session, placed: Sequence[Placed], at: Sequence[dt.datetime],
             chains: _Chains, settings: Settings) -> list[WorkerChoice]:
     links = [chains(p.grid) for p in placed]
-    places = [responsible.community_and_street(c) for c in links]
+    places = responsible.communities_and_streets(links)
     codes = {p.grid for p in placed if p.grid} | {c for c, _ in places if c}
     view = RosterView(duties=store.duties_on(session, sorted(codes)))
 

@@ -104,6 +104,23 @@ def community_and_street(chain: Sequence[ChainLink]) -> tuple[str | None, str | 
     return community, street
 
 
+def communities_and_streets(
+        chains: Sequence[Sequence[ChainLink]]) -> list[tuple[str | None, str | None]]:
+    """:func:`community_and_street` of each chain, worked out once per distinct chain."""
+    seen: dict[Any, tuple[str | None, str | None]] = {}
+    out: list[tuple[str | None, str | None]] = []
+    for chain in chains:
+        try:
+            place = seen.get(chain)
+        except TypeError:  # an unhashable chain (lists): no memo
+            out.append(community_and_street(chain))
+            continue
+        if place is None:
+            place = seen[chain] = community_and_street(chain)
+        out.append(place)
+    return out
+
+
 @lru_cache(maxsize=4096)
 def week_mask(shifts: tuple[Shift, ...]) -> NDArray[np.bool_]:
     """One flag per minute of the local week (Monday 00:00 = 0): on shift or not.
@@ -269,7 +286,7 @@ def choose_workers(view: RosterView, grids: Sequence[str | None],
         return []
     batch = _Batch(minutes_of_week(at, tz), np.asarray(categories, dtype=object), n)
     batch.pending &= np.array([g is not None for g in grids])
-    places = [community_and_street(c) for c in chains]
+    places = communities_and_streets(chains)
     by_grid = _group(grids)
     batch.by_duties(by_grid, view.duties, "primary", lambda d: d.kind == "primary")
     batch.by_duties(by_grid, view.duties, "backup", lambda d: d.kind == "backup")

@@ -152,7 +152,29 @@ _COLUMNS = ("source", "external_id", "idempotency_key", "category_code", "descri
             "reporter", "lon", "lat", "input_crs", "input_lon", "input_lat", "grid_code",
             "worker_id", "rule", "snapped_m", "unassigned_reason", "status", "reported_at",
             "due_at", "attrs")
-_INSERT = text("""
+# The batch is staged in a temporary table by a binary COPY (no per-value parameter
+# conversion), then written by one INSERT … SELECT with its events. A small batch
+# (a REST call) skips the staging table and sends the columns as arrays instead.
+_STAGE_TYPES = ("text", "text", "text", "text", "text", "text", "float8", "float8", "text",
+                "float8", "float8", "text", "int4", "text", "float8", "text", "text",
+                "timestamptz", "timestamptz", "text", "int8")
+_STAGE_CREATE = """
+CREATE TEMP TABLE IF NOT EXISTS incident_intake_stage (
+    source text, external_id text, idempotency_key text, category_code text,
+    description text, reporter text, lon float8, lat float8, input_crs text,
+    input_lon float8, input_lat float8, grid_code text, worker_id int4, rule text,
+    snapped_m float8, unassigned_reason text, status text, reported_at timestamptz,
+    due_at timestamptz, attrs text, seq int8
+) ON COMMIT DROP
+"""
+_STAGE_COPY = ("COPY incident_intake_stage (source, external_id, idempotency_key, "
+               "category_code, description, reporter, lon, lat, input_crs, input_lon, "
+               "input_lat, grid_code, worker_id, rule, snapped_m, unassigned_reason, status, "
+               "reported_at, due_at, attrs, seq) FROM STDIN (FORMAT BINARY)")
+#: Batches of at least this many rows go through the staging table.
+STAGE_FROM = 500
+
+_FROM_ARRAYS = """
 WITH u AS MATERIALIZED (
     SELECT nextval('incident_id_seq') AS id, t.*
       FROM unnest(
@@ -169,7 +191,13 @@ WITH u AS MATERIALIZED (
                                 description, reporter, lon, lat, input_crs, input_lon,
                                 input_lat, grid_code, worker_id, rule, snapped_m,
                                 unassigned_reason, status, reported_at, due_at, attrs, seq)
-), ins AS (
+)"""
+_FROM_STAGE = """
+WITH u AS MATERIALIZED (
+    SELECT nextval('incident_id_seq') AS id, t.*
+      FROM (SELECT * FROM incident_intake_stage ORDER BY seq) AS t
+)"""
+_WRITE = """, ins AS (
     INSERT INTO incident (id, source, external_id, idempotency_key, category_code, description,
                           reporter, geom, input_crs, grid_code, worker_id, rule, snapped_m,
                           unassigned_reason, status, reported_at, due_at, attrs)
@@ -197,7 +225,9 @@ WITH u AS MATERIALIZED (
 SELECT u.seq, u.id, ins.id IS NOT NULL AS created
   FROM u LEFT JOIN ins ON ins.id = u.id
  ORDER BY u.seq
-""")
+"""
+_INSERT = text(_FROM_ARRAYS + _WRITE)
+_INSERT_STAGED = text(_FROM_STAGE + _WRITE)
 
 
 def insert_incidents(session: Session, rows: NewRows, *, actor: str) -> list[tuple[int, bool]]:
@@ -206,18 +236,40 @@ def insert_incidents(session: Session, rows: NewRows, *, actor: str) -> list[tup
     ``created`` is False when the row clashed with an existing ``(source,
     external_id)`` or ``idempotency_key`` (its id is then unused: look the
     existing incident up with :func:`find_existing`). A ``dispatched`` row gets a
-    second event, ``registered -> dispatched``.
+    second event, ``registered -> dispatched``. A batch of :data:`STAGE_FROM`
+    rows or more is first copied (binary ``COPY``) into a temporary table that
+    lives until the transaction ends.
     """
     if len(rows) == 0:
         return []
-    params: dict[str, Any] = {name: getattr(rows, name) for name in _COLUMNS}
-    params["actor"] = actor
-    result = session.execute(_INSERT, params).all()
+    if len(rows) < STAGE_FROM:
+        params: dict[str, Any] = {name: getattr(rows, name) for name in _COLUMNS}
+        params["actor"] = actor
+        result = session.execute(_INSERT, params).all()
+    else:
+        _stage(session, rows)
+        result = session.execute(_INSERT_STAGED, {"actor": actor}).all()
     return [(int(r.id), bool(r.created)) for r in result]
+
+
+def _stage(session: Session, rows: NewRows) -> None:
+    """Empty the staging table and COPY ``rows`` into it (``seq`` counts from 1)."""
+    raw: Any = session.connection().connection.driver_connection
+    columns = [getattr(rows, name) for name in _COLUMNS]
+    with raw.cursor() as cur:
+        cur.execute(_STAGE_CREATE)
+        cur.execute("TRUNCATE incident_intake_stage")
+        with cur.copy(_STAGE_COPY) as copy:
+            copy.set_types(list(_STAGE_TYPES))
+            write = copy.write_row
+            for seq, values in enumerate(zip(*columns, strict=True), start=1):
+                write((*values, seq))
 
 
 def json_text(value: dict[str, Any]) -> str:
     """Compact JSON for the ``attrs`` array."""
+    if type(value) is dict and not value:  # the usual case, without the encoder
+        return "{}"
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
