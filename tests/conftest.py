@@ -13,14 +13,17 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
+from typer.testing import CliRunner, Result
 
 from api.app import create_app
-from geo.settings import DEFAULT_DATABASE_URL, Settings
+from api.cli import app
+from geo.settings import DEFAULT_DATABASE_URL, Settings, get_settings
 from geo.store import db
 from geo.store.users import create_user
 
@@ -82,6 +85,21 @@ def client(settings: Settings) -> Iterator[TestClient]:
     """An HTTP client for an app on this test's database."""
     with TestClient(create_app(settings)) as c:
         yield c
+
+
+@pytest.fixture
+def cli(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Result]]:
+    """``cli("grids", "import", …)`` runs `patrolgrid …` against this test's database."""
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.delenv("PATROLGRID_DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    runner = CliRunner()
+
+    def run(*args: Any) -> Result:
+        return runner.invoke(app, [str(a) for a in args])
+
+    yield run
+    get_settings.cache_clear()
 
 
 @pytest.fixture

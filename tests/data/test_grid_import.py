@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +13,9 @@ import pytest
 import shapely
 from pyproj import Geod
 from sqlalchemy import text
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from api.cli import app
 from geo.crs import gcj02_to_wgs84
-from geo.settings import get_settings
 from geo.store.db import session_scope
 
 Cli = Callable[..., Result]
@@ -26,21 +24,6 @@ BEATS = ("--code-field", "BEAT_NUM")
 #: (as PostGIS geometries are), densified to 0.0001°, then in UTM zone 16N (Chicago).
 OVERLAP_M2 = ("SELECT max(ST_Area(ST_Transform(ST_Segmentize(ST_CollectionExtract("
               "ST_Intersection(a.geom, b.geom), 3), 0.0001), 32616))) FROM grid a JOIN grid b ")
-
-
-@pytest.fixture
-def cli(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
-    """Run `patrolgrid ...` against this test's database."""
-    monkeypatch.setenv("DATABASE_URL", db_url)
-    monkeypatch.delenv("PATROLGRID_DATABASE_URL", raising=False)
-    get_settings.cache_clear()
-    runner = CliRunner()
-
-    def run(*args: Any) -> Result:
-        return runner.invoke(app, [str(a) for a in args])
-
-    yield run
-    get_settings.cache_clear()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,8 @@ import geopandas as gpd
 import pandas as pd
 import pytest
 from sqlalchemy import text
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from api.cli import app
-from geo.settings import get_settings
 from geo.store.db import session_scope
 from geo.store.roster_write import CategoryRecord, upsert_categories
 
@@ -30,21 +28,6 @@ Cli = Callable[..., Result]
 CRIMES = ("--lon-field", "longitude", "--lat-field", "latitude", "--external-id-field", "id",
           "--time-field", "date", "--default-category", "CRIME", "--timezone",
           "America/Chicago", "--quiet")
-
-
-@pytest.fixture
-def cli(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
-    """Run `patrolgrid ...` against this test's database."""
-    monkeypatch.setenv("DATABASE_URL", db_url)
-    monkeypatch.delenv("PATROLGRID_DATABASE_URL", raising=False)
-    get_settings.cache_clear()
-    runner = CliRunner()
-
-    def run(*args: Any) -> Result:
-        return runner.invoke(app, [str(a) for a in args])
-
-    yield run
-    get_settings.cache_clear()
 
 
 def query(db_url: str, sql: str, **params: Any) -> list[Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +15,10 @@ import numpy as np
 import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from api.cli import app
 from data.track_io import read_raw, read_tracks
 from geo.errors import InvalidInput
-from geo.settings import get_settings
 from geo.store.roster import create_worker
 from geo.tracks.clean import Limits, clean_track, haversine_m
 from geo.tracks.points import from_us
@@ -191,21 +189,6 @@ def test_bad_files_are_refused_naming_the_point(tmp_path: Path, name: str, conte
 
 
 # --------------------------------------------------------------------------- the CLI
-
-@pytest.fixture
-def cli(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
-    """Run `patrolgrid ...` against this test's database."""
-    monkeypatch.setenv("DATABASE_URL", db_url)
-    monkeypatch.delenv("PATROLGRID_DATABASE_URL", raising=False)
-    get_settings.cache_clear()
-    runner = CliRunner()
-
-    def run(*args: Any) -> Result:
-        return runner.invoke(app, [str(a) for a in args])
-
-    yield run
-    get_settings.cache_clear()
-
 
 def _count(session: Session, sql: str, **params: Any) -> Any:
     session.rollback()  # see the CLI's commits
