@@ -14,6 +14,7 @@ from api.routers import coverage as coverage_router
 from api.routers import grid_import, grids, health, incident_bulk, incident_loop, locate, roster
 from api.routers import incidents as incidents_router
 from api.routers import open311 as open311_router
+from api.routers import plans as plans_router
 from api.routers import routes as routes_router
 from api.routers import tasks as tasks_router
 from api.routers import tracks as tracks_router
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tracks_router.router, prefix=API_PREFIX)
     app.include_router(coverage_router.router, prefix=API_PREFIX)
     app.include_router(tasks_router.router, prefix=API_PREFIX)
+    app.include_router(plans_router.router, prefix=API_PREFIX)
     _mount_docs(app)
     return app
 

@@ -153,6 +153,8 @@ class Incident(Base):
     geom: Mapped[Any] = mapped_column(_geom("POINT"))
     input_crs: Mapped[str] = mapped_column(String(32), default="wgs84")
     grid_code: Mapped[str | None] = mapped_column(String(64))
+    #: The grid version (``grid.id``) the incident was assigned to (set by a trigger, 0006).
+    grid_id: Mapped[int | None] = mapped_column(ForeignKey("grid.id", ondelete="SET NULL"))
     worker_id: Mapped[int | None] = mapped_column(ForeignKey("worker.id", ondelete="SET NULL"))
     rule: Mapped[str | None] = mapped_column(Text)
     snapped_m: Mapped[float | None] = mapped_column(Float)
@@ -260,3 +262,40 @@ class ApiToken(Base):
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
     user: Mapped[AppUser] = relationship()
+
+
+PLAN_STATUSES = ("draft", "applied", "discarded")
+PLAN_OPS = ("replace", "split", "merge", "move_cells", "create", "retire")
+
+
+class Plan(Base):
+    """A draft of boundary edits to the children of one parent grid (migration 0006)."""
+
+    __tablename__ = "plan"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    parent_code: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16), default="manual")
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("app_user.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    applied_by: Mapped[int | None] = mapped_column(ForeignKey("app_user.id", ondelete="SET NULL"))
+    applied_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    attrs: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+
+
+class PlanEdit(Base):
+    """One edit of a plan; ``base`` maps each grid code it read to that grid's version."""
+
+    __tablename__ = "plan_edit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plan.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    op: Mapped[str] = mapped_column(String(16))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    base: Mapped[dict[str, int]] = mapped_column(JSONB, default=dict)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("app_user.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())

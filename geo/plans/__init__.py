@@ -1,0 +1,1 @@
+"""Grid plans: redraw boundaries as drafts, validate, preview the impact, apply, suggest."""

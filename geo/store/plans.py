@@ -1,0 +1,267 @@
+"""PostGIS queries of grid plans: plans and edits, the grids they start from, what they move.
+
+One function per question; the domain logic is in :mod:`geo.plans`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import shapely
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy import bindparam, select, text
+from sqlalchemy.orm import Session
+
+from geo import topology
+from geo.errors import NotFound
+from geo.incidents.loop import FINAL_STATUSES
+from geo.plans.edits import Draft
+from geo.store.models import Plan, PlanEdit
+
+_CURRENT_GRID = text("""
+    SELECT code, version, name, level, parent_code, population, households, attrs,
+           ST_AsBinary(geom) AS wkb
+      FROM grid WHERE valid_to IS NULL AND code = :code""")
+_CURRENT_CHILDREN = text("""
+    SELECT code, version, name, level, parent_code, population, households, attrs,
+           ST_AsBinary(geom) AS wkb
+      FROM grid WHERE valid_to IS NULL AND parent_code = :parent ORDER BY code""")
+
+
+def _geom(wkb: Any) -> BaseGeometry:
+    geom = shapely.from_wkb(bytes(wkb))
+    return geom if geom.is_valid else topology.polygonal(shapely.make_valid(geom))
+
+
+def _draft(r: Any) -> Draft:
+    return Draft(code=r["code"], name=r["name"], level=r["level"], parent_code=r["parent_code"],
+                 geom=_geom(r["wkb"]), population=r["population"], households=r["households"],
+                 attrs=dict(r["attrs"] or {}), version=int(r["version"]))
+
+
+def current_grid(session: Session, code: str) -> Draft:
+    """The current version of grid ``code``; NotFound naming the field ``parent``."""
+    row = session.execute(_CURRENT_GRID, {"code": code}).mappings().first()
+    if row is None:
+        raise NotFound(f"there is no current grid {code!r}", field="parent", value=code,
+                       valid="the code of a current community or street (GET /api/v1/grids)")
+    return _draft(row)
+
+
+def current_children(session: Session, parent: str) -> list[Draft]:
+    """The current children of ``parent``, ordered by code."""
+    rows = session.execute(_CURRENT_CHILDREN, {"parent": parent}).mappings()
+    return [_draft(r) for r in rows]
+
+
+def grandchildren(session: Session, codes: Sequence[str]) -> dict[str, list[tuple[str,
+                                                                                 BaseGeometry]]]:
+    """Current children ``(code, geometry)`` of each of ``codes``."""
+    out: dict[str, list[tuple[str, BaseGeometry]]] = {c: [] for c in codes}
+    if not codes:
+        return out
+    rows = session.execute(text("SELECT code, parent_code, ST_AsBinary(geom) AS wkb FROM grid "
+                                "WHERE valid_to IS NULL AND parent_code IN :codes ORDER BY code")
+                           .bindparams(bindparam("codes", expanding=True)),
+                           {"codes": list(codes)})
+    for r in rows:
+        out[r.parent_code].append((r.code, _geom(r.wkb)))
+    return out
+
+
+def all_codes(session: Session) -> set[str]:
+    """Every grid code that has ever existed."""
+    return set(session.scalars(text("SELECT DISTINCT code FROM grid")))
+
+
+def lock_versions(session: Session, codes: Sequence[str]) -> dict[str, int]:
+    """Current version of each of ``codes`` (absent: no current grid), rows locked FOR UPDATE."""
+    if not codes:
+        return {}
+    rows = session.execute(text("SELECT code, version FROM grid WHERE valid_to IS NULL "
+                                "AND code IN :codes ORDER BY code FOR UPDATE")
+                           .bindparams(bindparam("codes", expanding=True)),
+                           {"codes": sorted(codes)})
+    return {r.code: int(r.version) for r in rows}
+
+
+def plans_that_changed(session: Session, codes: Sequence[str]) -> list[int]:
+    """Applied plans whose result touched any of ``codes``, newest first."""
+    rows = session.execute(text("SELECT id FROM plan WHERE status = 'applied' "
+                                "AND result->'touched' ?| CAST(:codes AS text[]) "
+                                "ORDER BY applied_at DESC, id DESC"), {"codes": list(codes)})
+    return [int(r.id) for r in rows]
+
+
+# --------------------------------------------------------------------------- plans
+
+def create_plan(session: Session, *, name: str, parent: str, kind: str,
+                user_id: int | None, attrs: dict[str, Any] | None = None) -> Plan:
+    """Insert a draft plan."""
+    plan = Plan(name=name, parent_code=parent, kind=kind, status="draft", created_by=user_id,
+                attrs=attrs or {})
+    session.add(plan)
+    session.flush()
+    return plan
+
+
+def get_plan(session: Session, plan_id: int, *, lock: bool = False) -> Plan:
+    """Plan ``plan_id`` (locked FOR UPDATE with ``lock``); NotFound otherwise."""
+    query = select(Plan).where(Plan.id == plan_id)
+    if lock:
+        query = query.with_for_update()
+    plan = session.scalars(query).first()
+    if plan is None:
+        raise NotFound(f"there is no plan {plan_id}", field="id", value=plan_id,
+                       valid="the id of a plan (POST /api/v1/plans answers it)")
+    return plan
+
+
+def edits(session: Session, plan_id: int) -> list[PlanEdit]:
+    """The plan's edits in order."""
+    return list(session.scalars(select(PlanEdit).where(PlanEdit.plan_id == plan_id)
+                                .order_by(PlanEdit.seq)))
+
+
+def add_edit(session: Session, plan_id: int, *, op: str, payload: dict[str, Any],
+             base: dict[str, int], user_id: int | None) -> PlanEdit:
+    """Append an edit at the next ``seq``."""
+    seq = session.scalar(text("SELECT coalesce(max(seq), 0) + 1 FROM plan_edit "
+                              "WHERE plan_id = :p"), {"p": plan_id})
+    edit = PlanEdit(plan_id=plan_id, seq=int(seq or 1), op=op, payload=payload, base=base,
+                    created_by=user_id)
+    session.add(edit)
+    session.flush()
+    return edit
+
+
+def mark_applied(session: Session, plan: Plan, *, user_id: int | None, at: dt.datetime,
+                 result: dict[str, Any]) -> None:
+    """Record that ``plan`` was applied."""
+    plan.status = "applied"
+    plan.applied_at = at
+    plan.applied_by = user_id
+    plan.result = json.loads(json.dumps(result, default=str))
+    session.flush()
+
+
+# --------------------------------------------------------------------------- incidents, roster
+
+@dataclass
+class IncidentPoints:
+    """Incidents as column arrays (WGS-84)."""
+
+    id: np.ndarray
+    lon: np.ndarray
+    lat: np.ndarray
+    grid_code: list[str | None]
+    worker_id: list[int | None]
+    status: list[str]
+    category: list[str]
+    open: np.ndarray
+    recent: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.id)
+
+
+def incidents_near(session: Session, geom: BaseGeometry, *, since: dt.datetime) -> IncidentPoints:
+    """Incidents in the bounding box of ``geom`` reported since ``since`` (``recent``) or open."""
+    minx, miny, maxx, maxy = geom.bounds
+    rows = session.execute(text("""
+        SELECT id, ST_X(geom) AS lon, ST_Y(geom) AS lat, grid_code, worker_id, status,
+               category_code, reported_at >= :since AS recent
+          FROM incident
+         WHERE geom && ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, 4326)
+           AND (reported_at >= :since OR NOT status = ANY(:final))
+         ORDER BY id"""), {"since": since, "minx": minx, "miny": miny, "maxx": maxx,
+                           "maxy": maxy, "final": list(FINAL_STATUSES)}).all()
+    final = set(FINAL_STATUSES)
+    return IncidentPoints(
+        id=np.array([r.id for r in rows], dtype=np.int64),
+        lon=np.array([r.lon for r in rows], dtype=float),
+        lat=np.array([r.lat for r in rows], dtype=float),
+        grid_code=[r.grid_code for r in rows], worker_id=[r.worker_id for r in rows],
+        status=[r.status for r in rows], category=[r.category_code for r in rows],
+        open=np.array([r.status not in final for r in rows], dtype=bool),
+        recent=np.array([bool(r.recent) for r in rows], dtype=bool),
+    )
+
+
+def primary_workers(session: Session, codes: Sequence[str]) -> dict[str, list[tuple[int, str,
+                                                                                   str]]]:
+    """Active primary (A角) workers ``(id, code, name)`` of each of ``codes``."""
+    out: dict[str, list[tuple[int, str, str]]] = {c: [] for c in codes}
+    if not codes:
+        return out
+    rows = session.execute(text("SELECT d.grid_code, w.id, w.code, w.name FROM duty d "
+                                "JOIN worker w ON w.id = d.worker_id WHERE w.active "
+                                "AND d.kind = 'primary' AND d.grid_code IN :codes "
+                                "ORDER BY d.grid_code, w.code")
+                           .bindparams(bindparam("codes", expanding=True)),
+                           {"codes": list(codes)})
+    for r in rows:
+        out[r.grid_code].append((int(r.id), r.code, r.name))
+    return out
+
+
+def duties_of(session: Session, codes: Sequence[str]) -> list[dict[str, Any]]:
+    """Every duty on ``codes`` with its worker's code, for the roster report."""
+    if not codes:
+        return []
+    rows = session.execute(text("SELECT d.id, d.grid_code, d.kind, d.worker_id, w.code, w.name "
+                                "FROM duty d JOIN worker w ON w.id = d.worker_id "
+                                "WHERE d.grid_code IN :codes ORDER BY d.grid_code, d.kind, w.code")
+                           .bindparams(bindparam("codes", expanding=True)),
+                           {"codes": list(codes)}).mappings()
+    return [dict(r) for r in rows]
+
+
+def move_duty(session: Session, duty_id: int, to_code: str) -> bool:
+    """Move a duty to grid ``to_code``; False (and the duty deleted) when the worker already
+    has that kind of duty there."""
+    result = session.execute(text("""
+        UPDATE duty d SET grid_code = :to WHERE d.id = :id AND NOT EXISTS (
+            SELECT 1 FROM duty o WHERE o.worker_id = d.worker_id AND o.kind = d.kind
+               AND o.grid_code = :to)"""), {"id": duty_id, "to": to_code})
+    moved = int(getattr(result, "rowcount", 0) or 0)
+    if not moved:
+        session.execute(text("DELETE FROM duty WHERE id = :id"), {"id": duty_id})
+    return bool(moved)
+
+
+def retire_grids(session: Session, codes: Sequence[str], at: dt.datetime) -> int:
+    """Close the current versions of ``codes`` at ``at``."""
+    if not codes:
+        return 0
+    result = session.execute(text("UPDATE grid SET valid_to = :at WHERE valid_to IS NULL "
+                                  "AND code IN :codes")
+                             .bindparams(bindparam("codes", expanding=True)),
+                             {"at": at, "codes": list(codes)})
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def current_ids(session: Session, codes: Sequence[str]) -> dict[str, int]:
+    """``grid.id`` of the current version of each of ``codes``."""
+    if not codes:
+        return {}
+    rows = session.execute(text("SELECT code, id FROM grid WHERE valid_to IS NULL "
+                                "AND code IN :codes").bindparams(bindparam("codes",
+                                                                           expanding=True)),
+                           {"codes": list(codes)})
+    return {r.code: int(r.id) for r in rows}
+
+
+def reassign_incident(session: Session, incident_id: int, *, grid_code: str, grid_id: int,
+                      worker_id: int | None, rule: str) -> None:
+    """Point an open incident at a new grid version and worker."""
+    session.execute(text("UPDATE incident SET grid_code = :code, grid_id = :gid, "
+                         "worker_id = :worker, rule = :rule, version = version + 1 "
+                         "WHERE id = :id"),
+                    {"code": grid_code, "gid": grid_id, "worker": worker_id, "rule": rule,
+                     "id": incident_id})

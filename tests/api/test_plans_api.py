@@ -1,0 +1,208 @@
+"""Plans over HTTP: drafting, the six edits, validation of the result, roles and bad input.
+
+The small city of ``tests/geo/intake_city.py``: community C1 (lon 120.00-120.02,
+lat 30.00-30.02) holds G11 (120.00-120.01) and G12 (120.01-120.02).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import h3
+import pytest
+import shapely
+from fastapi.testclient import TestClient
+from shapely.geometry import box, mapping, shape
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from geo.store import db
+from tests.geo import intake_city as city
+
+Auth = Callable[[str], dict[str, str]]
+URL = "/api/v1/plans"
+
+
+@pytest.fixture
+def ids(session: Session) -> dict[str, int]:
+    made = city.build(session)
+    session.commit()
+    return made
+
+
+def new_plan(client: TestClient, auth: Auth, parent: str = "C1", role: str = "planner") -> int:
+    answer = client.post(URL, json={"name": "redraw", "parent": parent}, headers=auth(role))
+    assert answer.status_code == 201, answer.text
+    plan_id: int = answer.json()["id"]
+    return plan_id
+
+
+def edit(client: TestClient, auth: Auth, plan_id: int, status: int = 201,
+         **body: Any) -> dict[str, Any]:
+    answer = client.post(f"{URL}/{plan_id}/edits", json=body, headers=auth("planner"))
+    assert answer.status_code == status, answer.text
+    out: dict[str, Any] = answer.json()
+    return out if status == 201 else out["detail"]
+
+
+def geoms(plan: dict[str, Any]) -> dict[str, Any]:
+    return {f["id"]: shape(f["geometry"]) for f in plan["result"]["features"]}
+
+
+def square(x0: float, x1: float, y0: float = 30.00, y1: float = 30.02) -> dict[str, Any]:
+    return dict(mapping(box(x0, y0, x1, y1)))
+
+
+def test_create_and_read_a_plan(client: TestClient, auth: Auth, ids: dict[str, int]) -> None:
+    plan_id = new_plan(client, auth)
+    answer = client.get(f"{URL}/{plan_id}", headers=auth("admin"))
+    assert answer.status_code == 200
+    plan = answer.json()
+    assert (plan["parent"], plan["status"], plan["edits"], plan["touched"]) == \
+        ("C1", "draft", [], [])
+    assert sorted(geoms(plan)) == ["G11", "G12"]
+    assert plan["validation"]["ok"] is True and plan["stale"] == []
+
+
+def test_only_planners_and_admins(client: TestClient, auth: Auth, ids: dict[str, int]) -> None:
+    for role in ("patrol", "dispatcher"):
+        answer = client.post(URL, json={"name": "x", "parent": "C1"}, headers=auth(role))
+        assert answer.status_code == 403
+        assert answer.json()["detail"]["valid"] == "admin, planner"
+    plan_id = new_plan(client, auth, role="admin")
+    assert client.get(f"{URL}/{plan_id}", headers=auth("patrol")).status_code == 403
+    assert client.get(f"{URL}/{plan_id}").status_code == 401
+
+
+def test_bad_plans_are_named(client: TestClient, auth: Auth, ids: dict[str, int]) -> None:
+    answer = client.post(URL, json={"name": "x", "parent": "NOPE"}, headers=auth("planner"))
+    assert answer.status_code == 404
+    assert answer.json()["detail"]["field"] == "parent"
+    answer = client.post(URL, json={"name": "x", "parent": "G11"}, headers=auth("planner"))
+    assert answer.status_code == 422
+    assert "no children" in answer.json()["detail"]["message"]
+    answer = client.post(URL, json={"name": "x", "parent": "C1", "k": 1},
+                         headers=auth("planner"))
+    assert answer.status_code == 422 and answer.json()["detail"]["field"] == "k"
+    assert client.get(f"{URL}/999", headers=auth("planner")).status_code == 404
+
+
+def test_replace_takes_from_the_neighbour(client: TestClient, auth: Auth,
+                                          ids: dict[str, int]) -> None:
+    plan_id = new_plan(client, auth)
+    plan = edit(client, auth, plan_id, op="replace", code="G11",
+                geometry=square(120.00, 120.013))
+    g = geoms(plan)
+    assert g["G11"].equals(box(120.00, 30.00, 120.013, 30.02))
+    assert g["G12"].equals(box(120.013, 30.00, 120.02, 30.02))
+    assert plan["touched"] == ["G11", "G12"]
+    assert plan["validation"]["ok"] is True, plan["validation"]
+    assert plan["edits"][0]["base"] == {"G11": 1, "G12": 1}
+
+
+def test_split_merge_move_create_retire(client: TestClient, auth: Auth,
+                                        ids: dict[str, int]) -> None:
+    plan_id = new_plan(client, auth)
+    line = {"type": "LineString", "coordinates": [[120.004, 29.99], [120.004, 30.03]]}
+    plan = edit(client, auth, plan_id, op="split", code="G11", line=line, new_code="G13",
+                new_name="网格13")
+    g = geoms(plan)
+    assert g["G11"].equals(box(120.004, 30.00, 120.01, 30.02))  # the larger part keeps G11
+    assert g["G13"].equals(box(120.00, 30.00, 120.004, 30.02))
+    assert plan["validation"]["ok"] is True
+    cell = h3.latlng_to_cell(30.01, 120.0125, 10)
+    plan = edit(client, auth, plan_id, op="move_cells", **{"from": "G12", "to": "G11",
+                                                            "cells": [cell]})
+    hexagon = shapely.Polygon([(lon, lat) for lat, lon in h3.cell_to_boundary(cell)])
+    g = geoms(plan)
+    assert g["G11"].contains(hexagon.representative_point())
+    assert g["G12"].intersection(hexagon).area < 1e-10  # < 1 m² (output rounded to 1e-8°)
+    assert plan["validation"]["ok"] is True
+    plan = edit(client, auth, plan_id, op="merge", codes=["G13", "G11"], into="G11")
+    assert sorted(geoms(plan)) == ["G11", "G12"]
+    assert plan["retired"] == [{"code": "G13", "successor": "G11"}]
+    plan = edit(client, auth, plan_id, op="create", code="G14", name="网格14",
+                geometry=square(120.016, 120.02))
+    assert geoms(plan)["G14"].equals(box(120.016, 30.00, 120.02, 30.02))
+    plan = edit(client, auth, plan_id, op="retire", code="G14", successor="G12")
+    assert sorted(geoms(plan)) == ["G11", "G12"]
+    assert plan["validation"]["ok"] is True, plan["validation"]
+    assert [e["op"] for e in plan["edits"]] == ["split", "move_cells", "merge", "create",
+                                                "retire"]
+    # replayed from the database, the plan reads the same
+    again = client.get(f"{URL}/{plan_id}", headers=auth("planner")).json()
+    assert again["result"] == plan["result"]
+
+
+def problems(plan: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [p for p in plan["validation"]["problems"] if p["kind"] == kind]
+
+
+def test_validation_names_grids_and_areas(client: TestClient, auth: Auth,
+                                          ids: dict[str, int]) -> None:
+    plan_id = new_plan(client, auth)
+    # G11 shrinks without giving its area to anyone: a gap of 0.002° x 0.02° (~ 427,800 m²)
+    plan = edit(client, auth, plan_id, op="replace", code="G11", geometry=square(120.00, 120.008),
+                take_from_neighbours=False)
+    [gap] = problems(plan, "gap")
+    assert gap["codes"] == ["G11"] and gap["blocking"] is True
+    assert 427_000 < gap["area_m2"] < 428_500
+    assert 120.008 < gap["point"][0] < 120.01
+    assert shape(gap["geometry"]).area == pytest.approx(0.002 * 0.02, rel=1e-6)
+    assert plan["validation"]["ok"] is False
+    # a new grid over both, not taking from them: overlaps with each
+    plan_id = new_plan(client, auth)
+    plan = edit(client, auth, plan_id, op="create", code="G15", name="x",
+                geometry=square(120.005, 120.015, 30.00, 30.01), take_from_neighbours=False)
+    pairs = sorted(tuple(p["codes"]) for p in problems(plan, "overlap"))
+    assert pairs == [("G11", "G15"), ("G12", "G15")]
+    assert all(530_000 < p["area_m2"] < 540_000 for p in problems(plan, "overlap"))
+    # reaching outside the parent C1 (into C2)
+    plan_id = new_plan(client, auth)
+    plan = edit(client, auth, plan_id, op="replace", code="G12", geometry=square(120.01, 120.025))
+    [spill] = problems(plan, "outside_parent")
+    assert spill["codes"] == ["G12"] and spill["area_m2"] > 100_000
+    # a self-intersecting bow tie
+    plan_id = new_plan(client, auth)
+    bowtie = {"type": "Polygon", "coordinates": [[[120.0, 30.0], [120.01, 30.02],
+                                                  [120.01, 30.0], [120.0, 30.02],
+                                                  [120.0, 30.0]]]}
+    plan = edit(client, auth, plan_id, op="replace", code="G11", geometry=bowtie,
+                take_from_neighbours=False)
+    [bad] = problems(plan, "invalid_geometry")
+    assert bad["codes"] == ["G11"] and "Self-intersection" in bad["message"]
+    assert plan["validation"]["tolerance_m2"] == 1.0
+
+
+def test_bad_edits_name_field_value_and_valid_and_store_nothing(
+        client: TestClient, auth: Auth, ids: dict[str, int], db_url: str) -> None:
+    plan_id = new_plan(client, auth)
+    detail = edit(client, auth, plan_id, 422, op="bulldoze", code="G11")
+    assert (detail["field"], detail["value"]) == ("op", "bulldoze")
+    assert "replace" in detail["valid"]
+    detail = edit(client, auth, plan_id, 422, op="replace", code="G99", geometry=square(0, 1))
+    assert (detail["field"], detail["value"]) == ("replace.code", "G99")
+    assert "G11, G12" in detail["valid"]
+    detail = edit(client, auth, plan_id, 422, op="replace", code="G11")
+    assert detail["field"] == "replace.geometry"
+    detail = edit(client, auth, plan_id, 422, op="replace", code="G11", geometry=square(0, 1),
+                  colour="red")
+    assert detail["field"] == "replace.colour"
+    detail = edit(client, auth, plan_id, 422, op="replace", code="G11",
+                  geometry={"type": "Polygon", "coordinates": [[[30.0, 120.0], [30.1, 120.0],
+                                                                [30.1, 120.1], [30.0, 120.0]]]})
+    assert detail["field"] == "replace.geometry" and "swapped" in detail["message"]
+    short = {"type": "LineString", "coordinates": [[120.004, 30.005], [120.004, 30.01]]}
+    detail = edit(client, auth, plan_id, 422, op="split", code="G11", line=short, new_code="G13")
+    assert detail["field"] == "split.line" and "edge to edge" in detail["message"]
+    line = {"type": "LineString", "coordinates": [[120.004, 29.99], [120.004, 30.03]]}
+    detail = edit(client, auth, plan_id, 422, op="split", code="G11", line=line, new_code="G21")
+    assert (detail["field"], detail["value"]) == ("split.new_code", "G21")  # G21 is in C2
+    detail = edit(client, auth, plan_id, 422, op="move_cells", cells=["zzz"],
+                  **{"from": "G11", "to": "G12"})
+    assert (detail["field"], detail["value"]) == ("move_cells.cells", "zzz")
+    detail = edit(client, auth, plan_id, 422, op="merge", codes=["G11", "G12"], into="G21")
+    assert detail["field"] == "merge.into"
+    with db.session_scope(db_url) as s:
+        assert s.scalar(text("SELECT count(*) FROM plan_edit")) == 0
