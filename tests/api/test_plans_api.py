@@ -6,6 +6,7 @@ lat 30.00-30.02) holds G11 (120.00-120.01) and G12 (120.01-120.02).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -206,3 +207,85 @@ def test_bad_edits_name_field_value_and_valid_and_store_nothing(
     assert detail["field"] == "merge.into"
     with db.session_scope(db_url) as s:
         assert s.scalar(text("SELECT count(*) FROM plan_edit")) == 0
+
+
+# --------------------------------------------------------------------------- impact
+
+IN_G11_EAST = (120.0085, 30.015)
+
+
+@pytest.fixture
+def reported(client: TestClient, auth: Auth, ids: dict[str, int], db_url: str) -> list[int]:
+    """Three open incidents in G11 (one near its east edge), one in G12; people on both."""
+    made = []
+    for lon, lat in ((120.005, 30.01), (120.003, 30.005), IN_G11_EAST, (120.015, 30.01)):
+        answer = client.post("/api/v1/incidents", headers=auth("dispatcher"), json={
+            "lon": lon, "lat": lat, "category": "E0101", "source": "hotline"})
+        assert answer.status_code == 201, answer.text
+        made.append(answer.json()["id"])
+    with db.session_scope(db_url) as s:
+        s.execute(text("UPDATE grid SET population = 1000, households = 400 WHERE code = 'G11'"))
+        s.execute(text("UPDATE grid SET population = 600, households = 240 WHERE code = 'G12'"))
+    return made
+
+
+def test_impact_before_and_after(client: TestClient, auth: Auth, reported: list[int]) -> None:
+    plan_id = new_plan(client, auth)
+    edit(client, auth, plan_id, op="replace", code="G12", geometry=square(120.008, 120.02))
+    answer = client.get(f"{URL}/{plan_id}/impact", headers=auth("planner"))
+    assert answer.status_code == 200, answer.text
+    out = answer.json()
+    by_code = {g["code"]: g for g in out["grids"]}
+    g11, g12 = by_code["G11"], by_code["G12"]
+    assert (g11["status"], g12["status"]) == ("changed", "changed")
+    assert (g11["before"]["incidents"], g11["after"]["incidents"]) == (3, 2)
+    assert (g12["before"]["incidents"], g12["after"]["incidents"]) == (1, 2)
+    assert g11["after"]["area_m2"] == pytest.approx(0.8 * g11["before"]["area_m2"], rel=1e-3)
+    # people follow the area: 20 % of G11 goes to G12
+    assert (g11["after"]["population"], g11["after"]["households"]) == (800, 320)
+    assert (g12["after"]["population"], g12["after"]["households"]) == (800, 320)
+    assert g11["open_moving_out"] == 1 and g12["open_moving_out"] == 0
+    assert out["moves"]["open_incidents"] == 1
+    assert out["moves"]["pairs"] == [{"from": "G11", "to": "G12", "count": 1}]
+    assert out["moves"]["incident_ids"] == [reported[2]]
+    assert [w["code"] for w in g11["before"]["workers"]] == ["WG11"]
+    workers = {w["code"]: w for w in out["workers"]}
+    assert (workers["WG11"]["workload_before"], workers["WG11"]["workload_after"]) == (3, 2)
+    assert (workers["WG12"]["workload_before"], workers["WG12"]["workload_after"]) == (1, 2)
+    balance = out["balance"]
+    assert (balance["cv_before"], balance["cv_after"]) == (0.5, 0.0)
+    # a rectangle a x b has 4πab / (2a + 2b)² = πr / (1 + r)², r = a / b: G11 grows thinner
+    r = 0.01 * math.cos(math.radians(30.01)) / 0.02 * 1.0034  # ellipsoid: a lat degree is longer
+    assert g11["before"]["polsby_popper"] == pytest.approx(math.pi * r / (1 + r) ** 2, abs=2e-3)
+    assert g11["after"]["polsby_popper"] == pytest.approx(
+        math.pi * 0.8 * r / (1 + 0.8 * r) ** 2, abs=2e-3)
+    answer = client.get(f"{URL}/{plan_id}/impact?workload=households", headers=auth("admin"))
+    assert (answer.json()["balance"]["cv_before"], answer.json()["balance"]["cv_after"]) == \
+        (0.25, 0.0)
+    answer = client.get(f"{URL}/{plan_id}/impact?workload=mix&weight=1", headers=auth("admin"))
+    assert answer.json()["balance"]["cv_before"] == 0.5
+
+
+def test_impact_of_a_merge_moves_the_roster(client: TestClient, auth: Auth,
+                                            reported: list[int]) -> None:
+    plan_id = new_plan(client, auth)
+    edit(client, auth, plan_id, op="merge", codes=["G11", "G12"], into="G11")
+    out = client.get(f"{URL}/{plan_id}/impact", headers=auth("planner")).json()
+    by_code = {g["code"]: g for g in out["grids"]}
+    assert by_code["G12"]["status"] == "retired" and by_code["G12"]["after"] is None
+    assert by_code["G12"]["inherited_by"] == [{"code": "G11", "share": 1.0}]
+    assert out["roster"] == [{"grid": "G12", "to": "G11", "workers": ["WG12"],
+                              "shares": [{"code": "G11", "share": 1.0}]}]
+    assert by_code["G11"]["after"]["incidents"] == 4
+    assert sorted(w["code"] for w in by_code["G11"]["after"]["workers"]) == ["WG11", "WG12"]
+    assert out["balance"]["grids_after"] == 1 and out["balance"]["cv_after"] == 0.0
+
+
+def test_impact_bad_parameters(client: TestClient, auth: Auth, ids: dict[str, int]) -> None:
+    plan_id = new_plan(client, auth)
+    answer = client.get(f"{URL}/{plan_id}/impact?workload=crime", headers=auth("planner"))
+    assert answer.status_code == 422
+    assert (answer.json()["detail"]["field"], answer.json()["detail"]["value"]) == \
+        ("workload", "crime")
+    answer = client.get(f"{URL}/{plan_id}/impact?lookback_days=0", headers=auth("planner"))
+    assert answer.status_code == 422 and answer.json()["detail"]["field"] == "lookback_days"
