@@ -11,6 +11,7 @@ from api.auth import Planner
 from api.deps import SessionDep, SettingsDep
 from api.schemas.plans import EDIT_EXAMPLES, PlanIn
 from geo.errors import InvalidInput
+from geo.plans import apply as apply_mod
 from geo.plans import service
 from geo.plans.impact import Workload
 
@@ -70,3 +71,14 @@ def plan_impact(plan_id: int, session: SessionDep, settings: SettingsDep, _: Pla
     rep = service.replay(session, plan_id)
     return jsonable_encoder(service.impact(session, rep, lookback_days=lookback_days,
                                            measure=Workload(workload, weight)))
+
+
+@router.post("/{plan_id}/apply")
+def apply_plan(plan_id: int, session: SessionDep, settings: SettingsDep,
+               who: Planner) -> dict[str, Any]:
+    """Apply the plan in one transaction: new grid versions (old ones get ``valid_to``), the
+    roster of retired grids moved to their heirs (``roster``, to confirm), open incidents
+    placed again with an event each. 409 when its grids changed since it was drafted (another
+    plan applied first), 422 when it does not validate; nothing is written then."""
+    return jsonable_encoder(apply_mod.apply_plan(session, plan_id, user_id=who.user_id,
+                                                 actor=f"plan:{who.name}", settings=settings))

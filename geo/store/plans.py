@@ -265,3 +265,12 @@ def reassign_incident(session: Session, incident_id: int, *, grid_code: str, gri
                          "WHERE id = :id"),
                     {"code": grid_code, "gid": grid_id, "worker": worker_id, "rule": rule,
                      "id": incident_id})
+
+
+def refresh_grid_version(session: Session, incident_ids: Sequence[int]) -> None:
+    """Point incidents that keep their grid code at that code's current version."""
+    if not incident_ids:
+        return
+    session.execute(text("UPDATE incident i SET grid_id = g.id FROM grid g "
+                         "WHERE i.id = ANY(:ids) AND g.code = i.grid_code "
+                         "AND g.valid_to IS NULL"), {"ids": list(incident_ids)})

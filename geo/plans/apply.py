@@ -1,0 +1,206 @@
+"""Applying a plan: new grid versions, the roster and the open incidents, in one transaction.
+
+:func:`apply_plan` runs in the caller's transaction and raises on any problem,
+so a failure anywhere (the API rolls back) leaves grids, duties, incidents and
+the plan as they were. Steps:
+
+1. lock the plan and the current versions of every grid its edits read
+   (``FOR UPDATE``); a grid whose version differs from the one the plan was
+   drafted on (another plan or an import changed it, or a new code is taken)
+   is a :class:`~geo.errors.Conflict` (409) naming the grids and the plans;
+2. replay and validate; a blocking problem refuses the apply (422);
+3. close the old versions (``valid_to`` = the apply time) and open the new ones
+   (``valid_from`` = the same time); retired grids are closed. The ``grid``
+   statement trigger bumps ``grid_epoch``, so every process rebuilds its
+   assignment index at its next lookup;
+4. the duties of a retired grid move to the grid inheriting the largest share
+   of its area (reported for the planner to confirm);
+5. every open incident of a touched grid is placed again by the new polygons
+   (smallest code on a shared edge; one left outside all of them follows its
+   grid's heir). One that changes grid gets the worker the fallback chain of
+   :mod:`geo.incidents.responsible` chooses now, and an ``incident_event``
+   (``data.kind = "replan"``); one that stays gets the new version's id.
+   Closed incidents keep the grid version they were handled in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import shapely
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from geo import topology
+from geo.errors import Conflict, InvalidInput
+from geo.incidents import responsible
+from geo.incidents.loop import record_event
+from geo.incidents.responsible import RosterView
+from geo.plans import impact, service
+from geo.plans.edits import PlanState
+from geo.settings import Settings
+from geo.store import incidents as incident_store
+from geo.store import plans as store
+from geo.store.grids import GridRecord, write_versions
+from geo.store.incident_queries import grid_chain
+
+
+def _conflict(session: Session, plan_id: int, stale: Sequence[Mapping[str, Any]]) -> Conflict:
+    codes = [s["code"] for s in stale]
+    by = store.plans_that_changed(session, codes)
+    names = ", ".join(f"{s['code']} (drafted on version {s['drafted_on']}, now "
+                      f"{s['now'] or 'retired'})" if s["drafted_on"] else
+                      f"{s['code']} (the new code is taken)" for s in stale)
+    return Conflict(f"plan {plan_id} touches grids that changed since it was drafted: {names}"
+                    + (f"; changed by plan {', '.join(map(str, by))}" if by else ""),
+                    field="grids", value=codes, valid="a plan drafted on the current grids "
+                    "(draft it again)", extra={"stale": list(stale), "changed_by_plans": by})
+
+
+def _records(state: PlanState, people: Mapping[str, tuple[int | None, int | None]]
+             ) -> list[GridRecord]:
+    out = []
+    for code in state.touched():
+        draft = state.after.get(code)
+        if draft is None:
+            continue
+        population, households = people.get(code, (None, None))
+        out.append(GridRecord(code=code, name=draft.name, level=draft.level, geom=draft.geom,
+                              parent_code=draft.parent_code, population=population,
+                              households=households, attrs=draft.attrs))
+    return out
+
+
+def _move_roster(session: Session, heirs: Mapping[str, list[tuple[str, float]]]
+                 ) -> list[dict[str, Any]]:
+    report = []
+    duties = store.duties_of(session, sorted(heirs))
+    for code, shares in heirs.items():
+        target = shares[0][0] if shares else None
+        moved = []
+        for duty in (d for d in duties if d["grid_code"] == code):
+            if target is None:
+                moved.append({"worker": duty["code"], "kind": duty["kind"], "to": None,
+                              "note": "no grid inherits the area: the duty stays on the "
+                                      "retired grid"})
+                continue
+            kept = store.move_duty(session, int(duty["id"]), target)
+            moved.append({"worker": duty["code"], "name": duty["name"], "kind": duty["kind"],
+                          "to": target, "note": None if kept else
+                          f"{duty['code']} already had a {duty['kind']} duty on {target}"})
+        report.append({"grid": code, "to": target,
+                       "shares": [{"code": c, "share": s} for c, s in shares],
+                       "duties": moved})
+    return report
+
+
+def _reassign(session: Session, state: PlanState, heirs: Mapping[str, list[tuple[str, float]]],
+              *, plan_id: int, actor: str, at: dt.datetime, settings: Settings
+              ) -> dict[str, Any]:
+    touched = set(state.touched())
+    points = store.incidents_near(session, _union_all(state), since=at)
+    keep = np.array([bool(o and g in touched) for o, g in
+                     zip(points.open, points.grid_code, strict=True)], dtype=bool)
+    idx = [int(k) for k in np.flatnonzero(keep)]
+    cover = impact.assign_points([(c, d.geom) for c, d in state.after.items()],
+                                 points.lon[idx], points.lat[idx])
+    new_code: list[str] = []
+    for k, code in zip(idx, cover, strict=True):
+        old = str(points.grid_code[k])
+        if code is None:
+            code = heirs[old][0][0] if heirs.get(old) else old
+        new_code.append(str(code))
+    ids = store.current_ids(session, sorted(set(new_code)))
+    moved = [(k, c) for k, c in zip(idx, new_code, strict=True)
+             if c != points.grid_code[k]]
+    choices = _choose(session, state, points, moved, at, settings)
+    details = []
+    for (k, code), choice in zip(moved, choices, strict=True):
+        incident_id = int(points.id[k])
+        store.reassign_incident(session, incident_id, grid_code=code, grid_id=ids[code],
+                                worker_id=choice.worker_id, rule=choice.rule)
+        data = {"kind": "replan", "plan_id": plan_id, "from_grid": points.grid_code[k],
+                "to_grid": code, "to_grid_id": ids[code], "from_worker": points.worker_id[k],
+                "to_worker": choice.worker_id, "rule": choice.rule}
+        record_event(session, incident_id, actor=actor, from_status=points.status[k],
+                     to_status=points.status[k], data=data,
+                     note=f"grid plan {plan_id}: {points.grid_code[k]} -> {code}")
+        details.append({"id": incident_id, "from": points.grid_code[k], "to": code,
+                        "worker_id": choice.worker_id, "rule": choice.rule})
+    stayed = [int(points.id[k]) for k, code in zip(idx, new_code, strict=True)
+              if code == points.grid_code[k]]
+    store.refresh_grid_version(session, stayed)
+    return {"moved": len(details), "kept_grid": len(stayed), "events": len(details),
+            "incidents": details}
+
+
+def _union_all(state: PlanState) -> Any:
+    return shapely.union_all([d.geom for d in [*state.before.values(), *state.after.values()]])
+
+
+def _choose(session: Session, state: PlanState, points: store.IncidentPoints,
+            moved: Sequence[tuple[int, str]], at: dt.datetime,
+            settings: Settings) -> list[responsible.WorkerChoice]:
+    if not moved:
+        return []
+    parent_chain = tuple(grid_chain(session, state.parent))
+    chains = [(*parent_chain, (c, state.after[c].name, state.after[c].level)) for _, c in moved]
+    places = responsible.communities_and_streets(chains)
+    codes = {c for _, c in moved} | {p[0] for p in places if p[0]}
+    view = RosterView(duties=incident_store.duties_on(session, sorted(codes)),
+                      street_workers=incident_store.street_workers(
+                          session, sorted({p[1] for p in places if p[1]})))
+    return responsible.choose_workers(
+        view, [c for _, c in moved], chains, [float(points.lon[k]) for k, _ in moved],
+        [float(points.lat[k]) for k, _ in moved], [at] * len(moved),
+        [points.category[k] for k, _ in moved], settings.tz)
+
+
+def apply_plan(session: Session, plan_id: int, *, user_id: int | None, actor: str,
+               settings: Settings, at: dt.datetime | None = None) -> dict[str, Any]:
+    """Apply plan ``plan_id`` now (or at ``at``) in the caller's transaction; the report.
+
+    Raises
+    ------
+    Conflict
+        The plan is not a draft, or grids it read changed since it was drafted.
+    InvalidInput
+        The plan has no edits or its result does not validate (``extra.validation``).
+    """
+    rep = service.replay(session, plan_id, lock=True)
+    if rep.plan.status != "draft":
+        raise Conflict(f"plan {plan_id} is already {rep.plan.status}", field="status",
+                       value=rep.plan.status, valid="a draft plan")
+    stale = service.stale_grids(session, rep, lock=True)
+    if stale:
+        raise _conflict(session, plan_id, stale)
+    if not rep.edits:
+        raise InvalidInput(f"plan {plan_id} has no edits", field="edits", value=0,
+                           valid="a plan with at least one edit (POST /plans/{id}/edits)")
+    validation = service.check(session, rep, settings.topology_tolerance_m2)
+    if not validation.ok:
+        raise InvalidInput(f"plan {plan_id} does not validate: {validation.to_dict()['blocking']}"
+                           " blocking problem(s), nothing was applied", field="plan",
+                           value=plan_id, valid="a plan without blocking problems (see "
+                           "GET /plans/{id})", extra={"validation": validation.to_dict()})
+    when: dt.datetime = at or session.scalar(text("SELECT now()"))
+    state = rep.state
+    meter = topology.AreaMeter.for_geometries([rep.parent.geom])
+    heirs = impact.inheritance(state, meter)
+    written = write_versions(session, _records(state, impact.interpolate(state, meter)),
+                             at=when)
+    store.retire_grids(session, sorted(state.retired), when)
+    roster = _move_roster(session, heirs)
+    incidents = _reassign(session, state, heirs, plan_id=plan_id, actor=actor, at=when,
+                          settings=settings)
+    versions = store.lock_versions(session, [c for c in state.touched() if c in state.after])
+    result = {"plan_id": plan_id, "applied_at": when.isoformat(), "touched": state.touched(),
+              "written": {"created": written.created, "updated": written.updated,
+                          "unchanged": written.unchanged},
+              "retired": sorted(state.retired), "versions": versions,
+              "roster": roster, "roster_to_confirm": bool(roster), "incidents": incidents}
+    store.mark_applied(session, rep.plan, user_id=user_id, at=when, result=result)
+    return result
