@@ -9,11 +9,12 @@ from fastapi.encoders import jsonable_encoder
 
 from api.auth import Planner
 from api.deps import SessionDep, SettingsDep
-from api.schemas.plans import EDIT_EXAMPLES, PlanIn
+from api.schemas.plans import EDIT_EXAMPLES, PlanIn, SuggestIn
 from geo.errors import InvalidInput
 from geo.plans import apply as apply_mod
 from geo.plans import service
 from geo.plans.impact import Workload
+from geo.plans.suggested import suggest_plan
 
 router = APIRouter(prefix="/plans", tags=["plans"])
 
@@ -31,6 +32,19 @@ def create_plan(body: PlanIn, session: SessionDep, settings: SettingsDep,
                                user_id=who.user_id)
     rep = service.replay(session, plan.id)
     return jsonable_encoder(service.plan_dict(rep))
+
+
+@router.post("/suggest", status_code=201)
+def suggest(body: SuggestIn, session: SessionDep, settings: SettingsDep,
+            who: Planner) -> dict[str, Any]:
+    """A partition of ``parent`` into ``k`` contiguous grids from H3 cells balancing the
+    workload (``incidents`` over the look-back, ``households`` or ``mix``), stored as a draft
+    plan: ``{plan: {id, ...}, impact: {..., balance: {cv_before, cv_after}}}``."""
+    return jsonable_encoder(suggest_plan(
+        session, parent=body.parent, k=body.k, measure=Workload(body.workload, body.weight),
+        lookback_days=body.lookback_days, settings=settings, user_id=who.user_id,
+        resolution=body.resolution, seed=body.seed, name=body.name,
+        compactness=body.compactness))
 
 
 @router.post("/{plan_id}/edits", status_code=201)

@@ -145,6 +145,7 @@ def plan_dict(rep: Replayed, validation: Validation | None = None) -> dict[str, 
     plan = rep.plan
     out: dict[str, Any] = {
         "id": plan.id, "name": plan.name, "parent": plan.parent_code, "kind": plan.kind,
+        "attrs": plan.attrs,
         "status": plan.status, "created_at": plan.created_at, "applied_at": plan.applied_at,
         "edits": [{"seq": e.seq, "op": e.op, "payload": e.payload, "base": e.base,
                    "created_at": e.created_at} for e in rep.edits],
