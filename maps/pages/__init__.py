@@ -22,9 +22,13 @@ from geo.errors import InvalidInput, NotFound
 from geo.settings import Settings
 from maps.basemap import basemap_from_settings
 from maps.offline import render_page
+from maps.pages import coverage, dispatch, routes
 
 #: KIND -> page module. Each page adds itself here with one line.
 PAGES: dict[str, ModuleType] = {}
+PAGES[coverage.KIND] = coverage
+PAGES[routes.KIND] = routes
+PAGES[dispatch.KIND] = dispatch
 
 LANGS = ("zh", "en")
 #: Query parameters every page takes besides its own ``Params``.
