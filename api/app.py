@@ -13,6 +13,7 @@ from api.routers import categories as categories_router
 from api.routers import coverage as coverage_router
 from api.routers import grid_import, grids, health, incident_bulk, incident_loop, locate, roster
 from api.routers import incidents as incidents_router
+from api.routers import maps as maps_router
 from api.routers import open311 as open311_router
 from api.routers import plans as plans_router
 from api.routers import routes as routes_router
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(coverage_router.router, prefix=API_PREFIX)
     app.include_router(tasks_router.router, prefix=API_PREFIX)
     app.include_router(plans_router.router, prefix=API_PREFIX)
+    app.include_router(maps_router.router)
     _mount_docs(app)
     return app
 

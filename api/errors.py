@@ -18,7 +18,8 @@ STATUS: dict[type[DomainError], int] = {
 }
 
 
-def _status_of(exc: DomainError) -> int:
+def status_for(exc: DomainError) -> int:
+    """The HTTP status of a domain error (by the nearest class in ``STATUS``; else 400)."""
     for cls in type(exc).__mro__:
         if cls in STATUS:
             return STATUS[cls]
@@ -27,7 +28,7 @@ def _status_of(exc: DomainError) -> int:
 
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
-    return JSONResponse({"detail": exc.to_dict()}, status_code=_status_of(exc))
+    return JSONResponse({"detail": exc.to_dict()}, status_code=status_for(exc))
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

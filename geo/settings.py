@@ -118,6 +118,19 @@ class Settings(BaseSettings):
         25.0, gt=0, le=500, description="Planned vs actual: a piece of a route within this "
         "distance (m) of a team member's track was walked.")
 
+    # --- maps (issue 5) ---
+    basemap: str = Field(
+        "none", description="Basemap of the map pages: none, osm, custom (PATROLGRID_BASEMAP_URL),"
+        " amap (GCJ-02: overlays are shifted to match) or tianditu (needs "
+        "PATROLGRID_BASEMAP_KEY); a page may override it with ?basemap=.")
+    basemap_url: str | None = Field(
+        None, description="Tile URL template of your own tile server, e.g. "
+        "http://tiles.intranet/{z}/{x}/{y}.png (the custom basemap).")
+    basemap_attribution: str | None = Field(
+        None, description="Attribution shown for the custom basemap.")
+    basemap_key: str | None = Field(
+        None, description="Tianditu API key (tk) for the tianditu basemap.")
+
     @field_validator("timezone")
     @classmethod
     def _check_timezone(cls, value: str) -> str:

@@ -67,6 +67,14 @@ if ! command -v wrk >/dev/null 2>&1; then
     apt_install wrk
 fi
 
+# --- headless Chromium and CJK fonts: the browser tests of the map pages (tests/browser)
+if ! command -v chromium >/dev/null 2>&1; then
+    apt_install chromium
+fi
+if ! fc-list 2>/dev/null | grep -qi "Noto Sans CJK" && ! dpkg -s fonts-noto-cjk >/dev/null 2>&1; then
+    apt_install fonts-noto-cjk
+fi
+
 # --- Node assets (Swagger UI, Leaflet): from the npm registry, served by our app
 if ! command -v npm >/dev/null 2>&1; then
     apt_install nodejs npm
@@ -100,6 +108,9 @@ if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
         die "the Python install failed: see the pip output above"
     touch "$STAMP"
 fi
+
+# --- the map assets folium needs that npm has in another form (maps/asset_build.py)
+.venv/bin/python -m maps.assets
 
 # --- the database named by DATABASE_URL ----------------------------------------
 say "database: create if missing and migrate"

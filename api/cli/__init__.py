@@ -11,6 +11,7 @@ from api.cli import demo as demo_cli
 from api.cli import escalate as escalate_cli
 from api.cli import grids as grids_cli
 from api.cli import incidents as incidents_cli
+from api.cli import maps as maps_cli
 from api.cli import network as network_cli
 from api.cli import roster as roster_cli
 from api.cli import routes as routes_cli
@@ -31,6 +32,7 @@ app.add_typer(network_cli.app, name="network")
 app.add_typer(incidents_cli.app, name="incidents")
 app.add_typer(tracks_cli.app, name="tracks")
 app.add_typer(tasks_cli.app, name="tasks")
+app.add_typer(maps_cli.app, name="maps")
 app.command("serve")(serve_cli.serve)
 app.command("config")(config_cli.show_config)
 app.command("escalate")(escalate_cli.escalate)

@@ -271,13 +271,14 @@ def grid_coverage(session: Session, code: str, *, start: dt.datetime, end: dt.da
 
 
 def level_coverage(session: Session, level: str, *, start: dt.datetime, end: dt.datetime,
-                   rules: Rules, parent: str | None = None,
-                   worst_first: bool = True) -> dict[str, Any]:
+                   rules: Rules, parent: str | None = None, worst_first: bool = True,
+                   cells: bool = False) -> dict[str, Any]:
     """Coverage of every current grid of a level (under ``parent``), ranked.
 
     The window's points are read once (binary COPY) and sampled once; each grid
     is then measured in its own raster window. ``rank`` 1 is the least covered
-    grid with ``worst_first`` (ties: hotspot coverage, then code).
+    grid with ``worst_first`` (ties: hotspot coverage, then code). With ``cells``
+    each item keeps its hotspot cells (``hotspots.cells``, as for one grid).
     """
     found = areas(session, level=level, parent=parent)
     if parent is not None and not found:
@@ -309,7 +310,8 @@ def level_coverage(session: Session, level: str, *, start: dt.datetime, end: dt.
     items.sort(key=key)
     for rank, item in enumerate(items, start=1):
         item["rank"] = rank
-        item["hotspots"] = {k: v for k, v in item["hotspots"].items() if k != "cells"}
+        if not cells:
+            item["hotspots"] = {k: v for k, v in item["hotspots"].items() if k != "cells"}
     return {"level": level, "parent": parent, "from": start.isoformat(), "to": end.isoformat(),
             "buffer_m": rules.distance_m, "hotspot_reach_m": rules.hotspot_reach_m,
             "order": "worst_first" if worst_first else "best_first", "points": points,

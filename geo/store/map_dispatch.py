@@ -1,0 +1,183 @@
+"""What the dispatch map of one incident shows: where, which grids, who answers, who is near.
+
+For an incident and a moment ``at`` (default now):
+
+- the incident (:func:`geo.store.incident_queries.get_incident`);
+- its **grid chain** up to the street, coarsest first, with the polygons;
+- the **assigned** worker (the one stored at intake, with the rule that chose
+  them) and the worker the rules of :mod:`geo.incidents.responsible` choose
+  **now** (``at``: shifts move on), each with their last known position and the
+  geodesic distance to the incident when they have one;
+- the **nearest on-duty** workers: active grid workers, patrol members and
+  volunteers with a last known position, on duty at ``at`` for the incident's
+  category (a duty on shift, or no duty at all: on call; the rule-4 test of
+  :mod:`geo.incidents.responsible`), nearest first by geodesic distance.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from geo.assign import parse_shifts
+from geo.errors import NotFound
+from geo.incidents import responsible
+from geo.incidents.responsible import RosterView, minutes_of_week, week_mask
+from geo.store.incident_queries import IncidentRow, get_incident, grid_chain
+from geo.store.incidents import duties_on, street_workers
+from geo.store.map_common import feature_collection, grid_features
+
+#: Roles that go out to an incident.
+FIELD_ROLES = ("grid_worker", "patrol", "volunteer")
+#: Candidates (by planar KNN) handed to the geodesic ranking and the duty test.
+CANDIDATES = 200
+
+_WORKER = text("""
+SELECT w.id, w.code, w.name, w.role, w.phone, w.active, t.code AS team_code,
+       t.name AS team_name, ST_X(w.last_geom) AS lon, ST_Y(w.last_geom) AS lat,
+       w.last_seen_at,
+       ST_Distance(w.last_geom::geography,
+                   ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography) AS distance_m
+  FROM worker w LEFT JOIN team t ON t.id = w.team_id
+ WHERE w.id = :id
+""")
+
+_NEAR = text("""
+WITH k AS (
+  SELECT id FROM worker
+   WHERE active AND last_geom IS NOT NULL AND role = ANY(:roles)
+   ORDER BY last_geom <-> ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)
+   LIMIT :candidates
+)
+SELECT w.id, w.code, w.name, w.role, w.phone, w.active, t.code AS team_code,
+       t.name AS team_name, ST_X(w.last_geom) AS lon, ST_Y(w.last_geom) AS lat,
+       w.last_seen_at,
+       ST_Distance(w.last_geom::geography,
+                   ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography) AS distance_m,
+       COALESCE((SELECT jsonb_agg(jsonb_build_object(
+                          'grid', d.grid_code, 'kind', d.kind, 'shifts', d.shifts,
+                          'categories', to_jsonb(d.categories)) ORDER BY d.id)
+                   FROM duty d WHERE d.worker_id = w.id), '[]'::jsonb) AS duties
+  FROM k JOIN worker w ON w.id = k.id LEFT JOIN team t ON t.id = w.team_id
+ ORDER BY distance_m, w.code
+""")
+
+
+@dataclass
+class Person:
+    """A worker on the dispatch map; ``lon``/``lat``/``distance_m`` None without a position."""
+
+    id: int
+    code: str
+    name: str
+    role: str
+    phone: str | None
+    team_code: str | None
+    team_name: str | None
+    lon: float | None
+    lat: float | None
+    distance_m: float | None
+    last_seen_at: dt.datetime | None
+    rule: str | None = None
+    duty: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready fields."""
+        out = dict(self.__dict__)
+        out["last_seen_at"] = self.last_seen_at.isoformat() if self.last_seen_at else None
+        return out
+
+
+@dataclass
+class DispatchView:
+    """One incident with its grids and the people who could go (see the module docstring)."""
+
+    incident: IncidentRow
+    at: dt.datetime
+    chain: dict[str, Any]
+    assigned: Person | None
+    now: Person | None
+    now_rule: str
+    now_reason: str | None
+    nearest: list[Person] = field(default_factory=list)
+
+
+def _person(r: Any, **extra: Any) -> Person:
+    has = r.lon is not None
+    return Person(id=r.id, code=r.code, name=r.name, role=r.role, phone=r.phone,
+                  team_code=r.team_code, team_name=r.team_name,
+                  lon=float(r.lon) if has else None, lat=float(r.lat) if has else None,
+                  distance_m=round(float(r.distance_m), 1) if has else None,
+                  last_seen_at=r.last_seen_at, **extra)
+
+
+def _worker(session: Session, worker_id: int | None, inc: IncidentRow, **extra: Any
+            ) -> Person | None:
+    if worker_id is None:
+        return None
+    r = session.execute(_WORKER, {"id": worker_id, "lon": inc.lon, "lat": inc.lat}).first()
+    return _person(r, **extra) if r is not None else None
+
+
+def _on_duty(duties: list[dict[str, Any]], minute: int, category: str) -> str | None:
+    """Why the worker is on duty at ``minute`` for ``category`` (None: not on duty)."""
+    if not duties:
+        return "on call"
+    for d in duties:
+        cats = d.get("categories")
+        if week_mask(parse_shifts(d["shifts"] or []))[minute] and (cats is None
+                                                                   or category in cats):
+            return f"{d['kind']} of {d['grid']}"
+    return None
+
+
+def nearest_on_duty(session: Session, inc: IncidentRow, *, at: dt.datetime, tz: ZoneInfo,
+                    count: int = 5) -> list[Person]:
+    """The ``count`` on-duty field workers nearest to the incident at ``at`` (nearest first)."""
+    minute = int(minutes_of_week([at], tz)[0])
+    out = []
+    for r in session.execute(_NEAR, {"lon": inc.lon, "lat": inc.lat, "roles": list(FIELD_ROLES),
+                                     "candidates": max(CANDIDATES, count)}):
+        why = _on_duty(list(r.duties), minute, inc.category)
+        if why is not None:
+            out.append(_person(r, duty=why))
+            if len(out) == count:
+                break
+    return out
+
+
+def dispatch_view(session: Session, incident_id: int, *, tz: ZoneInfo,
+                  at: dt.datetime | None = None, nearest: int = 5) -> DispatchView:
+    """The dispatch map's data for one incident (see the module docstring).
+
+    Raises
+    ------
+    NotFound
+        No incident with that id (``field='incident_id'``).
+    """
+    when = at or dt.datetime.now(dt.UTC)
+    try:
+        inc = get_incident(session, incident_id, now=when)
+    except NotFound as exc:
+        raise NotFound(exc.message, field="incident_id", value=incident_id,
+                       valid=exc.valid) from None
+    links = grid_chain(session, inc.grid_code)
+    chain = grid_features(session, [c for c, _, _ in links])
+    depth = {c: k for k, (c, _, _) in enumerate(links)}
+    chain.sort(key=lambda f: depth[f["id"]])
+    assigned = _worker(session, inc.worker_id, inc, rule=inc.rule)
+    community, street = responsible.community_and_street(links)
+    view = RosterView(duties=duties_on(session, [c for c in (inc.grid_code, community) if c]),
+                      street_workers=street_workers(session, [street] if street else []))
+    (choice,) = responsible.choose_workers(
+        view, [inc.grid_code], [tuple(links)], [inc.lon], [inc.lat], [when], [inc.category], tz)
+    now = _worker(session, choice.worker_id, inc, rule=choice.rule)
+    return DispatchView(incident=inc, at=when, chain=feature_collection(chain),
+                        assigned=assigned, now=now, now_rule=choice.rule,
+                        now_reason=choice.reason,
+                        nearest=nearest_on_duty(session, inc, at=when, tz=tz, count=nearest))

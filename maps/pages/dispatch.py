@@ -1,0 +1,197 @@
+"""``/maps/dispatch/{incident_id}``: one incident, its grids, who answers for it, who is near.
+
+The incident (a red marker), its grid chain up to the street (street outlined,
+community dashed, grid filled), the worker it was assigned to at intake and the
+worker the responsibility rules choose at ``at`` (default now; they differ when
+shifts have changed), and the nearest on-duty field workers (grid workers,
+patrol members, volunteers) with their geodesic distance from the incident,
+each joined to it by a dashed line. Workers without a known position are listed
+in the panel but not drawn. Data: :func:`geo.store.map_dispatch.dispatch_view`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import folium
+import numpy as np
+import shapely
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
+
+from geo.settings import Settings, get_settings
+from geo.store.grid_queries import parse_at
+from geo.store.map_dispatch import DispatchView, Person, dispatch_view
+from maps.basemap import Basemap, shift_geojson, shift_lonlat
+from maps.panel import (
+    BASE_CSS,
+    add_legend,
+    add_panel,
+    esc,
+    fitted_map,
+    grid_table,
+    metres,
+    rows_table,
+)
+
+KIND = "dispatch"
+TITLE = {"zh": "事件调度", "en": "Dispatch"}
+EXTRA_CSS = BASE_CSS
+NEAR_COLOUR = "#238b45"
+STREET_COLOUR = "#252525"
+COMMUNITY_COLOUR = "#6a51a3"
+GRID_FILL = "#fdae6b"
+LEVEL_STYLES: dict[str, dict[str, Any]] = {
+    "street": {"color": STREET_COLOUR, "weight": 3, "fillOpacity": 0.0},
+    "community": {"color": COMMUNITY_COLOUR, "weight": 2, "dashArray": "6 4", "fillOpacity": 0.0},
+}
+GRID_STYLE: dict[str, Any] = {"color": "#e6550d", "weight": 2, "fillColor": GRID_FILL,
+                              "fillOpacity": 0.35}
+
+LABELS = {
+    "zh": {"incident": "事件", "chain": "所属网格", "assigned": "受理时指派", "now": "当前应由",
+           "nearest": "附近在岗人员", "id": "编号", "category": "类别", "status": "状态",
+           "reported": "上报时间", "due": "办结时限", "overdue": "已超期", "where": "位置",
+           "description": "描述", "rule": "规则", "distance": "距离", "name": "姓名",
+           "role": "角色", "duty": "在岗依据", "phone": "电话", "team": "队伍",
+           "no_position": "无已知位置", "nobody": "无人", "at": "时刻", "legend": "图例",
+           "street": "街道", "community": "社区", "grid": "网格", "unassigned": "未分配网格"},
+    "en": {"incident": "Incident", "chain": "Grid chain", "assigned": "Assigned at intake",
+           "now": "Responsible now", "nearest": "Nearest on duty", "id": "ID",
+           "category": "Category", "status": "Status", "reported": "Reported", "due": "Due",
+           "overdue": "overdue", "where": "Position", "description": "Description",
+           "rule": "Rule", "distance": "Distance", "name": "Name", "role": "Role",
+           "duty": "On duty as", "phone": "Phone", "team": "Team",
+           "no_position": "no known position", "nobody": "nobody", "at": "At",
+           "legend": "Legend", "street": "Street", "community": "Community", "grid": "Grid",
+           "unassigned": "outside every grid"},
+}
+
+
+class Params(BaseModel):
+    """The incident (path value), the moment and how many near workers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    incident_id: int = Field(..., ge=1, description="the id of an incident (a whole number)")
+    at: str | None = Field(None, description="an ISO 8601 date-time for who is on duty "
+                                             "(default now; without an offset it is local)")
+    nearest: int = Field(5, ge=1, le=20, description="how many on-duty workers, 1 to 20")
+
+
+def _local(moment: dt.datetime | None, settings: Settings) -> str:
+    return "—" if moment is None else f"{moment.astimezone(settings.tz):%Y-%m-%d %H:%M}"
+
+
+def _point(basemap: Basemap, lon: float, lat: float) -> list[float]:
+    x, y = shift_lonlat(basemap, np.array([lon]), np.array([lat]))
+    return [float(y[0]), float(x[0])]
+
+
+def _person_text(p: Person | None, labels: dict[str, str]) -> str:
+    if p is None:
+        return esc(labels["nobody"])
+    where = metres(p.distance_m) if p.distance_m is not None else labels["no_position"]
+    phone = f", {p.phone}" if p.phone else ""
+    return esc(f"{p.name} ({p.code}, {p.role}{phone}) · {where}")
+
+
+def _add_chain(m: folium.Map, view: DispatchView, basemap: Basemap,
+               labels: dict[str, str]) -> None:
+    for f in view.chain["features"]:
+        level = f["properties"]["level"]
+        f["properties"]["level_text"] = labels.get(level, level)
+        style = LEVEL_STYLES.get(level, GRID_STYLE) if f["id"] != view.incident.grid_code \
+            else GRID_STYLE
+        folium.GeoJson(shift_geojson(basemap, f), name=f"{labels.get(level, level)}: "
+                       f"{f['properties']['name']}", style_function=lambda _, s=style: s,
+                       tooltip=folium.GeoJsonTooltip(fields=["level_text", "name", "code"],
+                                                     aliases=["", "", ""])).add_to(m)
+
+
+def _add_people(m: folium.Map, view: DispatchView, basemap: Basemap,
+                labels: dict[str, str]) -> None:
+    inc = view.incident
+    here = _point(basemap, inc.lon, inc.lat)
+    near = folium.FeatureGroup(name=labels["nearest"]).add_to(m)
+    for k, p in enumerate(view.nearest, start=1):
+        if p.lon is None or p.lat is None:
+            continue
+        there = _point(basemap, p.lon, p.lat)
+        folium.PolyLine([here, there], color=NEAR_COLOUR, weight=2, dash_array="5 5",
+                        tooltip=metres(p.distance_m)).add_to(near)
+        folium.CircleMarker(there, radius=7, color="#fff", weight=1.5, fill=True,
+                            fill_color=NEAR_COLOUR, fill_opacity=0.95,
+                            tooltip=folium.Tooltip(f"{k} · {esc(p.name)} · "
+                                                   f"{esc(metres(p.distance_m))}",
+                                                   permanent=True, direction="right")
+                            ).add_to(near)
+    for key, colour in (("assigned", "blue"), ("now", "cadetblue")):
+        person: Person | None = getattr(view, key)
+        if person is None or person.lon is None or person.lat is None:
+            continue
+        folium.Marker(_point(basemap, person.lon, person.lat),
+                      icon=folium.Icon(color=colour, icon="user", prefix="fa"),
+                      tooltip=f"{esc(labels[key])}: {_person_text(person, labels)}").add_to(m)
+    category = inc.category_name or inc.category
+    folium.Marker(here, icon=folium.Icon(color="red", icon="triangle-exclamation", prefix="fa"),
+                  tooltip=esc(f"#{inc.id} {category} · {inc.status}")).add_to(m)
+
+
+def _panel(m: folium.Map, view: DispatchView, labels: dict[str, str],
+           settings: Settings, title: str) -> None:
+    inc = view.incident
+    chain = " › ".join(f["properties"]["name"] for f in view.chain["features"])
+    due = _local(inc.due_at, settings) + (f" ({labels['overdue']})" if inc.overdue else "")
+    rows = [(labels["id"], esc(inc.id)),
+            (labels["category"], esc(f"{inc.category_name or ''} ({inc.category})")),
+            (labels["status"], esc(inc.status)),
+            (labels["reported"], esc(_local(inc.reported_at, settings))),
+            (labels["due"], esc(due)),
+            (labels["where"], esc(f"{inc.lon:.6f}, {inc.lat:.6f}")),
+            (labels["chain"], esc(chain or labels["unassigned"])),
+            (labels["assigned"], _person_text(view.assigned, labels)
+             + (f" · {esc(inc.rule)}" if inc.rule else "")),
+            (labels["now"], _person_text(view.now, labels) + f" · {esc(view.now_rule)}"
+             + (f" ({esc(view.now_reason)})" if view.now_reason else "")),
+            (labels["at"], esc(_local(view.at, settings)))]
+    if inc.description:
+        rows.insert(3, (labels["description"], esc(inc.description)))
+    body = rows_table(rows) + f"<h2>{esc(labels['nearest'])}</h2>" + grid_table(
+        ["#", labels["name"], labels["duty"], labels["distance"], labels["phone"]],
+        [[str(k), f'{esc(p.name)}<br><span class="note">{esc(p.code)} · {esc(p.role)}</span>',
+          esc(p.duty), esc(metres(p.distance_m)), esc(p.phone)]
+         for k, p in enumerate(view.nearest, start=1)], numeric=(0, 3))
+    add_panel(m, title, body)
+
+
+def _bounds(view: DispatchView) -> tuple[float, float, float, float]:
+    inc = view.incident
+    points: list[Any] = [shapely.Point(inc.lon, inc.lat)]
+    points += [shapely.Point(p.lon, p.lat) for p in (*view.nearest, view.assigned, view.now)
+               if p is not None and p.lon is not None and p.lat is not None]
+    grids = [shapely.geometry.shape(f["geometry"]) for f in view.chain["features"]
+             if f["id"] == inc.grid_code]
+    xmin, ymin, xmax, ymax = (float(v) for v in shapely.total_bounds(points + grids))
+    pad = 0.002  # degrees (~200 m): a lone point still gets a street-level view
+    return xmin - pad, ymin - pad, xmax + pad, ymax + pad
+
+
+def build(session: Session, params: Params, basemap: Basemap, *, lang: str = "zh",
+          settings: Settings | None = None) -> folium.Map:
+    """The dispatch map of ``params.incident_id`` (see the module docstring)."""
+    conf = settings or get_settings()
+    labels = LABELS[lang]
+    view = dispatch_view(session, params.incident_id, tz=conf.tz,
+                         at=parse_at(params.at, conf.tz), nearest=params.nearest)
+    m, _ = fitted_map(basemap, _bounds(view), zoom=15)
+    _add_chain(m, view, basemap, labels)
+    _add_people(m, view, basemap, labels)
+    folium.LayerControl(collapsed=False, position="topright").add_to(m)
+    _panel(m, view, labels, conf, f"{TITLE[lang]} · #{view.incident.id}")
+    add_legend(m, labels["legend"], [
+        ("#d63e2a", labels["incident"]), (GRID_FILL, labels["grid"]),
+        (COMMUNITY_COLOUR, labels["community"]), (STREET_COLOUR, labels["street"]),
+        (NEAR_COLOUR, labels["nearest"]), ("#38aadd", labels["assigned"])])
+    return m

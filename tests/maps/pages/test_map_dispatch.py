@@ -1,0 +1,115 @@
+"""geo.store.map_dispatch: an incident, its grid chain, who answers and who is near (PostGIS)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from pyproj import Geod
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from geo.assign import on_duty
+from geo.errors import NotFound
+from geo.store.map_dispatch import dispatch_view
+from tests.maps.pages.conftest import (
+    EAST_M,
+    INCIDENT,
+    MONDAY,
+    SATURDAY,
+    SmallCity,
+    east,
+    incident,
+)
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+GEOD = Geod(ellps="WGS84")
+
+
+def _metres(east_m: float) -> float:
+    return float(GEOD.inv(INCIDENT[0], INCIDENT[1], east(INCIDENT[0], east_m), INCIDENT[1])[2])
+
+
+@pytest.fixture
+def reported(session: Session, small_city: SmallCity) -> int:
+    """An incident at INCIDENT in G1, assigned to W1 by the primary rule."""
+    iid = incident(session, *INCIDENT, MONDAY.replace(hour=9, minute=5))
+    session.execute(text("UPDATE incident SET worker_id = :w, rule = 'primary' WHERE id = :i"),
+                    {"w": small_city.workers["W1"], "i": iid})
+    session.commit()
+    return iid
+
+
+def test_weekday_dispatch(session: Session, reported: int) -> None:
+    got = dispatch_view(session, reported, tz=SHANGHAI, at=MONDAY)
+    assert (got.incident.id, got.incident.grid_code) == (reported, "G1")
+    assert [(f["id"], f["properties"]["level"]) for f in got.chain["features"]] == \
+        [("C1", "community"), ("G1", "grid")]
+    assert got.assigned is not None and (got.assigned.code, got.assigned.rule) == ("W1", "primary")
+    assert got.assigned.distance_m == pytest.approx(_metres(500.0), abs=0.1)
+    assert got.now is not None and (got.now.code, got.now_rule) == ("W1", "primary")
+    # on duty for C01 at Monday 10:00: P-1 and V-1 on call, W1 on shift; W2 works weekends,
+    # W3 only answers C02, D-1 is a dispatcher, X-1 is inactive, P-2 has no position
+    assert [(p.code, p.duty) for p in got.nearest] == \
+        [("P-1", "on call"), ("W1", "primary of G1"), ("V-1", "on call")]
+    for person in got.nearest:
+        metres = EAST_M[person.code]
+        assert metres is not None
+        assert person.distance_m == pytest.approx(_metres(metres), abs=0.1)
+        assert person.lon == pytest.approx(east(INCIDENT[0], metres))
+    two = dispatch_view(session, reported, tz=SHANGHAI, at=MONDAY, nearest=2)
+    assert [p.code for p in two.nearest] == ["P-1", "W1"]
+
+
+def test_weekend_dispatch_moves_with_the_shifts(session: Session, reported: int) -> None:
+    got = dispatch_view(session, reported, tz=SHANGHAI, at=SATURDAY)
+    assert [p.code for p in got.nearest] == ["W2", "P-1", "V-1"]
+    assert got.nearest[0].duty == "primary of G2"
+    assert on_duty([{"days": [5, 6], "start": "08:00", "end": "18:00"}], SATURDAY, SHANGHAI)
+    # the stored assignment stays W1; the rules now fall through to the nearest worker of
+    # the community on duty (D-1 holds an always-on duty on C1, 10 m away)
+    assert got.assigned is not None and got.assigned.code == "W1"
+    assert got.now is not None and (got.now.code, got.now_rule) == ("D-1", "street_nearest")
+    assert got.now.distance_m == pytest.approx(_metres(10.0), abs=0.1)
+
+
+def test_an_incident_outside_every_grid(session: Session, small_city: SmallCity) -> None:
+    iid = incident(session, 119.40, INCIDENT[1], MONDAY, grid=None)
+    session.commit()
+    got = dispatch_view(session, iid, tz=SHANGHAI, at=MONDAY)
+    assert got.chain["features"] == [] and got.assigned is None and got.now is None
+    assert got.now_rule == "none" and got.now_reason
+    assert got.nearest and got.nearest[0].code == "V-1"  # the farthest east is the nearest
+
+
+def test_unknown_incident_is_named(session: Session, small_city: SmallCity) -> None:
+    with pytest.raises(NotFound) as caught:
+        dispatch_view(session, 987654, tz=SHANGHAI)
+    assert (caught.value.field, caught.value.value) == ("incident_id", 987654)
+    assert caught.value.valid
+
+
+def test_demo_dispatch(demo: Session) -> None:
+    iid = demo.execute(text("SELECT id FROM incident WHERE grid_code IS NOT NULL "
+                            "AND worker_id IS NOT NULL ORDER BY id LIMIT 1")).scalar_one()
+    at = dt.datetime(2026, 11, 16, 10, tzinfo=SHANGHAI)  # a Monday morning
+    got = dispatch_view(demo, iid, tz=SHANGHAI, at=at)
+    levels = [f["properties"]["level"] for f in got.chain["features"]]
+    assert levels == ["street", "community", "grid"]
+    assert got.chain["features"][-1]["id"] == got.incident.grid_code
+    assert got.assigned is not None and got.assigned.id == got.incident.worker_id
+    assert len(got.nearest) == 5
+    distances = [p.distance_m for p in got.nearest]
+    assert None not in distances and distances == sorted(d or 0.0 for d in distances)
+    shifts: dict[int, list[Any]] = {}
+    for r in demo.execute(text("SELECT worker_id, shifts FROM duty WHERE worker_id = ANY(:ids)"),
+                          {"ids": [p.id for p in got.nearest]}):
+        shifts.setdefault(r.worker_id, []).append(r.shifts)
+    for person in got.nearest:
+        assert person.role in ("grid_worker", "patrol", "volunteer")
+        if person.duty == "on call":
+            assert person.id not in shifts
+        else:
+            assert any(on_duty(s, at, SHANGHAI) for s in shifts[person.id])

@@ -1,0 +1,122 @@
+"""The coverage, routes and dispatch pages over HTTP and the CLI: content, errors, print CSS."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+from typer.testing import Result
+
+from tests.maps.pages.conftest import INCIDENT, LAT0, MONDAY, SmallCity, incident, walk
+
+Auth = Callable[[str], dict[str, str]]
+
+
+@pytest.fixture
+def busy_city(session: Session, small_city: SmallCity) -> int:
+    """The small city with a Monday walk by P-1 and an incident assigned to W1; its id."""
+    walk(session, small_city.workers["P-1"], 119.302, LAT0, 600.0, MONDAY.replace(hour=9))
+    iid = incident(session, *INCIDENT, MONDAY.replace(hour=9, minute=5))
+    session.execute(text("UPDATE incident SET worker_id = :w, rule = 'primary' WHERE id = :i"),
+                    {"w": small_city.workers["W1"], "i": iid})
+    session.commit()
+    return iid
+
+
+def test_coverage_page(client: TestClient, auth: Auth, busy_city: int) -> None:
+    r = client.get("/maps/coverage", params={"date": "2026-11-09"}, headers=auth("patrol"))
+    assert r.status_code == 200, r.text
+    body = r.text
+    assert "<title>巡防覆盖率</title>" in body and "/vendor/leaflet/dist/leaflet.js" in body
+    assert '"code": "G1"' in body and '"worker_code": "P-1"' in body
+    assert "覆盖最低的网格" in body and "巡防轨迹" in body and "pg-panel" in body
+    en = client.get("/maps/coverage", params={"date": "2026-11-09", "lang": "en"},
+                    headers=auth("patrol"))
+    assert "<title>Patrol coverage</title>" in en.text and "Least covered grids" in en.text
+
+
+def test_routes_page_prints_on_a4(client: TestClient, auth: Auth, busy_city: int) -> None:
+    r = client.get("/maps/routes/T1", params={"date": "2026-11-09"}, headers=auth("patrol"))
+    assert r.status_code == 200, r.text
+    assert "@page { size: A4 portrait" in r.text and "@media print" in r.text
+    assert '"code": "R1"' in r.text and "巡防队" in r.text and '"preferCanvas": false' in r.text
+    assert "pgBounds" in r.text
+
+
+def test_dispatch_page(client: TestClient, auth: Auth, busy_city: int) -> None:
+    r = client.get(f"/maps/dispatch/{busy_city}", params={"at": "2026-11-09T10:00:00+08:00"},
+                   headers=auth("dispatcher"))
+    assert r.status_code == 200, r.text
+    assert "name P-1" in r.text and "name W1" in r.text and "primary of G1" in r.text
+    assert "网格一" in r.text and "社区" in r.text
+
+
+@pytest.mark.parametrize(("path", "params", "status", "field", "value"), [
+    ("/maps/coverage", {"date": "2026-13-01"}, 422, "date", "2026-13-01"),
+    ("/maps/coverage", {"date": "2026-11-09", "from": "2026-11-08"}, 422, "date", "2026-11-09"),
+    ("/maps/coverage", {"level": "planet"}, 422, "level", "planet"),
+    ("/maps/coverage", {"parent": "NOPE"}, 404, "parent", "NOPE"),
+    ("/maps/coverage", {"from": "yesterday"}, 422, "from", "yesterday"),
+    ("/maps/coverage", {"distance_m": "0"}, 422, "distance_m", "0"),
+    ("/maps/coverage", {"colour": "red"}, 422, "colour", "red"),
+    ("/maps/routes/NOPE", {}, 404, "team", "NOPE"),
+    ("/maps/routes/T1", {"date": "9 Nov"}, 422, "date", "9 Nov"),
+    ("/maps/routes/T1", {"near_m": "-5"}, 422, "near_m", "-5"),
+    ("/maps/dispatch/987654", {}, 404, "incident_id", 987654),
+    ("/maps/dispatch/abc", {}, 422, "incident_id", "abc"),
+    ("/maps/dispatch/{id}", {"at": "soon"}, 422, "at", "soon"),
+    ("/maps/dispatch/{id}", {"nearest": "0"}, 422, "nearest", "0"),
+])
+def test_bad_input_names_the_field(client: TestClient, auth: Auth, busy_city: int, path: str,
+                                   params: dict[str, str], status: int, field: str,
+                                   value: Any) -> None:
+    r = client.get(path.format(id=busy_city), params=params, headers=auth("dispatcher"))
+    assert r.status_code == status, r.text
+    detail = r.json()["detail"]
+    assert (detail["field"], detail["value"]) == (field, value) and detail["valid"], detail
+    html = client.get(path.format(id=busy_city), params=params,
+                      headers={**auth("dispatcher"), "Accept": "text/html"})
+    assert html.status_code == status and field in html.text
+
+
+def test_pages_need_a_token(client: TestClient, busy_city: int) -> None:
+    for path in ("/maps/coverage", "/maps/routes/T1", f"/maps/dispatch/{busy_city}"):
+        assert client.get(path).status_code == 401
+
+
+@pytest.mark.parametrize(("kind", "params", "expect"), [
+    ("coverage", ["-p", "date=2026-11-09", "-p", "level=community"], '"code": "C1"'),
+    ("routes", ["-p", "team=T1", "-p", "date=2026-11-09"], '"code": "R1"'),
+    ("dispatch", ["-p", "incident_id={id}", "-p", "at=2026-11-09T10:00"], "primary of G1"),
+])
+def test_maps_render_writes_a_standalone_page(cli: Callable[..., Result], busy_city: int,
+                                              tmp_path: Path, kind: str, params: list[str],
+                                              expect: str) -> None:
+    out = tmp_path / f"{kind}.html"
+    result = cli("maps", "render", kind, "--out", out,
+                 *[p.format(id=busy_city) for p in params])
+    assert result.exit_code == 0, result.output
+    body = out.read_text("utf-8")
+    assert expect in body and "/vendor/" not in body and "L.map(" in body
+    assert "<script src=" not in body  # every script inlined: the file works on its own
+
+
+def test_maps_render_refuses_an_unknown_team(cli: Callable[..., Result], busy_city: int,
+                                             tmp_path: Path) -> None:
+    out = tmp_path / "x.html"
+    result = cli("maps", "render", "routes", "--out", out, "-p", "team=NOPE")
+    assert result.exit_code != 0 and "team" in result.output and "NOPE" in result.output
+    assert not out.exists()
+
+
+def test_date_default_is_today(client: TestClient, auth: Auth, busy_city: int) -> None:
+    r = client.get("/maps/routes/T1", headers=auth("patrol"))
+    assert r.status_code == 200
+    today = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date().isoformat()
+    assert today in r.text
