@@ -55,6 +55,9 @@ CDN: dict[str, str] = {
     f"{_FOLIUM_GH}/folium/templates/pa7_hm.min.js": "heatmap.js/build/heatmap.min.js",
     f"{_FOLIUM_GH}/folium/templates/pa7_leaflet_hm.min.js":
         "heatmap.js/plugins/leaflet-heatmap/leaflet-heatmap.js",
+    # Leaflet.draw (folium.plugins.Draw's URLs; the planner page)
+    f"{_CDNJS}/leaflet.draw/1.0.2/leaflet.draw.js": "leaflet-draw/dist/leaflet.draw.js",
+    f"{_CDNJS}/leaflet.draw/1.0.2/leaflet.draw.css": "leaflet-draw/dist/leaflet.draw.css",
     # branca colormaps (legends)
     f"{_CDNJS}/d3/3.5.5/d3.min.js": "d3/d3.min.js",
 }

@@ -22,13 +22,14 @@ from geo.errors import InvalidInput, NotFound
 from geo.settings import Settings
 from maps.basemap import basemap_from_settings
 from maps.offline import render_page
-from maps.pages import coverage, dispatch, routes
+from maps.pages import coverage, dispatch, planner, routes
 
 #: KIND -> page module. Each page adds itself here with one line.
 PAGES: dict[str, ModuleType] = {}
 PAGES[coverage.KIND] = coverage
 PAGES[routes.KIND] = routes
 PAGES[dispatch.KIND] = dispatch
+PAGES[planner.KIND] = planner
 
 LANGS = ("zh", "en")
 #: Query parameters every page takes besides its own ``Params``.

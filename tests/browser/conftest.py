@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,11 +100,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def live_server(demo_db_url: str) -> Iterator[LiveServer]:
-    """uvicorn in a thread serving the app on the demo database."""
-    settings = _test_settings(demo_db_url)
-    with db.session_scope(demo_db_url) as session:
+@contextmanager
+def serve(db_url: str) -> Iterator[LiveServer]:
+    """uvicorn in a thread serving the app on ``db_url``, with a new admin's token."""
+    settings = _test_settings(db_url)
+    with db.session_scope(db_url) as session:
         _, token = create_user(session, name=f"browser-{uuid.uuid4().hex[:6]}", role="admin")
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
@@ -119,6 +120,13 @@ def live_server(demo_db_url: str) -> Iterator[LiveServer]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_server(demo_db_url: str) -> Iterator[LiveServer]:
+    """uvicorn in a thread serving the app on the demo database."""
+    with serve(demo_db_url) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,202 @@
+/* The grid planner page (maps/pages/planner.py): Leaflet.draw tools -> the plans API.
+   Every figure shown comes from the API's answers; nothing is computed here. */
+function patrolgridPlanner(map, cfg) {
+  "use strict";
+  const L_ = cfg.labels;
+  const state = {plan: cfg.plan, selected: [], tool: null, drawer: null, busy: false};
+  const $ = (id) => document.getElementById(id);
+  const token = (() => {
+    const fromUrl = new URLSearchParams(window.location.search).get("access_token");
+    if (fromUrl) { sessionStorage.setItem("patrolgrid_token", fromUrl); return fromUrl; }
+    return sessionStorage.getItem("patrolgrid_token") || window.prompt(L_.token) || "";
+  })();
+  const esc = (v) => String(v === null || v === undefined ? "—" : v)
+    .replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;",
+                                   "'": "&#39;"}[c]));
+  const status = (text, error) => {
+    const el = $("pg-status");
+    el.textContent = text;
+    el.style.color = error ? "#b00" : "#084594";
+  };
+
+  async function api(method, path, body) {
+    const response = await fetch(cfg.api + path, {
+      method, headers: {"Authorization": "Bearer " + token, "Content-Type": "application/json"},
+      body: body === undefined ? undefined : JSON.stringify(body)});
+    const data = await response.json();
+    if (!response.ok) {
+      const d = data.detail || {};
+      throw new Error(`${response.status}: ${d.message || JSON.stringify(d)}` +
+                      (d.field ? ` (${d.field}: ${d.valid || ""})` : ""));
+    }
+    return data;
+  }
+
+  L.geoJSON(cfg.outline, {style: {color: "#252525", weight: 3, fill: false},
+                          interactive: false}).addTo(map);
+  const styleOf = (f) => {
+    const s = f.properties.status;
+    const selected = state.selected.includes(f.properties.code);
+    return {color: selected ? "#08306b" : "#3182bd", weight: selected ? 4 : 1.5,
+            fillColor: s === "created" ? "#6baed6" : s === "changed" ? "#fd8d3c" : "#c6dbef",
+            fillOpacity: 0.35};
+  };
+  const grids = L.geoJSON(null, {
+    style: styleOf,
+    onEachFeature: (f, layer) => {
+      layer.bindTooltip(`${f.properties.code} v${f.properties.version || "new"} ` +
+                        `${f.properties.name || ""}`);
+      layer.on("click", () => toggle(f.properties.code));
+    }}).addTo(map);
+  const problems = L.geoJSON(null, {
+    style: {color: "#cb181d", weight: 2, fillColor: "#cb181d", fillOpacity: 0.5,
+            dashArray: "4 3", className: "pg-problem"},
+    onEachFeature: (f, layer) => layer.bindTooltip(esc(f.properties.message))}).addTo(map);
+  const show = (collection) => {
+    grids.clearLayers();
+    grids.addData(collection);
+  };
+  show(cfg.grids);
+
+  function toggle(code) {
+    if (state.busy) { return; }
+    const i = state.selected.indexOf(code);
+    if (i >= 0) { state.selected.splice(i, 1); } else { state.selected.push(code); }
+    grids.setStyle(styleOf);
+    status(state.selected.join(", "));
+  }
+
+  async function ensurePlan() {
+    if (state.plan) { return state.plan; }
+    const plan = await api("POST", "/plans", {name: `planner ${cfg.parent} ` +
+                                              new Date().toISOString().slice(0, 16),
+                                              parent: cfg.parent});
+    state.plan = plan.id;
+    return plan.id;
+  }
+
+  function drawProblems(validation) {
+    problems.clearLayers();
+    const list = $("pg-problems");
+    list.innerHTML = "";
+    for (const p of validation.problems) {
+      if (p.geometry) {
+        problems.addData({type: "Feature", geometry: p.geometry,
+                          properties: {message: p.message}});
+      }
+      const li = document.createElement("li");
+      li.className = "pg-problem-item";
+      li.textContent = `${p.blocking ? "✗" : "·"} ${p.kind}: ${p.message}`;
+      list.appendChild(li);
+    }
+    $("pg-apply").disabled = !validation.ok;
+  }
+
+  function drawImpact(impact) {
+    const b = impact.balance;
+    const rows = impact.grids.map((g) => {
+      const be = g.before || {}, af = g.after || {};
+      const km2 = (v) => v === undefined ? "—" : (v / 1e6).toFixed(3);
+      return `<tr class="pg-impact-row"><td>${esc(g.code)}</td><td>${esc(g.status)}</td>` +
+        `<td class="num">${esc(be.incidents)}→${esc(af.incidents)}</td>` +
+        `<td class="num">${km2(be.area_m2)}→${km2(af.area_m2)}</td>` +
+        `<td class="num">${esc(be.households)}→${esc(af.households)}</td></tr>`;
+    }).join("");
+    $("pg-impact").innerHTML =
+      `<div id="pg-cv">${esc(L_.cv)}: ${esc(b.cv_before)} → ${esc(b.cv_after)}` +
+      ` · ${esc(impact.moves.open_incidents)} open moved</div>` +
+      `<table><tr><th>${esc(L_.grid)}</th><th></th><th>${esc(L_.incidents)}</th>` +
+      `<th>${esc(L_.area)}</th><th>${esc(L_.households)}</th></tr>${rows}</table>`;
+  }
+
+  async function send(op, fields) {
+    state.busy = true;
+    try {
+      const id = await ensurePlan();
+      status("…");
+      const plan = await api("POST", `/plans/${id}/edits`, Object.assign({op}, fields));
+      show(plan.result);
+      drawProblems(plan.validation);
+      drawImpact(await api("GET", `/plans/${id}/impact`));
+      state.selected = [];
+      grids.setStyle(styleOf);
+      status(`${L_.plan} ${id}: ${plan.edits.length} · ${op}`);
+    } catch (err) {
+      status(err.message, true);
+    } finally {
+      state.busy = false;
+    }
+  }
+
+  function one(op) {
+    if (state.selected.length !== 1) {
+      status(`${op}: select exactly one grid`, true);
+      return null;
+    }
+    return state.selected[0];
+  }
+
+  function draw(kind, done) {
+    if (state.drawer) { state.drawer.disable(); }
+    state.drawer = kind === "line" ? new L.Draw.Polyline(map, {})
+      : new L.Draw.Polygon(map, {allowIntersection: true, showArea: false});
+    map.once(L.Draw.Event.CREATED, (e) => { state.drawer = null; done(e.layer.toGeoJSON().geometry); });
+    state.drawer.enable();
+  }
+
+  const newCode = (fallback) => ($("pg-new-code").value || "").trim() || fallback;
+  const tools = {
+    replace: () => {
+      const code = one("replace");
+      if (code) { draw("polygon", (geometry) => send("replace", {code, geometry})); }
+    },
+    split: () => {
+      const code = one("split");
+      if (code) {
+        draw("line", (line) => send("split", {code, line, new_code: newCode(code + "-B")}));
+      }
+    },
+    merge: () => {
+      if (state.selected.length < 2) { status("merge: select two or more grids", true); return; }
+      send("merge", {codes: state.selected.slice(), into: state.selected[0]});
+    },
+    create: () => draw("polygon", (geometry) => {
+      const code = newCode(cfg.parent + "-N");
+      send("create", {code, name: code, geometry});
+    }),
+    retire: () => {
+      const code = one("retire");
+      if (code) { send("retire", {code}); }
+    },
+  };
+  for (const op of Object.keys(tools)) {
+    $("pg-tool-" + op).addEventListener("click", () => tools[op]());
+  }
+
+  $("pg-apply").addEventListener("click", async () => {
+    state.busy = true;
+    try {
+      const result = await api("POST", `/plans/${state.plan}/apply`);
+      const now = await api("GET", `/grids?parent=${encodeURIComponent(cfg.parent)}&limit=1000`);
+      show(now);
+      problems.clearLayers();
+      $("pg-apply").disabled = true;
+      const versions = Object.entries(result.versions).map(([c, v]) => `${c} v${v}`).join(", ");
+      status(`applied: ${versions}` + (result.roster.length ? " · roster to confirm" : ""));
+      $("pg-status").dataset.applied = "1";
+    } catch (err) {
+      status(err.message, true);
+    } finally {
+      state.busy = false;
+    }
+  });
+
+  if (state.plan) {
+    api("GET", `/plans/${state.plan}`).then((plan) => {
+      show(plan.result);
+      drawProblems(plan.validation || {ok: false, problems: []});
+      return api("GET", `/plans/${state.plan}/impact`).then(drawImpact);
+    }).catch((err) => status(err.message, true));
+  }
+  return {state, tools, grids, problems, map};
+}

@@ -1,0 +1,137 @@
+"""The planner page in headless Chromium: draw an edit, see the preview, apply, see the result.
+
+On the demo city in a database of the module's own (the test writes): a grid of
+a community is split by a line drawn with the mouse through Leaflet.draw, the page shows the plan's
+impact (CV before and after) and no validation problem, Apply writes the new
+versions and the page redraws them from ``GET /api/v1/grids``. A second draw
+(a small polygon replacing a grid, leaving the rest of it uncovered) shows the
+gap drawn in red with its message, and Apply stays disabled.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from data.demo.load import load_demo
+from geo.settings import Settings
+from geo.store import db
+from tests.browser.conftest import LiveServer, check_map_page, serve
+from tests.conftest import _url_for
+
+PARENT = "350102009007"  # 兰庭社区, 8 grids
+
+
+@pytest.fixture(scope="module")
+def server(template_url: str) -> Iterator[LiveServer]:
+    """The demo city (3,000 incidents) in a database of this module's own: the tests write,
+    and the shared demo database cannot be cloned while other servers hold it open."""
+    url = _url_for(f"patrolgrid_test_planner_{uuid.uuid4().hex[:12]}")
+    db.create_database(url, template=make_url(template_url).database)
+    try:
+        with db.session_scope(url) as s:
+            load_demo(s, incidents=3000, track_days=0, settings=Settings(database_url=url))
+        with serve(url) as live:
+            yield live
+    finally:
+        db.dispose_engine(url)
+        db.drop_database(url)
+
+
+def first_grid(server: LiveServer) -> tuple[str, float, float, float, float]:
+    """The first grid of PARENT: code, a point inside it, and its bbox's west and east."""
+    with db.session_scope(server.settings.database_url) as s:
+        row = s.execute(text("""
+            SELECT code, ST_X(p) AS lon, ST_Y(p) AS lat, ST_XMin(geom) AS w, ST_XMax(geom) AS e
+              FROM (SELECT code, geom, ST_PointOnSurface(geom) AS p FROM grid
+                     WHERE valid_to IS NULL AND parent_code = :p ORDER BY code LIMIT 1) g"""),
+                        {"p": PARENT}).one()
+    return row.code, row.lon, row.lat, row.w, row.e
+
+
+def screen_xy(page: Page, lon: float, lat: float) -> tuple[float, float]:
+    """Page coordinates of a WGS-84 point on the map (the basemap is 'none': no shift)."""
+    point: dict[str, float] = page.evaluate(
+        """([lat, lon]) => { const m = window.planner.map;
+             const p = m.latLngToContainerPoint([lat, lon]);
+             const r = m.getContainer().getBoundingClientRect();
+             return {x: p.x + r.left, y: p.y + r.top}; }""", [lat, lon])
+    return point["x"], point["y"]
+
+
+def click(page: Page, lon: float, lat: float) -> None:
+    x, y = screen_xy(page, lon, lat)
+    page.mouse.click(x, y)
+    page.wait_for_timeout(150)
+
+
+def open_planner(page: Page, server: LiveServer) -> dict[str, Any]:
+    info = check_map_page(page, server.url("/maps/planner", parent=PARENT),
+                          screenshot="planner", expect_layers=10)
+    page.evaluate("() => { const m = window.planner.map; m.setView(m.getCenter(), "
+                  "m.getZoom()); document.getElementById('pg-panel').style.opacity = '0.9'; }")
+    return info
+
+
+def test_draw_preview_apply(page: Page, server: LiveServer) -> None:
+    open_planner(page, server)
+    code, lon, lat, west, east = first_grid(server)
+    click(page, lon, lat)  # select the grid
+    assert page.evaluate("() => window.planner.state.selected") == [code]
+    page.fill("#pg-new-code", f"{code}-B")
+    page.click("#pg-tool-split")
+    # a line across the grid, from beyond its west edge to beyond its east edge
+    span = east - west
+    start, end = (west - 0.05 * span, lat), (east + 0.05 * span, lat)
+    click(page, *start)
+    click(page, *end)
+    click(page, *end)  # clicking the last point again finishes the line
+    page.wait_for_selector("#pg-cv", timeout=30_000)
+    cv = page.text_content("#pg-cv") or ""
+    assert "→" in cv, cv
+    assert page.locator("#pg-problems li").count() == 0, page.inner_text("#pg-problems")
+    rows = page.locator(".pg-impact-row").all_inner_texts()
+    assert any(r.startswith(f"{code}-B") and "created" in r for r in rows), rows
+    assert page.is_enabled("#pg-apply")
+    page.screenshot(path="tests/artifacts/planner-preview.png")
+    page.click("#pg-apply")
+    page.wait_for_function("() => document.getElementById('pg-status').dataset.applied === '1'",
+                           timeout=30_000)
+    shown = page.evaluate("() => window.planner.grids.getLayers().map(l => "
+                          "[l.feature.properties.code, l.feature.properties.version])")
+    assert [code, 2] in shown and [f"{code}-B", 1] in shown
+    assert f"{code} v2" in (page.text_content("#pg-status") or "")
+    with db.session_scope(server.settings.database_url) as s:
+        versions = dict(s.execute(text("SELECT code, version FROM grid WHERE valid_to IS NULL "
+                                       "AND code IN (:a, :b)"), {"a": code, "b": f"{code}-B"}
+                                  ).all())
+    assert versions == {code: 2, f"{code}-B": 1}
+    page.screenshot(path="tests/artifacts/planner-applied.png")
+    assert page.log.console_errors == [] and page.log.failed == []  # type: ignore[attr-defined]
+
+
+def test_validation_problems_are_drawn(page: Page, server: LiveServer) -> None:
+    open_planner(page, server)
+    code, lon, lat, west, east = first_grid(server)
+    click(page, lon, lat)
+    page.click("#pg-tool-replace")
+    d = (east - west) * 0.05
+    corners = [(lon - d, lat - d), (lon + d, lat - d), (lon, lat + d)]
+    for corner in corners:
+        click(page, *corner)
+    click(page, *corners[0])  # closing the polygon on its first point
+    page.wait_for_selector("#pg-problems li", timeout=30_000)
+    items = page.locator("#pg-problems li").all_inner_texts()
+    assert any(i.startswith("✗ gap") and code in i for i in items), items
+    drawn = page.evaluate("() => window.planner.problems.getLayers().map(l => "
+                          "[l.feature.properties.message, l.getBounds().isValid()])")
+    assert drawn and all(ok for _, ok in drawn) and any(code in m for m, _ in drawn), drawn
+    assert not page.is_enabled("#pg-apply")
+    page.screenshot(path="tests/artifacts/planner-problems.png")
+    assert page.log.console_errors == []  # type: ignore[attr-defined]
