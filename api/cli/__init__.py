@@ -13,6 +13,7 @@ from api.cli import grids as grids_cli
 from api.cli import incidents as incidents_cli
 from api.cli import maps as maps_cli
 from api.cli import network as network_cli
+from api.cli import plans as plans_cli
 from api.cli import roster as roster_cli
 from api.cli import routes as routes_cli
 from api.cli import serve as serve_cli
@@ -33,6 +34,7 @@ app.add_typer(incidents_cli.app, name="incidents")
 app.add_typer(tracks_cli.app, name="tracks")
 app.add_typer(tasks_cli.app, name="tasks")
 app.add_typer(maps_cli.app, name="maps")
+app.add_typer(plans_cli.app, name="plans")
 app.command("serve")(serve_cli.serve)
 app.command("config")(config_cli.show_config)
 app.command("escalate")(escalate_cli.escalate)

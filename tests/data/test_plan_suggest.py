@@ -9,6 +9,7 @@ sample as incidents), then validate and apply like any plan.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -155,3 +156,24 @@ def most_crimes(url: str) -> list[tuple[str, int]]:
               JOIN grid g ON g.code = i.grid_code AND g.valid_to IS NULL
              GROUP BY g.parent_code ORDER BY count(*) DESC, g.parent_code LIMIT 2""")).all()
     return [(r.code, int(r.beats)) for r in rows]
+
+
+def test_the_cli_suggests_shows_and_applies(cli: Cli, chicago: Path, db_url: str) -> None:
+    result = cli("incidents", "import", chicago / "crimes_2025_sample.csv", *CRIMES)
+    assert result.exit_code == 0, result.output
+    district, beats = most_crimes(db_url)[0]
+    result = cli("plans", "suggest", district, "--k", beats, "--lookback-days", 3000, "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    plan_id = out["plan"]["id"]
+    assert out["impact"]["balance"]["cv_after"] < out["impact"]["balance"]["cv_before"]
+    result = cli("plans", "show", plan_id)
+    assert result.exit_code == 0 and "no problems" in result.output, result.output
+    result = cli("plans", "impact", plan_id, "--lookback-days", 3000)
+    assert result.exit_code == 0 and "cv of incidents" in result.output, result.output
+    result = cli("plans", "apply", plan_id)
+    assert result.exit_code == 0 and "applied" in result.output, result.output
+    result = cli("plans", "apply", plan_id)
+    assert result.exit_code == 2 and "already applied" in result.output
+    result = cli("plans", "suggest", district, "--k", 3, "--workload", "crime")
+    assert result.exit_code == 2 and "workload" in result.output
