@@ -125,6 +125,8 @@ class IncidentProperties(BaseModel):
     status: str
     version: int = Field(description="Send it back (or the ETag as If-Match) to change it.")
     grid_code: str | None
+    grid_version: int | None = Field(None, description="The version of the grid the "
+                                     "incident was assigned to (grids are redrawn by plans).")
     worker_id: int | None
     worker_code: str | None
     worker_name: str | None

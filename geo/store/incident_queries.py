@@ -30,7 +30,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, func, literal, not_, or_, select, tuple_
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from geo.errors import InvalidInput, NotFound
 from geo.incidents.loop import PENDING_STATUSES
@@ -92,6 +92,8 @@ class IncidentRow:
     evaluation_comment: str | None
     evaluated_at: dt.datetime | None
     attrs: dict[str, Any] = field(default_factory=dict)
+    #: The version of ``grid_code`` the incident was assigned to (``incident.grid_id``).
+    grid_version: int | None = None
 
 
 @dataclass
@@ -185,6 +187,9 @@ def decode_cursor(value: str | None) -> tuple[dt.datetime, int] | None:
 
 # --------------------------------------------------------------------------- queries
 
+_ASSIGNED = aliased(Grid, name="assigned_grid")
+
+
 def _overdue(now: Any) -> ColumnElement[bool]:
     return and_(Incident.status.in_(PENDING_STATUSES), Incident.due_at.is_not(None),
                 Incident.due_at < now)
@@ -193,14 +198,15 @@ def _overdue(now: Any) -> ColumnElement[bool]:
 def _columns(now: Any) -> list[Any]:
     return [Incident, func.ST_X(Incident.geom).label("lon"), func.ST_Y(Incident.geom).label("lat"),
             Worker.code.label("worker_code"), Worker.name.label("worker_name"),
-            Category.name_zh.label("category_name"),
+            Category.name_zh.label("category_name"), _ASSIGNED.version.label("grid_version"),
             func.coalesce(_overdue(now), literal(False)).label("overdue")]
 
 
 def _select(now: Any) -> Any:
     return (select(*_columns(now))
             .outerjoin(Worker, Worker.id == Incident.worker_id)
-            .outerjoin(Category, Category.code == Incident.category_code))
+            .outerjoin(Category, Category.code == Incident.category_code)
+            .outerjoin(_ASSIGNED, _ASSIGNED.id == Incident.grid_id))
 
 
 def _row(r: Any) -> IncidentRow:
@@ -217,7 +223,7 @@ def _row(r: Any) -> IncidentRow:
         escalated_to=i.escalated_to, escalated_at=i.escalated_at,
         candidate_of=i.candidate_of, duplicate_of=i.duplicate_of,
         evaluation_score=i.evaluation_score, evaluation_comment=i.evaluation_comment,
-        evaluated_at=i.evaluated_at, attrs=i.attrs or {})
+        evaluated_at=i.evaluated_at, attrs=i.attrs or {}, grid_version=r.grid_version)
 
 
 def _grid_tree(session: Session, code: str) -> Any:

@@ -89,6 +89,12 @@ def test_apply_writes_versions_moves_incidents_and_keeps_history(
     # open incidents that stayed point at the new version; the closed one keeps the old one
     assert inc[reported[1]].grid_id == v2["G11"] and inc[reported[3]].grid_id == v2["G12"]
     assert inc[closed].grid_id == v1["G11"]
+    shown = {i: client.get(f"/api/v1/incidents/{i}", headers=auth("dispatcher")).json()
+             for i in (closed, reported[2])}
+    assert shown[closed]["properties"]["grid_version"] == 1
+    assert shown[reported[2]]["properties"]["grid_code"] == "G12"
+    assert shown[reported[2]]["properties"]["grid_version"] == 2
+    assert shown[reported[2]]["events"][-1]["data"]["kind"] == "replan"
     # history: the grids and locate as of before the apply
     at = before.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
     old = client.get("/api/v1/grids", params={"parent": "C1", "at": at},
