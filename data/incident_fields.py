@@ -27,7 +27,7 @@ from geo.errors import InvalidInput
 LON_NAMES = ("lon", "lng", "long", "longitude", "x")
 LAT_NAMES = ("lat", "latitude", "y")
 #: Rows registered per statement batch.
-DEFAULT_BATCH = 5000
+DEFAULT_BATCH = 10_000
 
 @dataclass
 class ImportOptions:

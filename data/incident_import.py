@@ -35,9 +35,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -46,58 +44,17 @@ from sqlalchemy.orm import Session
 
 from data.incident_fields import Fields, ImportOptions, resolve_fields
 from data.incident_io import Reject, RejectWriter, SourceRow, open_rows
-from data.incident_pipeline import TableStatistics, prefetched
+from data.incident_pipeline import BackgroundWriter, prefetched
+from data.incident_quick import QuickCheck
+from data.incident_summary import KEEP_REJECTS, ImportSummary
 from geo.crs import parse_crs
 from geo.errors import InvalidInput
-from geo.incidents.intake import register_many
+from geo.incidents.bulk import BatchCounts, BulkIntake
 from geo.incidents.schema import validate_incident
 from geo.settings import Settings
 from geo.store.incidents import category_codes
 
-#: Rejected rows kept in memory for an HTTP answer (all of them go to a report file).
-KEEP_REJECTS = 1000
-
 Progress = Callable[[int, "ImportSummary"], None]
-
-
-@dataclass
-class ImportSummary:
-    """What an import did: counts per outcome, rejects by reason, and how fast."""
-
-    source: str
-    format: str
-    rows: int = 0
-    accepted: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    rejected_by_reason: Counter[str] = field(default_factory=Counter)
-    unassigned: int = 0
-    snapped: int = 0
-    candidates: int = 0
-    no_worker: int = 0
-    by_rule: Counter[str] = field(default_factory=Counter)
-    fields: dict[str, str | None] = field(default_factory=dict)
-    ids: list[int] = field(default_factory=list)
-    rejects: list[Reject] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def as_dict(self, *, rejects: bool = True) -> dict[str, Any]:
-        """JSON-ready; ``rejects`` adds the first :data:`KEEP_REJECTS` rejected rows."""
-        out: dict[str, Any] = {
-            "source": self.source, "format": self.format, "rows": self.rows,
-            "accepted": self.accepted, "duplicates": self.duplicates,
-            "rejected": self.rejected,
-            "rejected_by_reason": dict(self.rejected_by_reason.most_common()),
-            "unassigned": self.unassigned, "snapped": self.snapped,
-            "duplicate_candidates": self.candidates, "no_worker": self.no_worker,
-            "by_rule": dict(self.by_rule.most_common()), "fields": self.fields,
-            "seconds": round(self.seconds, 3),
-            "rows_per_second": round(self.rows / self.seconds) if self.seconds else None,
-        }
-        if rejects:
-            out["rejected_rows"] = [r.as_dict() for r in self.rejects]
-            out["rejected_rows_truncated"] = self.rejected > len(self.rejects)
-        return out
 
 
 def _empty(value: Any) -> bool:
@@ -127,7 +84,11 @@ class _Importer:
         self.index = index
         self.lock = threading.Lock()
         self.keep_ids = False
-        self.stats = TableStatistics(session)
+        self.bulk: BulkIntake | None = None
+        self.background: BackgroundWriter[Any] | None = None
+        self.threaded = True
+        self.rows: dict[int, SourceRow] = {}
+        self.quick: QuickCheck | None = None
         self.categories = set(category_codes(session))
         self.tz = _zone(options.timezone) if options.timezone else settings.tz
         if options.crs is not None:
@@ -196,6 +157,19 @@ class _Importer:
             "reporter": _text(self.value(row, f.reporter)),
         }
 
+    def check(self, row: SourceRow) -> Any:
+        """The row's incident, or None after rejecting it (the quick path first)."""
+        f = self.fields
+        if f is None:
+            return None
+        if self.quick is None:
+            self.quick = QuickCheck(f, self.options, self.categories, self.tz, self.now)
+        item = self.quick(row)
+        if item is not None:
+            return item
+        raw = self.raw(row, f)
+        return self.validate(row, raw) if raw is not None else None
+
     def validate(self, row: SourceRow, raw: dict[str, Any]) -> Any:
         clean = {k: v for k, v in raw.items() if not _empty(v)}
         clean.setdefault("source", "other")
@@ -221,30 +195,37 @@ class _Importer:
     def register(self, items: list[Any], rows: dict[int, SourceRow]) -> None:
         if not items:
             return
+        if self.bulk is None:
+            def refused(item: Any, exc: InvalidInput) -> None:
+                self.refuse(self.rows[item.row], exc)
 
-        def refused(item: Any, exc: InvalidInput) -> None:
-            self.refuse(rows[item.row], exc)
+            self.bulk = BulkIntake(self.session, actor=self.actor, settings=self.settings,
+                                   index=self.index, now=self.now, on_reject=refused)
+            if self.bulk.preload() and self.threaded:
+                self.background = BackgroundWriter(self.bulk.write, self.count)
+        self.rows = rows
+        prepared = self.bulk.prepare(items)
+        if prepared is None:
+            return
+        if self.background is not None:
+            self.background.submit(prepared)
+        else:
+            self.count(self.bulk.write(prepared))
 
-        results = register_many(self.session, items, actor=self.actor, settings=self.settings,
-                                index=self.index, now=self.now, on_reject=refused)
-        self.stats.grew(sum(1 for r in results if r.created))
-        s = self.summary
-        for result in results:
-            if not result.created:
-                s.duplicates += 1
-                continue
-            s.accepted += 1
+    def count(self, counts: BatchCounts) -> None:
+        """Add a written batch's counts to the summary (called by the writer thread)."""
+        with self.lock:
+            s = self.summary
+            s.accepted += counts.created
+            s.duplicates += counts.duplicates
+            s.unassigned += counts.unassigned
+            s.snapped += counts.snapped
+            s.no_worker += counts.no_worker
+            s.candidates += counts.candidates
+            s.events += counts.events
+            s.by_rule.update(counts.by_rule)
             if self.keep_ids:
-                s.ids.append(int(result.id))
-            s.by_rule[result.rule or "none"] += 1
-            if result.grid is None:
-                s.unassigned += 1
-            elif result.snapped_m is not None:
-                s.snapped += 1
-            if result.worker is None:
-                s.no_worker += 1
-            if result.candidate_of is not None:
-                s.candidates += 1
+                s.ids.extend(counts.ids)
 
 
 def _zone(name: str) -> ZoneInfo:
@@ -295,8 +276,9 @@ def import_rows(session: Session, rows: Iterable[SourceRow], options: ImportOpti
     keep_ids : bool
         Keep the ids of the new incidents in ``summary.ids``.
     threaded : bool
-        Read and validate in a thread, a batch or two ahead of the database
-        writes (the rows must then not be read by anything else meanwhile).
+        Read and validate in a thread, a batch or two ahead, and write in
+        another, a batch behind (the rows must then not be read by anything else
+        meanwhile, nor the session used by anything else until this returns).
 
     Returns
     -------
@@ -314,13 +296,22 @@ def import_rows(session: Session, rows: Iterable[SourceRow], options: ImportOpti
         index = _index(session)
     importer = _Importer(session, options, settings, summary, actor, reject_writer, index)
     importer.keep_ids = keep_ids
+    importer.threaded = threaded
     batches = _batches(_rows_with_fields(rows, importer, header, options), importer,
                        max(1, options.batch_size))
-    for batch, sources in prefetched(batches) if threaded else batches:
-        importer.register(batch, sources)
-        if progress is not None:
-            progress(position() if position else summary.rows, summary)
+    try:
+        for batch, sources in prefetched(batches) if threaded else batches:
+            importer.register(batch, sources)
+            if progress is not None:
+                progress(position() if position else summary.rows, summary)
+        if importer.background is not None:
+            importer.background.close()
+    finally:
+        if importer.background is not None:
+            importer.background.abort()  # after an error: no write may outlive the import
     summary.seconds = time.perf_counter() - started
+    if importer.bulk is not None:
+        summary.stages.update(importer.bulk.seconds)
     if progress is not None:
         progress(position() if position else summary.rows, summary)
     return summary
@@ -333,16 +324,20 @@ def _batches(rows: Iterable[SourceRow], importer: _Importer, size: int) -> Itera
     """Validated incidents in batches of ``size``, with the rows they came from."""
     batch: list[Any] = []
     sources: dict[int, SourceRow] = {}
+    stages = importer.summary.stages
+    started = time.perf_counter()
     for row in rows:
         importer.summary.rows += 1
-        raw = importer.raw(row, importer.fields) if importer.fields else None
-        item = importer.validate(row, raw) if raw is not None else None
+        item = importer.check(row)
         if item is not None:
             batch.append(item)
             sources[row.row] = row
         if len(batch) >= size:
+            stages["read"] = stages.get("read", 0.0) + time.perf_counter() - started
             yield batch, sources
+            started = time.perf_counter()
             batch, sources = [], {}
+    stages["read"] = stages.get("read", 0.0) + time.perf_counter() - started
     if batch:
         yield batch, sources
 

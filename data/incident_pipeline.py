@@ -1,19 +1,14 @@
-"""Plumbing of the bulk import: read-ahead in a thread, and fresh planner statistics."""
+"""Plumbing of the bulk import: read-ahead in one thread, the writes in another."""
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
-from collections.abc import Iterator
-from typing import Any, TypeVar
-
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
-#: New rows after which the import refreshes the incident table's statistics.
-ANALYZE_AFTER = 20_000
 
 _DONE = object()
 
@@ -61,34 +56,69 @@ def prefetched(batches: Iterator[T], depth: int = 2) -> Iterator[T]:
         worker.join()
 
 
-class TableStatistics:
-    """Keeps the planner's idea of the incident table's size honest during a big import.
+class BackgroundWriter(Generic[T]):
+    """Runs ``write(batch)`` for each submitted batch, in order, in one thread.
 
-    The intake's queries (duplicate candidates, idempotency look-ups) are planned
-    from the table's statistics, which autovacuum cannot refresh while the
-    import's transaction is open: after a million rows the planner still thinks
-    the table is as small as before and picks plans that scan it per batch. So
-    the import runs ``ANALYZE incident`` itself (it sees the transaction's own
-    rows) each time the table has grown by half since the last look, at least
-    :data:`ANALYZE_AFTER` rows: a handful of times per import.
+    The caller prepares the next batch while this one is written: the database
+    works on the batch (its own process) while Python works on the next one.
+    At most ``depth`` batches wait. ``done(result)`` is called in the thread after
+    each write. An error of a write is raised by the next :meth:`submit` or by
+    :meth:`close`; after an error nothing more is written. :meth:`close` waits
+    for every write; :meth:`abort` for the one in progress only.
     """
 
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self.base = max(0.0, float(session.execute(text(
-            "SELECT reltuples FROM pg_class WHERE oid = CAST('incident' AS regclass)"))
-            .scalar_one()))
-        self.added = 0
-        self.analyzed = 0
+    def __init__(self, write: Callable[[T], Any], done: Callable[[Any], None],
+                 depth: int = 1) -> None:
+        self.write = write
+        self.done = done
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self.error: BaseException | None = None
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="incident-import-writer",
+                                       daemon=True)
+        self.thread.start()
 
-    def grew(self, created: int) -> None:
-        self.added += created
-        since = self.added - self.analyzed
-        if since < max(ANALYZE_AFTER, 0.5 * (self.base + self.analyzed)):
-            return
-        try:
-            with self.session.begin_nested():
-                self.session.execute(text("ANALYZE incident"))
-        except DBAPIError:  # e.g. not the table's owner: carry on with the old statistics
-            pass
-        self.analyzed = self.added
+    def _run(self) -> None:
+        while True:
+            batch = self.queue.get()
+            if batch is _DONE or self.stop.is_set():
+                return
+            try:
+                self.done(self.write(batch))
+            except BaseException as exc:  # handed to the caller
+                self.error = exc
+                self.stop.set()
+                return
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def submit(self, batch: T) -> None:
+        """Queue ``batch`` (waits while ``depth`` batches are waiting)."""
+        while True:
+            self._raise()
+            try:
+                self.queue.put(batch, timeout=0.1)
+                return
+            except queue.Full:
+                if not self.thread.is_alive():
+                    self._raise()
+                    raise RuntimeError("the import's writer thread stopped") from None
+
+    def close(self) -> None:
+        """Wait until every batch is written; raise the error of a write, if any."""
+        if self.thread.is_alive():
+            self.submit(_DONE)  # type: ignore[arg-type]
+            self.thread.join()
+        self._raise()
+
+    def abort(self) -> None:
+        """Stop after the write in progress (nothing queued is written) and wait for it."""
+        self.stop.set()
+        while self.thread.is_alive():
+            with contextlib.suppress(queue.Empty):
+                self.queue.get_nowait()
+            with contextlib.suppress(queue.Full):
+                self.queue.put_nowait(_DONE)
+            self.thread.join(timeout=0.1)

@@ -34,7 +34,7 @@ replayed); the roster is the current one, read at ``reported_at``'s time of week
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -49,8 +49,8 @@ from geo.settings import Settings
 from geo.store import incidents as store
 
 OnReject = Callable[[IncidentIn, InvalidInput], None]
-__all__ = ["GridRef", "Index", "OnReject", "Registered", "WorkerRef", "register",
-           "register_many", "screen"]
+__all__ = ["GridRef", "Index", "OnReject", "Registered", "Roster", "RosterCache", "WorkerRef",
+           "register", "register_many", "screen"]
 
 
 @dataclass(frozen=True)
@@ -148,12 +148,68 @@ class _Chains:
         return ref
 
 
+class Roster:
+    """Reads the roster the rules need: each call asks the database (see :class:`RosterCache`)."""
+
+    def duties_on(self, session: Session, codes: Sequence[str]) -> Mapping[str, Any]:
+        """Duties by grid code (:func:`geo.store.incidents.duties_on`)."""
+        return store.duties_on(session, codes)
+
+    def street_workers(self, session: Session, streets: Sequence[str]) -> Mapping[str, Any]:
+        """Street workers by street (:func:`geo.store.incidents.street_workers`)."""
+        return store.street_workers(session, streets)
+
+    def view(self, session: Session, codes: Sequence[str]) -> RosterView:
+        """A view with the duties of ``codes`` (their grids and communities)."""
+        return RosterView(duties=self.duties_on(session, codes))
+
+
+class RosterCache(Roster):
+    """The roster read once for a whole import: every duty at the first call, each street's
+    workers at the first call that needs them (the import's transaction sees no roster
+    change meanwhile unless it makes one)."""
+
+    def __init__(self) -> None:
+        self.duties: dict[str, Any] | None = None
+        self.streets: dict[str, Any] = {}
+        self.complete = False
+        self.kept: RosterView | None = None
+
+    def view(self, session: Session, codes: Sequence[str]) -> RosterView:
+        """One view for the whole import (its duty order and week masks are kept)."""
+        if self.kept is None:
+            self.kept = RosterView(duties=self.duties_on(session, codes), frozen=True)
+        return self.kept
+
+    def preload(self, session: Session, streets: Sequence[str]) -> None:
+        """Read every duty and the workers of ``streets`` now; later calls read nothing
+        (a street not among them has no workers)."""
+        self.duties = store.duties_on(session, None)
+        self.streets = dict(store.street_workers(session, sorted(set(streets))))
+        self.complete = True
+
+    def duties_on(self, session: Session, codes: Sequence[str]) -> Mapping[str, Any]:
+        """Every duty, read at the first call."""
+        if self.duties is None:
+            self.duties = store.duties_on(session, None)
+        return self.duties
+
+    def street_workers(self, session: Session, streets: Sequence[str]) -> Mapping[str, Any]:
+        """The workers of ``streets``, each street read once."""
+        missing = [s for s in streets if s not in self.streets]
+        if missing and not self.complete:
+            self.streets.update(store.street_workers(session, missing))
+        return self.streets
+
+
 def _choose(session: Session, placed: Sequence[Placed], at: Sequence[dt.datetime],
-            chains: _Chains, settings: Settings) -> list[WorkerChoice]:
+            chains: _Chains, settings: Settings, roster: Roster | None = None
+            ) -> list[WorkerChoice]:
+    roster = roster or Roster()
     links = [chains(p.grid) for p in placed]
     places = responsible.communities_and_streets(links)
     codes = {p.grid for p in placed if p.grid} | {c for c, _ in places if c}
-    view = RosterView(duties=store.duties_on(session, sorted(codes)))
+    view = roster.view(session, sorted(codes))
 
     def run(ks: Sequence[int]) -> list[WorkerChoice]:
         return responsible.choose_workers(
@@ -164,7 +220,7 @@ def _choose(session: Session, placed: Sequence[Placed], at: Sequence[dt.datetime
     choices = run(range(len(placed)))
     again = [k for k, c in enumerate(choices) if c.rule == "none" and places[k][1] is not None]
     if again:  # only now read the street workers (rule 4), for these streets only
-        view.street_workers = store.street_workers(
+        view.street_workers = roster.street_workers(
             session, sorted({street for k in again if (street := places[k][1]) is not None}))
         for k, choice in zip(again, run(again), strict=True):
             choices[k] = choice
@@ -173,7 +229,8 @@ def _choose(session: Session, placed: Sequence[Placed], at: Sequence[dt.datetime
 
 def register_many(session: Session, items: Sequence[IncidentIn], *, actor: str,
                   settings: Settings, index: Index, now: dt.datetime | None = None,
-                  on_reject: OnReject | None = None) -> list[Registered]:
+                  on_reject: OnReject | None = None,
+                  roster: Roster | None = None) -> list[Registered]:
     """Register a batch of incidents (see the module docstring), in the caller's transaction.
 
     Parameters
@@ -192,6 +249,9 @@ def register_many(session: Session, items: Sequence[IncidentIn], *, actor: str,
     on_reject : callable, optional
         ``on_reject(item, error)`` for each refused item (see :func:`screen`),
         which is then skipped. Without it the first refusal is raised.
+    roster : Roster, optional
+        Where the duties and street workers come from (a :class:`RosterCache`
+        for a bulk import; by default the database, at each call).
 
     Returns
     -------
@@ -220,7 +280,7 @@ def register_many(session: Session, items: Sequence[IncidentIn], *, actor: str,
     fresh = sorted(set(reps))
     chains = _Chains(index)
     at = [placed[k].item.reported_at or clock for k in fresh]
-    choices = _choose(session, [placed[k] for k in fresh], at, chains, settings)
+    choices = _choose(session, [placed[k] for k in fresh], at, chains, settings, roster)
     rows = _rows(placed, fresh, at, choices, settings)
     written = store.insert_incidents(session, rows, actor=actor)
     new_ids = [i for i, created in written if created]

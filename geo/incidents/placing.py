@@ -7,7 +7,7 @@ index, snapping within ``settings.snap_tolerance_m`` and the swapped-pair refusa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -109,12 +109,18 @@ def _swapped(item: IncidentIn, code: str) -> InvalidInput:
 
 
 def place(session: Session, items: Sequence[IncidentIn], index: Index,
-          settings: Settings) -> list[Placed | InvalidInput]:
-    """Check categories and coordinates, find each item's grid (or why it has none)."""
-    sla = store.category_sla(session, [i.category for i in items])
+          settings: Settings, *, categories: Mapping[str, float] | None = None
+          ) -> list[Placed | InvalidInput]:
+    """Check categories and coordinates, find each item's grid (or why it has none).
+
+    ``categories`` (every category's SLA hours, read once by a bulk import) spares
+    the category queries.
+    """
+    sla = categories if categories is not None else \
+        store.category_sla(session, [i.category for i in items])
     known: list[str] = []
     if any(i.category not in sla for i in items):
-        known = store.category_codes(session)
+        known = sorted(sla) if categories is not None else store.category_codes(session)
     lon, lat = _to_wgs84(items)
     ok = np.isfinite(lon) & np.isfinite(lat) & (np.abs(lon) <= 180) & (np.abs(lat) <= 90)
     codes = np.full(len(items), None, dtype=object)
@@ -129,16 +135,18 @@ def place(session: Session, items: Sequence[IncidentIn], index: Index,
     far = miss[np.array([snap_code[k] is None for k in miss.tolist()], dtype=bool)]
     swapped = _swapped_grids(index, items, far)
     out: list[Placed | InvalidInput] = []
+    fine = ok.tolist()
+    xs, ys, grids = lon.tolist(), lat.tolist(), codes.tolist()
     for k, item in enumerate(items):
         if item.category not in sla:
             out.append(_category_error(item, known))
             continue
-        bad = _bad_conversion(item, float(lon[k]), float(lat[k]))
-        if bad is not None:
-            out.append(bad)
-            continue
-        placed = Placed(item, float(lon[k]), float(lat[k]), sla[item.category],
-                         codes[k], None, None)
+        if not fine[k]:
+            bad = _bad_conversion(item, xs[k], ys[k])
+            if bad is not None:
+                out.append(bad)
+                continue
+        placed = Placed(item, xs[k], ys[k], sla[item.category], grids[k], None, None)
         if placed.grid is None:
             if snap_code[k] is not None:
                 placed.grid, placed.snapped_m = snap_code[k], round(float(snap_m[k]), 3)

@@ -79,6 +79,12 @@ class RosterView:
 
     duties: Mapping[str, Sequence[DutyCandidate]] = field(default_factory=dict)
     street_workers: Mapping[str, Sequence[StreetWorker]] = field(default_factory=dict)
+    #: With ``frozen`` (the duties will not change while the view lives, as in a bulk
+    #: import): each rule's duties of a grid in their order and each duty's week mask
+    #: are worked out once and kept here, not once per call of :func:`choose_workers`.
+    frozen: bool = False
+    ordered: dict[tuple[str, str], list[DutyCandidate]] = field(default_factory=dict)
+    masks: dict[int, NDArray[np.bool_]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -181,24 +187,31 @@ def _serves(categories: frozenset[str] | None, cats: NDArray[np.object_]) -> NDA
 class _Batch:
     """The state of one call of :func:`choose_workers`."""
 
-    def __init__(self, mow: NDArray[np.int64], cats: NDArray[np.object_], n: int) -> None:
+    def __init__(self, mow: NDArray[np.int64], cats: NDArray[np.object_], n: int,
+                 view: RosterView) -> None:
+        self.ordered = view.ordered if view.frozen else {}
+        self.masks = view.masks if view.frozen else {}
         self.mow = mow
         self.cats = cats
         self.found: list[WorkerChoice | None] = [None] * n
         self.pending = np.ones(n, dtype=bool)
 
-    def by_duties(self, groups: Mapping[str, NDArray[np.int64]],
-                  duties_of: Mapping[str, Sequence[DutyCandidate]], rule: str,
+    def by_duties(self, groups: Mapping[str, NDArray[np.int64]], view: RosterView, rule: str,
                   keep: Any) -> None:
         for code, idx in groups.items():
             todo = idx[self.pending[idx]]
             if todo.size == 0:
                 continue
-            ordered = sorted((d for d in duties_of.get(code, ()) if d.active and keep(d)),
-                             key=lambda d: (_KIND_ORDER.get(d.kind, 9), d.worker_code, d.duty_id))
+            ordered = self.ordered.get((code, rule))
+            if ordered is None:
+                ordered = self.ordered[(code, rule)] = sorted(
+                    (d for d in view.duties.get(code, ()) if d.active and keep(d)),
+                    key=lambda d: (_KIND_ORDER.get(d.kind, 9), d.worker_code, d.duty_id))
             for duty in ordered:
-                hit = week_mask(duty.shifts)[self.mow[todo]] & _serves(duty.categories,
-                                                                      self.cats[todo])
+                mask = self.masks.get(duty.duty_id)
+                if mask is None:
+                    mask = self.masks[duty.duty_id] = week_mask(duty.shifts)
+                hit = mask[self.mow[todo]] & _serves(duty.categories, self.cats[todo])
                 if not hit.any():
                     continue
                 choice = WorkerChoice(duty.worker_id, duty.worker_code, duty.worker_name, rule,
@@ -284,13 +297,13 @@ def choose_workers(view: RosterView, grids: Sequence[str | None],
     n = len(grids)
     if n == 0:
         return []
-    batch = _Batch(minutes_of_week(at, tz), np.asarray(categories, dtype=object), n)
+    batch = _Batch(minutes_of_week(at, tz), np.asarray(categories, dtype=object), n, view)
     batch.pending &= np.array([g is not None for g in grids])
     places = communities_and_streets(chains)
     by_grid = _group(grids)
-    batch.by_duties(by_grid, view.duties, "primary", lambda d: d.kind == "primary")
-    batch.by_duties(by_grid, view.duties, "backup", lambda d: d.kind == "backup")
-    batch.by_duties(_group([p[0] for p in places]), view.duties, "community_manager",
+    batch.by_duties(by_grid, view, "primary", lambda d: d.kind == "primary")
+    batch.by_duties(by_grid, view, "backup", lambda d: d.kind == "backup")
+    batch.by_duties(_group([p[0] for p in places]), view, "community_manager",
                     lambda d: d.role == "manager")
     for i in (int(k) for k in np.flatnonzero(batch.pending)):
         grid = grids[i]

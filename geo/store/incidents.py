@@ -46,21 +46,22 @@ def category_codes(session: Session) -> list[str]:
 
 # --------------------------------------------------------------------------- roster
 
-def duties_on(session: Session, grid_codes: Sequence[str]) -> dict[str, list[DutyCandidate]]:
-    """Every duty on each of ``grid_codes`` with its worker, as :mod:`geo.assign` wants them."""
-    codes = sorted(set(grid_codes))
-    out: dict[str, list[DutyCandidate]] = {code: [] for code in codes}
-    if not codes:
+def duties_on(session: Session,
+              grid_codes: Sequence[str] | None) -> dict[str, list[DutyCandidate]]:
+    """Every duty on each of ``grid_codes`` (None: on every grid) with its worker, as
+    :mod:`geo.assign` wants them."""
+    codes = sorted(set(grid_codes)) if grid_codes is not None else None
+    out: dict[str, list[DutyCandidate]] = {code: [] for code in codes or ()}
+    if codes is not None and not codes:
         return out
-    rows = session.execute(
-        select(Duty.id, Duty.grid_code, Duty.kind, Duty.shifts, Duty.categories,
-               Worker.id.label("worker_id"), Worker.code, Worker.name, Worker.phone,
-               Worker.role, Worker.active)
-        .join(Worker, Worker.id == Duty.worker_id)
-        .where(Duty.grid_code.in_(codes))
-        .order_by(Duty.id))
-    for r in rows:
-        out[r.grid_code].append(DutyCandidate(
+    query = (select(Duty.id, Duty.grid_code, Duty.kind, Duty.shifts, Duty.categories,
+                    Worker.id.label("worker_id"), Worker.code, Worker.name, Worker.phone,
+                    Worker.role, Worker.active)
+             .join(Worker, Worker.id == Duty.worker_id).order_by(Duty.id))
+    if codes is not None:
+        query = query.where(Duty.grid_code.in_(codes))
+    for r in session.execute(query):
+        out.setdefault(r.grid_code, []).append(DutyCandidate(
             duty_id=r.id, worker_id=r.worker_id, worker_code=r.code, worker_name=r.name,
             kind=r.kind, shifts=_shifts(r.shifts),
             categories=None if r.categories is None else frozenset(r.categories),
@@ -273,15 +274,17 @@ def json_text(value: dict[str, Any]) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+# The keys travel as two JSON arrays (one parameter each, no per-element conversion).
 _EXISTING = text("""
 SELECT i.id, i.source, i.external_id, i.idempotency_key
-  FROM incident i
-  JOIN unnest(CAST(:sources AS text[]), CAST(:external_ids AS text[])) AS k(source, external_id)
-    ON i.source = k.source AND i.external_id = k.external_id
+  FROM jsonb_array_elements_text(CAST(:sources AS jsonb)) WITH ORDINALITY AS s(source, n)
+  JOIN jsonb_array_elements_text(CAST(:external_ids AS jsonb)) WITH ORDINALITY
+       AS e(external_id, n) USING (n)
+  JOIN incident i ON i.source = s.source AND i.external_id = e.external_id
 UNION
 SELECT i.id, i.source, i.external_id, i.idempotency_key
   FROM incident i
- WHERE i.idempotency_key = ANY(CAST(:keys AS text[]))
+ WHERE i.idempotency_key IN (SELECT jsonb_array_elements_text(CAST(:keys AS jsonb)))
 """)
 
 
@@ -298,9 +301,10 @@ def find_existing(session: Session, external: Sequence[tuple[str, str]],
     """The ids of incidents with these ``(source, external_id)`` pairs or idempotency keys."""
     if not external and not keys:
         return Existing({}, {})
-    rows = session.execute(_EXISTING, {"sources": [s for s, _ in external],
-                                       "external_ids": [e for _, e in external],
-                                       "keys": list(keys)}).all()
+    rows = session.execute(_EXISTING, {
+        "sources": json.dumps([s for s, _ in external], ensure_ascii=False),
+        "external_ids": json.dumps([e for _, e in external], ensure_ascii=False),
+        "keys": json.dumps(list(keys), ensure_ascii=False)}).all()
     by_external = {(r.source, r.external_id): int(r.id) for r in rows
                    if r.external_id is not None}
     by_key = {r.idempotency_key: int(r.id) for r in rows if r.idempotency_key is not None}

@@ -1,0 +1,232 @@
+"""Registration of a bulk import, batch by batch: the rules of the intake, written by COPY.
+
+:class:`BulkIntake` registers the batches of one import with the same rules and
+the same stored outcome as :func:`geo.incidents.intake.register_many` (grid,
+snapping, worker chain, due time, events, duplicate candidates, idempotency),
+but is built for a million rows in one transaction:
+
+- the roster is read once per import (:class:`~geo.incidents.intake.RosterCache`),
+  not once per batch;
+- the batch's keys are looked up first (``(source, external_id)`` and
+  idempotency keys already stored, and repeats inside the batch count as
+  duplicates, as in ``register_many``), ids for the new rows are reserved from
+  the sequence in one statement, and their duplicate links are found in memory
+  (:mod:`geo.incidents.duplicates_batch`);
+- the new incidents and their events are then written by binary ``COPY``
+  (:func:`geo.store.incident_copy.copy_incidents`) inside a savepoint. Should a
+  concurrent writer store one of the keys in between (the COPY then fails on the
+  unique index), the savepoint is rolled back and the batch goes through
+  ``register_many`` (``ON CONFLICT DO NOTHING``) instead; nothing is lost or doubled.
+
+Only counts come back (:class:`BatchCounts`), not one answer per row.
+:meth:`BulkIntake.prepare` (grid and worker; it reads nothing from the database
+once :meth:`BulkIntake.preload` has read the categories and the whole roster) and
+:meth:`BulkIntake.write` (everything above) may run in two threads, one batch
+apart, as the file import does (``data.incident_pipeline.BackgroundWriter``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session
+
+from geo.errors import InvalidInput
+from geo.incidents import duplicates, duplicates_batch
+from geo.incidents.intake import (
+    OnReject,
+    Registered,
+    RosterCache,
+    _Chains,
+    _choose,
+    _representatives,
+    _rows,
+    register_many,
+)
+from geo.incidents.placing import Index, Placed, place
+from geo.incidents.responsible import community_and_street
+from geo.incidents.schema import IncidentIn
+from geo.settings import Settings
+from geo.store import incident_copy
+from geo.store import incidents as store
+
+#: Stored incidents of a batch's time windows read for its duplicate search: at most
+#: ``max(WINDOW_CAP, WINDOW_PER_ROW * new rows)``; more, and the batch is linked by SQL.
+WINDOW_CAP = 50_000
+WINDOW_PER_ROW = 8
+
+
+@dataclass
+class BatchCounts:
+    """What registering batches did (added up over an import)."""
+
+    created: int = 0
+    duplicates: int = 0
+    unassigned: int = 0
+    snapped: int = 0
+    no_worker: int = 0
+    candidates: int = 0
+    events: int = 0
+    by_rule: Counter[str] = field(default_factory=Counter)
+    ids: list[int] = field(default_factory=list)
+
+    def add(self, other: BatchCounts) -> None:
+        """Add ``other``'s counts (and ids) to these."""
+        for name in ("created", "duplicates", "unassigned", "snapped", "no_worker",
+                     "candidates", "events"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.by_rule.update(other.by_rule)
+        self.ids.extend(other.ids)
+
+    @classmethod
+    def of(cls, results: Sequence[Registered]) -> BatchCounts:
+        """The counts of ``register_many``'s answers."""
+        out = cls()
+        for r in results:
+            if not r.created:
+                out.duplicates += 1
+                continue
+            out.created += 1
+            out.ids.append(r.id)
+            out.by_rule[r.rule or "none"] += 1
+            out.unassigned += r.grid is None
+            out.snapped += r.grid is not None and r.snapped_m is not None
+            out.no_worker += r.worker is None
+            out.candidates += r.candidate_of is not None
+        return out
+
+
+@dataclass
+class _Prepared:
+    """A batch ready to be written: its accepted items and the columns of its new rows."""
+
+    items: list[IncidentIn]
+    rows: store.NewRows
+
+
+class BulkIntake:
+    """Registers the batches of one import in ``session`` (see the module docstring)."""
+
+    def __init__(self, session: Session, *, actor: str, settings: Settings, index: Index,
+                 now: dt.datetime, on_reject: OnReject) -> None:
+        self.session = session
+        self.actor = actor
+        self.settings = settings
+        self.index = index
+        self.now = now
+        self.on_reject = on_reject
+        self.roster = RosterCache()
+        self.chains = _Chains(index)
+        self.fallbacks = 0
+        self.categories: dict[str, float] | None = None
+        #: Seconds spent per stage, over the import (for logs and the benchmark).
+        self.seconds: dict[str, float] = {}
+
+    def register(self, items: Sequence[IncidentIn]) -> BatchCounts:
+        """Register ``items`` (refused ones go to ``on_reject``); the counts of the batch."""
+        prepared = self.prepare(items)
+        return self.write(prepared) if prepared is not None else BatchCounts()
+
+    def preload(self) -> bool:
+        """Read the categories and the whole roster now, so that :meth:`prepare` never
+        touches the database (and may run while :meth:`write` uses the connection).
+        False when the index cannot list its grids (then nothing is preloaded)."""
+        grids = getattr(self.index, "grids", None)
+        if grids is None:
+            return False
+        self.categories = store.category_sla(self.session, store.category_codes(self.session))
+        streets = {community_and_street(self.chains(g.code))[1] for g in grids}
+        self.roster.preload(self.session, [s for s in streets if s is not None])
+        return True
+
+    def prepare(self, items: Sequence[IncidentIn]) -> _Prepared | None:
+        """Grid, worker, due time and columns of a batch (no writes); None: all refused."""
+        clock = _Clock(self.seconds)
+        placed: list[Placed] = []
+        for outcome, item in zip(place(self.session, items, self.index, self.settings,
+                                       categories=self.categories), items, strict=True):
+            if isinstance(outcome, InvalidInput):
+                self.on_reject(item, outcome)
+            else:
+                placed.append(outcome)
+        clock("place")
+        if not placed:
+            return None
+        fresh = sorted(set(_representatives([p.item for p in placed])))
+        at = [placed[k].item.reported_at or self.now for k in fresh]
+        choices = _choose(self.session, [placed[k] for k in fresh], at, self.chains,
+                          self.settings, self.roster)
+        rows = _rows(placed, fresh, at, choices, self.settings)
+        clock("worker")
+        return _Prepared([p.item for p in placed], rows)
+
+    def write(self, prepared: _Prepared) -> BatchCounts:
+        """Store a prepared batch: keys, ids, duplicate links, COPY (see the module docstring)."""
+        clock = _Clock(self.seconds)
+        rows = prepared.rows
+        new = self._not_stored(rows)
+        ids = incident_copy.reserve_ids(self.session, len(new))
+        clock("keys")
+        links = duplicates_batch.pick(
+            self.session, ids, [rows.category_code[j] for j in new],
+            [rows.reported_at[j] for j in new], [rows.lon[j] for j in new],
+            [rows.lat[j] for j in new], self.settings,
+            cap=max(WINDOW_CAP, WINDOW_PER_ROW * len(new)))
+        candidate_of = [None] * len(new) if links is None else [links.get(i) for i in ids]
+        clock("duplicates")
+        try:
+            with self.session.begin_nested():
+                events = incident_copy.copy_incidents(self.session, rows, new, ids,
+                                                      candidate_of, actor=self.actor,
+                                                      clock=clock)
+        except incident_copy.KeyClash:
+            self.fallbacks += 1
+            return BatchCounts.of(register_many(
+                self.session, prepared.items, actor=self.actor, settings=self.settings,
+                index=self.index, now=self.now, roster=self.roster))
+        clock("copy events")
+        if links is None and duplicates.link_candidates(self.session, ids, self.settings):
+            found = store.candidate_links(self.session, ids)
+            candidate_of = [found.get(i) for i in ids]
+        out = BatchCounts(created=len(new), duplicates=len(prepared.items) - len(new),
+                          events=events, ids=list(ids))
+        for j, target in zip(new, candidate_of, strict=True):
+            out.by_rule[rows.rule[j]] += 1
+            grid = rows.grid_code[j]
+            out.unassigned += grid is None
+            out.snapped += grid is not None and rows.snapped_m[j] is not None
+            out.no_worker += rows.worker_id[j] is None
+            out.candidates += target is not None
+        return out
+
+    def _not_stored(self, rows: store.NewRows) -> list[int]:
+        """Positions of the rows whose external id and idempotency key are not stored yet."""
+        external = [(s, e) for s, e in zip(rows.source, rows.external_id, strict=True)
+                    if e is not None]
+        keys = [k for k in rows.idempotency_key if k is not None]
+        found = store.find_existing(self.session, external, keys)
+        if not found.by_external and not found.by_key:
+            return list(range(len(rows)))
+        return [j for j in range(len(rows))
+                if (rows.source[j], rows.external_id[j]) not in found.by_external
+                and rows.idempotency_key[j] not in found.by_key]
+
+
+class _Clock:
+    """Adds the seconds since the last call to ``seconds[stage]``."""
+
+    def __init__(self, seconds: dict[str, float]) -> None:
+        self.seconds = seconds
+        self.last = time.perf_counter()
+
+    def __call__(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self.last
+        self.last = now
+
+
+__all__ = ["WINDOW_CAP", "WINDOW_PER_ROW", "BatchCounts", "BulkIntake"]
