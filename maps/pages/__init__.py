@@ -22,13 +22,16 @@ from geo.errors import InvalidInput, NotFound
 from geo.settings import Settings
 from maps.basemap import basemap_from_settings
 from maps.offline import render_page
-from maps.pages import coverage, dispatch, routes
+from maps.pages import coverage, dispatch, grids, heatmap, hexbins, routes
 
 #: KIND -> page module. Each page adds itself here with one line.
 PAGES: dict[str, ModuleType] = {}
 PAGES[coverage.KIND] = coverage
 PAGES[routes.KIND] = routes
 PAGES[dispatch.KIND] = dispatch
+PAGES[heatmap.KIND] = heatmap
+PAGES[hexbins.KIND] = hexbins
+PAGES[grids.KIND] = grids
 
 LANGS = ("zh", "en")
 #: Query parameters every page takes besides its own ``Params``.
