@@ -81,10 +81,7 @@ def build(session: Session, params: Params, basemap: Basemap, *, lang: str = "zh
         style_function=lambda f: {"fillColor": f["properties"]["fill"], "fillOpacity": 0.7,
                                   "color": "#333", "weight": 0.8},
         highlight_function=lambda _: {"weight": 3, "color": "#000"},
-        tooltip=folium.GeoJsonTooltip(fields=["name", params.metric],
-                                      aliases=[text["name"], text[params.metric]]),
-        popup=folium.GeoJsonPopup(fields=list(POPUP_FIELDS),
-                                  aliases=[text[f] for f in POPUP_FIELDS], max_width=360),
+        **(_hover_and_click(params.metric, text) if features else {}),
     ).add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
     rate = params.metric == "resolution_rate"
@@ -98,6 +95,15 @@ def build(session: Session, params: Params, basemap: Basemap, *, lang: str = "zh
         (text["overdue"], f"{sum(f.overdue for f in figures.values()):,}")]
     add_panel(m, TITLE[lang], rows_table(rows) + describe_filters(session, params, flt, lang))
     return m
+
+
+def _hover_and_click(metric: str, text: dict[str, str]) -> dict[str, Any]:
+    """The tooltip (name, the figure shown) and the popup (every figure) of the grids."""
+    return {"tooltip": folium.GeoJsonTooltip(fields=["name", metric],
+                                             aliases=[text["name"], text[metric]]),
+            "popup": folium.GeoJsonPopup(fields=list(POPUP_FIELDS),
+                                         aliases=[text[f] for f in POPUP_FIELDS],
+                                         max_width=360)}
 
 
 def metric_value(fig: GridFigures, metric: str) -> float | None:

@@ -65,13 +65,14 @@ def build(session: Session, params: Params, basemap: Basemap, *, lang: str = "zh
     bins = bin_points(points.lon, points.lat, params.resolution)
     classes = classify(bins.count.tolist(), params.scheme, params.k)
     m = page_map(session, basemap, under=params.grid, bins=bins)
+    tooltip = (folium.GeoJsonTooltip(fields=["count", "cell"],
+                                     aliases=[text["incidents"], text["cell"]])
+               if len(bins) else None)  # folium refuses a tooltip on an empty layer
     folium.GeoJson(
         shift_geojson(basemap, hexagons(bins, classes)), name=text["layer"],
         style_function=lambda f: {"fillColor": f["properties"]["fill"], "fillOpacity": 0.75,
                                   "color": "#666", "weight": 0.5},
-        highlight_function=lambda _: {"weight": 2, "color": "#000"},
-        tooltip=folium.GeoJsonTooltip(fields=["count", "cell"],
-                                      aliases=[text["incidents"], text["cell"]]),
+        highlight_function=lambda _: {"weight": 2, "color": "#000"}, tooltip=tooltip,
     ).add_to(m)
     if params.outline != "none":
         add_outlines(m, basemap, grid_outlines(session, level=params.outline, under=params.grid),

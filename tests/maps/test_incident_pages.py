@@ -40,7 +40,7 @@ def _has(page: str, text: str) -> bool:
 
 
 def _heat(page: str) -> list[list[float]]:
-    match = re.search(r"L\.heatLayer\(\s*(\[.*?\]\])\s*,", page, re.S)
+    match = re.search(r"L\.heatLayer\(\s*(\[\]|\[\[.*?\]\])\s*,", page, re.S)
     return json.loads(match.group(1)) if match else []
 
 
@@ -169,3 +169,13 @@ def test_grids_page_popups(built: Session, settings: Settings) -> None:
     with pytest.raises(InvalidInput) as err:
         _render(built, settings, "grids", metric="speed")
     assert err.value.field == "metric" and "resolution_rate" in (err.value.valid or "")
+
+
+def test_pages_with_no_incident_in_the_window(built: Session, settings: Settings) -> None:
+    empty = {"since": "2030-01-01", "until": "2030-02-01"}
+    for kind in ("heatmap", "hexbins", "grids"):
+        page = pages.render(built, settings, kind, empty)
+        assert "L.map(" in page and "<td>0</td>" in page, kind
+    assert _heat(pages.render(built, settings, "heatmap", empty)) == []
+    hour = pages.render(built, settings, "heatmap", {**empty, "mode": "hour"})
+    assert _frames(hour)[0] == [[]] * 24
