@@ -8,7 +8,7 @@
 * ``leaflet-heat-weighted.js``: folium loads its own copy of Leaflet.heat 0.2.0
   from GitHub, with Leaflet.heat pull request #78 applied: the intensity of a
   point is its weight, not its weight scaled by the zoom level, and the colour
-  scale runs up to the largest binned weight on screen. The heatmap page feeds
+  scale runs up to the binned weights on screen (their 98th percentile here). The heatmap page feeds
   per-H3-cell weights, so this matters. We apply the same change to the npm
   package's ``_redraw`` (written here, not copied).
 
@@ -45,7 +45,9 @@ _REDRAW_START = "_redraw:function(){"
 _REDRAW_END = ",_animateZoom:"
 
 #: Leaflet.heat's _redraw with the weights fix: bins sum the raw weights (no zoom
-#: factor) and the heat scale's maximum is the largest bin currently on screen.
+#: factor) and the heat scale tops out at the 98th percentile of the bins on screen
+#: (the largest bin when there are 20 or fewer), so one extreme hotspot does not wash
+#: out every other.
 _WEIGHTED_REDRAW = """_redraw:function(){
   if (!this._map) { return; }
   var r = this._heat._r, size = this._map.getSize(),
@@ -71,12 +73,20 @@ _WEIGHTED_REDRAW = """_redraw:function(){
     }
     if (cell[2] > max) { max = cell[2]; }
   }
+  var weights = [];
   for (i = 0, len = grid.length; i < len; i++) {
     if (!grid[i]) { continue; }
     for (j = 0; j < grid[i].length; j++) {
       cell = grid[i][j];
-      if (cell) { data.push([Math.round(cell[0]), Math.round(cell[1]), cell[2]]); }
+      if (cell) {
+        data.push([Math.round(cell[0]), Math.round(cell[1]), cell[2]]);
+        weights.push(cell[2]);
+      }
     }
+  }
+  if (weights.length > 20) {  // a few extreme bins must not wash out the rest
+    weights.sort(function (a, b) { return a - b; });
+    max = weights[Math.floor(0.98 * (weights.length - 1))];
   }
   this._heat.max(max > 0 ? max : 1);
   this._heat.data(data).draw(this.options.minOpacity);

@@ -75,7 +75,9 @@ def render_page(m: folium.Map, *, title: str, inline: bool = False,
         return f"\0{CDN[url]}\0{'js' if match.group('js') else 'css'}\0"
 
     page = _LINK.sub(replace, page)
-    meta = '<meta name="referrer" content="strict-origin-when-cross-origin">'
+    # no token in Referer headers of tile requests; no /favicon.ico request (a console 404)
+    meta = ('<meta name="referrer" content="strict-origin-when-cross-origin">'
+            '<link rel="icon" href="data:,">')
     page = page.replace("<head>", "<head>\n    " + meta, 1)
     if extra_css:
         page = page.replace("</head>", f"<style>{extra_css}</style>\n</head>", 1)

@@ -48,6 +48,22 @@ BASE_CSS = f"""
 """
 
 
+#: Incident statuses and weekdays as the pages show them.
+STATUS_NAMES = {
+    "zh": {"registered": "已登记", "dispatched": "已派遣", "accepted": "已受理",
+           "in_progress": "处置中", "disposed": "已处置", "verified": "已核查", "closed": "已结案",
+           "rejected": "不予受理", "duplicate": "重复"},
+    "en": {"in_progress": "in progress"},
+}
+WEEKDAYS = {"zh": ("周一", "周二", "周三", "周四", "周五", "周六", "周日"),
+            "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")}
+
+
+def status_name(status: str, lang: str) -> str:
+    """An incident status in ``lang`` (the code itself when there is no name)."""
+    return STATUS_NAMES.get(lang, {}).get(status, status)
+
+
 def esc(value: object) -> str:
     """``value`` as escaped HTML text (None as an em dash)."""
     return "—" if value is None else html.escape(str(value))

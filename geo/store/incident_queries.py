@@ -259,6 +259,12 @@ def _conditions(session: Session, f: IncidentFilter, now: Any) -> list[Any]:
     return conds
 
 
+def filter_conditions(session: Session, filters: IncidentFilter,
+                      now: dt.datetime | None = None) -> list[Any]:
+    """The SQL conditions of ``filters`` on ``Incident`` (for other readers, e.g. the maps)."""
+    return _conditions(session, filters, now if now is not None else func.now())
+
+
 def list_incidents(session: Session, filters: IncidentFilter, *, limit: int,
                    cursor: str | None = None, now: dt.datetime | None = None) -> IncidentPage:
     """A page of incidents matching ``filters``, newest report first.

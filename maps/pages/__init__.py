@@ -22,13 +22,16 @@ from geo.errors import InvalidInput, NotFound
 from geo.settings import Settings
 from maps.basemap import basemap_from_settings
 from maps.offline import render_page
-from maps.pages import coverage, dispatch, planner, routes
+from maps.pages import coverage, dispatch, grids, heatmap, hexbins, planner, routes
 
 #: KIND -> page module. Each page adds itself here with one line.
 PAGES: dict[str, ModuleType] = {}
 PAGES[coverage.KIND] = coverage
 PAGES[routes.KIND] = routes
 PAGES[dispatch.KIND] = dispatch
+PAGES[heatmap.KIND] = heatmap
+PAGES[hexbins.KIND] = hexbins
+PAGES[grids.KIND] = grids
 PAGES[planner.KIND] = planner
 
 LANGS = ("zh", "en")

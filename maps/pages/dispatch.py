@@ -12,6 +12,7 @@ in the panel but not drawn. Data: :func:`geo.store.map_dispatch.dispatch_view`.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Any
 
 import folium
@@ -33,6 +34,7 @@ from maps.panel import (
     grid_table,
     metres,
     rows_table,
+    status_name,
 )
 
 KIND = "dispatch"
@@ -56,7 +58,9 @@ LABELS = {
            "description": "描述", "rule": "规则", "distance": "距离", "name": "姓名",
            "role": "角色", "duty": "在岗依据", "phone": "电话", "team": "队伍",
            "no_position": "无已知位置", "nobody": "无人", "at": "时刻", "legend": "图例",
-           "street": "街道", "community": "社区", "grid": "网格", "unassigned": "未分配网格"},
+           "street": "街道", "community": "社区", "grid": "网格", "unassigned": "未分配网格",
+           "on call": "待命（无排班）", "primary": "A角", "backup": "B角", "people": "人",
+           "community_manager": "社区管理员", "street_nearest": "街道最近在岗", "none": "无人"},
     "en": {"incident": "Incident", "chain": "Grid chain", "assigned": "Assigned at intake",
            "now": "Responsible now", "nearest": "Nearest on duty", "id": "ID",
            "category": "Category", "status": "Status", "reported": "Reported", "due": "Due",
@@ -65,7 +69,10 @@ LABELS = {
            "duty": "On duty as", "phone": "Phone", "team": "Team",
            "no_position": "no known position", "nobody": "nobody", "at": "At",
            "legend": "Legend", "street": "Street", "community": "Community", "grid": "Grid",
-           "unassigned": "outside every grid"},
+           "unassigned": "outside every grid", "on call": "on call (no duty)",
+           "primary": "primary", "backup": "backup", "people": "people",
+           "community_manager": "community manager", "street_nearest": "nearest in the street",
+           "none": "nobody"},
 }
 
 
@@ -89,6 +96,14 @@ def _point(basemap: Basemap, lon: float, lat: float) -> list[float]:
     return [float(y[0]), float(x[0])]
 
 
+def _duty_text(duty: str | None, labels: dict[str, str]) -> str:
+    """``on call`` / ``primary of CODE`` in the page's language."""
+    if duty is None or duty == "on call":
+        return labels["on call"] if duty else "—"
+    kind, _, grid = duty.partition(" of ")
+    return f"{labels.get(kind, kind)} {grid}"
+
+
 def _person_text(p: Person | None, labels: dict[str, str]) -> str:
     if p is None:
         return esc(labels["nobody"])
@@ -110,22 +125,48 @@ def _add_chain(m: folium.Map, view: DispatchView, basemap: Basemap,
                                                      aliases=["", "", ""])).add_to(m)
 
 
+def _together(people: list[Person], within_m: float = 15.0) -> list[list[tuple[int, Person]]]:
+    """The placed people numbered 1.., grouped when within ``within_m`` of a group's first
+    member (one label per group: a patrol walking together shares one position)."""
+    groups: list[list[tuple[int, Person]]] = []
+    for k, p in enumerate(people, start=1):
+        if p.lon is None or p.lat is None:
+            continue
+        for group in groups:
+            head = group[0][1]
+            assert head.lon is not None and head.lat is not None
+            dx = (p.lon - head.lon) * 111_320.0 * math.cos(math.radians(p.lat))
+            dy = (p.lat - head.lat) * 110_574.0
+            if math.hypot(dx, dy) <= within_m:  # short: a flat-earth distance is exact enough
+                group.append((k, p))
+                break
+        else:
+            groups.append([(k, p)])
+    return groups
+
+
 def _add_people(m: folium.Map, view: DispatchView, basemap: Basemap,
-                labels: dict[str, str]) -> None:
+                labels: dict[str, str], lang: str) -> None:
     inc = view.incident
     here = _point(basemap, inc.lon, inc.lat)
     near = folium.FeatureGroup(name=labels["nearest"]).add_to(m)
-    for k, p in enumerate(view.nearest, start=1):
-        if p.lon is None or p.lat is None:
-            continue
-        there = _point(basemap, p.lon, p.lat)
+    for group in _together(view.nearest):
+        first = group[0][1]
+        assert first.lon is not None and first.lat is not None
+        there = _point(basemap, first.lon, first.lat)
         folium.PolyLine([here, there], color=NEAR_COLOUR, weight=2, dash_array="5 5",
-                        tooltip=metres(p.distance_m)).add_to(near)
+                        tooltip=metres(first.distance_m)).add_to(near)
+        numbers = ",".join(str(k) for k, _ in group)
+        names = "、".join(p.name for _, p in group)
+        near_m = [p.distance_m for _, p in group if p.distance_m is not None]
+        span = metres(min(near_m)) if min(near_m) == max(near_m) else \
+            f"{metres(min(near_m))} – {metres(max(near_m))}"
+        who = names if len(group) == 1 else f"{len(group)} {labels['people']}"
+        label = f"{numbers} · {who} · {span}"
         folium.CircleMarker(there, radius=7, color="#fff", weight=1.5, fill=True,
                             fill_color=NEAR_COLOUR, fill_opacity=0.95,
-                            tooltip=folium.Tooltip(f"{k} · {esc(p.name)} · "
-                                                   f"{esc(metres(p.distance_m))}",
-                                                   permanent=True, direction="right")
+                            popup=esc(names),
+                            tooltip=folium.Tooltip(esc(label), permanent=True, direction="right")
                             ).add_to(near)
     for key, colour in (("assigned", "blue"), ("now", "cadetblue")):
         person: Person | None = getattr(view, key)
@@ -136,24 +177,26 @@ def _add_people(m: folium.Map, view: DispatchView, basemap: Basemap,
                       tooltip=f"{esc(labels[key])}: {_person_text(person, labels)}").add_to(m)
     category = inc.category_name or inc.category
     folium.Marker(here, icon=folium.Icon(color="red", icon="triangle-exclamation", prefix="fa"),
-                  tooltip=esc(f"#{inc.id} {category} · {inc.status}")).add_to(m)
+                  tooltip=esc(f"#{inc.id} {category} · {status_name(inc.status, lang)}"),
+                  ).add_to(m)
 
 
 def _panel(m: folium.Map, view: DispatchView, labels: dict[str, str],
-           settings: Settings, title: str) -> None:
+           settings: Settings, title: str, lang: str) -> None:
     inc = view.incident
     chain = " › ".join(f["properties"]["name"] for f in view.chain["features"])
     due = _local(inc.due_at, settings) + (f" ({labels['overdue']})" if inc.overdue else "")
     rows = [(labels["id"], esc(inc.id)),
             (labels["category"], esc(f"{inc.category_name or ''} ({inc.category})")),
-            (labels["status"], esc(inc.status)),
+            (labels["status"], esc(status_name(inc.status, lang))),
             (labels["reported"], esc(_local(inc.reported_at, settings))),
             (labels["due"], esc(due)),
             (labels["where"], esc(f"{inc.lon:.6f}, {inc.lat:.6f}")),
             (labels["chain"], esc(chain or labels["unassigned"])),
             (labels["assigned"], _person_text(view.assigned, labels)
-             + (f" · {esc(inc.rule)}" if inc.rule else "")),
-            (labels["now"], _person_text(view.now, labels) + f" · {esc(view.now_rule)}"
+             + (f" · {esc(labels.get(inc.rule, inc.rule))}" if inc.rule else "")),
+            (labels["now"], _person_text(view.now, labels)
+             + f" · {esc(labels.get(view.now_rule, view.now_rule))}"
              + (f" ({esc(view.now_reason)})" if view.now_reason else "")),
             (labels["at"], esc(_local(view.at, settings)))]
     if inc.description:
@@ -161,8 +204,8 @@ def _panel(m: folium.Map, view: DispatchView, labels: dict[str, str],
     body = rows_table(rows) + f"<h2>{esc(labels['nearest'])}</h2>" + grid_table(
         ["#", labels["name"], labels["duty"], labels["distance"], labels["phone"]],
         [[str(k), f'{esc(p.name)}<br><span class="note">{esc(p.code)} · {esc(p.role)}</span>',
-          esc(p.duty), esc(metres(p.distance_m)), esc(p.phone)]
-         for k, p in enumerate(view.nearest, start=1)], numeric=(0, 3))
+          esc(_duty_text(p.duty, labels)), esc(metres(p.distance_m)), esc(p.phone)]
+         for k, p in enumerate(view.nearest, start=1)], numeric=(0, 3, 4))
     add_panel(m, title, body)
 
 
@@ -187,9 +230,9 @@ def build(session: Session, params: Params, basemap: Basemap, *, lang: str = "zh
                          at=parse_at(params.at, conf.tz), nearest=params.nearest)
     m, _ = fitted_map(basemap, _bounds(view), zoom=15)
     _add_chain(m, view, basemap, labels)
-    _add_people(m, view, basemap, labels)
+    _add_people(m, view, basemap, labels, lang)
     folium.LayerControl(collapsed=False, position="topright").add_to(m)
-    _panel(m, view, labels, conf, f"{TITLE[lang]} · #{view.incident.id}")
+    _panel(m, view, labels, conf, f"{TITLE[lang]} · #{view.incident.id}", lang)
     add_legend(m, labels["legend"], [
         ("#d63e2a", labels["incident"]), (GRID_FILL, labels["grid"]),
         (COMMUNITY_COLOUR, labels["community"]), (STREET_COLOUR, labels["street"]),

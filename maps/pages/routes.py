@@ -28,6 +28,7 @@ from maps.basemap import Basemap, shift_geojson, shift_lonlat
 from maps.panel import (
     BASE_CSS,
     PANEL_CLASS,
+    WEEKDAYS,
     add_legend,
     add_panel,
     esc,
@@ -54,15 +55,19 @@ PRINT_CSS = f"""
   html, body {{ width: 190mm; height: auto !important; overflow: visible !important; }}
   body {{ display: flex; flex-direction: column; }}
   .folium-map {{ order: 0; position: relative !important; width: 190mm !important;
-                 height: 150mm !important; flex: none; border: 1px solid #999; }}
+                 height: 120mm !important; flex: none; border: 1px solid #999; }}
   .pg-legend {{ order: 1; }}
   .{PANEL_CLASS} {{ order: 2; }}
   .leaflet-control-zoom, .leaflet-control-layers {{ display: none !important; }}
   .{PANEL_CLASS} {{ position: static !important; max-width: none !important;
                    max-height: none !important; overflow: visible !important;
-                   box-shadow: none !important; margin-top: 4mm; font-size: 10pt; }}
+                   box-shadow: none !important; margin-top: 2mm; padding: 0 !important;
+                   font-size: 8pt; line-height: 1.25; }}
+  .{PANEL_CLASS} h1 {{ font-size: 12pt; }}  .{PANEL_CLASS} h2 {{ font-size: 9pt; }}
   .{PANEL_CLASS} tr {{ page-break-inside: avoid; }}
-  .pg-legend {{ position: static !important; box-shadow: none !important; margin-top: 2mm; }}
+  .{PANEL_CLASS} td, .{PANEL_CLASS} th {{ padding: 0 2px; }}
+  .pg-legend {{ position: static !important; box-shadow: none !important; margin-top: 1mm;
+                padding: 0 !important; font-size: 8pt; }}
   .pg-legend div {{ display: inline-block; margin-right: 4mm; }}
 }}
 """
@@ -142,11 +147,6 @@ def _add_lines(m: folium.Map, data: TeamDay, basemap: Basemap, labels: dict[str,
                        name=labels["grids"], style_function=lambda _: {
                            "color": "#252525", "weight": 2.5, "dashArray": "6 4",
                            "fillOpacity": 0}).add_to(m)
-    if data.tracks["features"]:
-        folium.GeoJson(shift_geojson(basemap, data.tracks), name=labels["tracks"],
-                       marker=folium.CircleMarker(radius=2, color=TRACK_COLOUR),
-                       style_function=lambda _: {"color": TRACK_COLOUR, "weight": 2,
-                                                 "opacity": 0.8}).add_to(m)
     for f in data.routes["features"]:
         p = f["properties"]
         p["walked_text"] = percent(p["walked_share"]) if p["scheduled"] else labels["not_today"]
@@ -162,6 +162,11 @@ def _add_lines(m: folium.Map, data: TeamDay, basemap: Basemap, labels: dict[str,
                 fields=["code", "name", "length_text", "windows", "walked_text"],
                 aliases=[labels["route"], "", labels["length"], labels["windows"],
                          labels["walked"]])).add_to(m)
+    if data.tracks["features"]:  # over the routes: where the walks left them shows
+        folium.GeoJson(shift_geojson(basemap, data.tracks), name=labels["tracks"],
+                       marker=folium.CircleMarker(radius=2, color=TRACK_COLOUR),
+                       style_function=lambda _: {"color": TRACK_COLOUR, "weight": 2,
+                                                 "opacity": 0.8}).add_to(m)
 
 
 def _add_incidents(m: folium.Map, data: TeamDay, basemap: Basemap,
@@ -195,13 +200,14 @@ def _add_incidents(m: folium.Map, data: TeamDay, basemap: Basemap,
         ).add_to(group)
 
 
-def _panel(m: folium.Map, data: TeamDay, title: str, labels: dict[str, str]) -> None:
+def _panel(m: folium.Map, data: TeamDay, title: str, labels: dict[str, str],
+           lang: str) -> None:
     team = data.team
     members = ", ".join(f"{mb['name']} ({mb['code']}{', ' + mb['phone'] if mb['phone'] else ''})"
                         for mb in team.members) or labels["none"]
     body = rows_table([
         (labels["team"], esc(f"{team.name} ({team.code})")),
-        (labels["date"], esc(f"{data.day.isoformat()} ({data.day:%a})")),
+        (labels["date"], esc(f"{data.day.isoformat()} ({WEEKDAYS[lang][data.day.weekday()]})")),
         (labels["members"], esc(members)),
         (labels["near"], esc(f"{data.near_m:g} m; {labels['since']} "
                              f"{(data.until - data.since).total_seconds() / 86400:g} "
@@ -241,7 +247,7 @@ def build(session: Session, params: Params, basemap: Basemap, *, lang: str = "zh
     _add_lines(m, data, basemap, labels)
     _add_incidents(m, data, basemap, labels, lang, conf.tz)
     folium.LayerControl(collapsed=False, position="topright").add_to(m)
-    _panel(m, data, f"{TITLE[lang]} · {data.team.name}", labels)
+    _panel(m, data, f"{TITLE[lang]} · {data.team.name}", labels, lang)
     add_legend(m, labels["legend"], [
         (ROUTE_COLOUR, labels["routes"]), (IDLE_COLOUR, labels["not_today"]),
         (TRACK_COLOUR, labels["tracks"]), ("#c6dbef", labels["crossed"]),

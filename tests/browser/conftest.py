@@ -3,7 +3,10 @@
 * ``demo_db_url`` (session): a database with the demo city loaded once per run
   (``PATROLGRID_TEST_DEMO_INCIDENTS`` incidents, default the demo's 100,000, and
   ``PATROLGRID_TEST_DEMO_TRACK_DAYS`` days of tracks, default 7). Tests only read
-  it; a module that writes clones it with :func:`clone_demo`.
+  it; a module that writes clones it with :func:`clone_demo`. For quicker runs
+  while developing, ``PATROLGRID_TEST_DEMO_FROM=<database>`` copies a database
+  where ``patrolgrid demo load`` ran instead of loading (nobody may be connected
+  to it).
 * ``live_server`` (session): uvicorn in a thread on 127.0.0.1:<free port> serving
   ``create_app`` on that database, with an admin token (``.url(path, **query)``
   adds it as ``?access_token=``).
@@ -59,6 +62,14 @@ def demo_db_url(template_url: str) -> Iterator[str]:
     """A database with the demo city, loaded once for the whole run (read it only)."""
     url = _url_for(f"patrolgrid_test_demo_{os.getpid()}")
     db.drop_database(url)
+    source = os.environ.get("PATROLGRID_TEST_DEMO_FROM")
+    if source:  # development: copy a database where `patrolgrid demo load` already ran
+        db.create_database(url, template=source)
+        try:
+            yield url
+        finally:
+            db.drop_database(url)
+        return
     db.create_database(url, template=make_url(template_url).database)
     incidents = int(os.environ.get("PATROLGRID_TEST_DEMO_INCIDENTS", DEFAULT_COUNT))
     track_days = int(os.environ.get("PATROLGRID_TEST_DEMO_TRACK_DAYS", 7))

@@ -14,7 +14,7 @@ from maps.assets import CDN, DROPPED, VENDOR_DIR, missing_assets
 from maps.basemap import Basemap, new_map
 from maps.offline import CDN_HOSTS, OfflineError, render_page
 
-_SRC = re.compile(r'<(?:script|link)[^>]*(?:src|href)="([^"]+)"')
+_SRC = re.compile(r'<(?:script|link)[^>]*(?:src|href)="(?!data:)([^"]+)"')
 
 
 def _busy_map() -> folium.Map:
@@ -61,6 +61,7 @@ def test_linked_page_has_only_vendor_urls() -> None:
     assert "leaflet.awesome.rotate" not in page
     assert not any(host in page for host in CDN_HOSTS)
     assert "<title>热力图 &lt;test&gt;</title>" in page
+    assert '<link rel="icon" href="data:,">' in page  # no /favicon.ico request
 
 
 def test_asset_base_is_used() -> None:

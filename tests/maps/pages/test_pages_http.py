@@ -7,12 +7,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 from typer.testing import Result
 
+from geo.chinacoords import wgs84_to_gcj02
 from tests.maps.pages.conftest import INCIDENT, LAT0, MONDAY, SmallCity, incident, walk
 
 Auth = Callable[[str], dict[str, str]]
@@ -53,8 +55,12 @@ def test_dispatch_page(client: TestClient, auth: Auth, busy_city: int) -> None:
     r = client.get(f"/maps/dispatch/{busy_city}", params={"at": "2026-11-09T10:00:00+08:00"},
                    headers=auth("dispatcher"))
     assert r.status_code == 200, r.text
-    assert "name P-1" in r.text and "name W1" in r.text and "primary of G1" in r.text
-    assert "网格一" in r.text and "社区" in r.text
+    assert "name P-1" in r.text and "name W1" in r.text and "A角 G1" in r.text
+    assert "网格一" in r.text and "社区" in r.text and "待命" in r.text
+    en = client.get(f"/maps/dispatch/{busy_city}", params={"at": "2026-11-09T10:00:00+08:00",
+                                                          "lang": "en"},
+                    headers=auth("dispatcher"))
+    assert "primary G1" in en.text and "on call (no duty)" in en.text
 
 
 @pytest.mark.parametrize(("path", "params", "status", "field", "value"), [
@@ -93,7 +99,7 @@ def test_pages_need_a_token(client: TestClient, busy_city: int) -> None:
 @pytest.mark.parametrize(("kind", "params", "expect"), [
     ("coverage", ["-p", "date=2026-11-09", "-p", "level=community"], '"code": "C1"'),
     ("routes", ["-p", "team=T1", "-p", "date=2026-11-09"], '"code": "R1"'),
-    ("dispatch", ["-p", "incident_id={id}", "-p", "at=2026-11-09T10:00"], "primary of G1"),
+    ("dispatch", ["-p", "incident_id={id}", "-p", "at=2026-11-09T10:00"], "A角 G1"),
 ])
 def test_maps_render_writes_a_standalone_page(cli: Callable[..., Result], busy_city: int,
                                               tmp_path: Path, kind: str, params: list[str],
@@ -120,3 +126,29 @@ def test_date_default_is_today(client: TestClient, auth: Auth, busy_city: int) -
     assert r.status_code == 200
     today = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date().isoformat()
     assert today in r.text
+
+
+def test_overlays_line_up_on_a_gcj02_basemap(client: TestClient, auth: Auth,
+                                             busy_city: int) -> None:
+    """On Amap every overlay is shifted to GCJ-02; on the default basemap it stays WGS-84."""
+    def gcj(lon: float, lat: float) -> tuple[float, float]:
+        x, y = wgs84_to_gcj02(np.array([lon]), np.array([lat]))
+        return float(x[0]), float(y[0])
+
+    cases = [
+        (f"/maps/dispatch/{busy_city}", {"at": "2026-11-09T10:00"}, INCIDENT, "marker"),
+        ("/maps/routes/T1", {"date": "2026-11-09"}, (119.302, LAT0), "geojson"),
+        ("/maps/coverage", {"date": "2026-11-09"}, (119.31, 26.09), "geojson"),
+    ]
+    for path, params, (lon, lat), kind in cases:
+        plain = client.get(path, params=params, headers=auth("patrol")).text
+        amap = client.get(path, params={**params, "basemap": "amap"},
+                          headers=auth("patrol")).text
+        x, y = gcj(lon, lat)
+        assert 0.003 < abs(x - lon) < 0.01 and 0.001 < abs(y - lat) < 0.01  # 300-600 m off
+        if kind == "marker":  # Leaflet takes [lat, lon]
+            assert f"[{lat!r}, {lon!r}]" in plain and f"[{y!r}, {x!r}]" in amap, path
+            assert f"[{lat!r}, {lon!r}]" not in amap
+        else:  # GeoJSON is [lon, lat]
+            assert f"[{lon!r}, {lat!r}]" in plain and f"[{x!r}, {y!r}]" in amap, path
+            assert f"[{lon!r}, {lat!r}]" not in amap

@@ -1,0 +1,86 @@
+"""Pieces the heatmap, hexbins and grids pages share: the map, outlines, the filter summary."""
+
+from __future__ import annotations
+
+import html
+from typing import Any, Literal
+
+import folium
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from geo.h3bins import CellBins
+from geo.settings import get_settings
+from geo.store.incident_queries import IncidentFilter
+from geo.store.map_grids import grids_extent
+from geo.store.models import Category, Grid
+from maps.basemap import Basemap, new_map, shift_geojson
+from maps.pages.filters import IncidentParams
+from maps.panel import centre, esc, fit, rows_table
+
+OutlineLevel = Literal["grid", "community", "street", "none"]
+LEVEL_NAMES = {
+    "zh": {"grid": "网格边界", "community": "社区边界", "street": "街道边界", "none": ""},
+    "en": {"grid": "grid boundaries", "community": "community boundaries",
+           "street": "street boundaries", "none": ""},
+}
+_TEXT = {
+    "zh": {"window": "时间", "category": "类别", "status": "状态", "grid": "范围",
+           "all": "全部", "name": "名称", "code": "编码"},
+    "en": {"window": "window", "category": "categories", "status": "statuses",
+           "grid": "area", "all": "all", "name": "name", "code": "code"},
+}
+#: Shown when there are no grids at all (an empty database): the whole world.
+_WORLD = (-170.0, -60.0, 170.0, 75.0)
+
+
+def page_map(session: Session, basemap: Basemap, *, under: str | None,
+             bins: CellBins | None = None) -> folium.Map:
+    """A map on ``basemap`` fitted to the grids in scope (or to the binned points)."""
+    bounds = grids_extent(session, under=under)
+    if bounds is None and bins is not None and len(bins):
+        bounds = (float(np.min(bins.lon)), float(np.min(bins.lat)),
+                  float(np.max(bins.lon)), float(np.max(bins.lat)))
+    bounds = bounds or _WORLD
+    m = new_map(basemap=basemap, center=centre(bounds), zoom=13)
+    fit(m, basemap, bounds)
+    return m
+
+
+def add_outlines(m: folium.Map, basemap: Basemap, features: list[dict[str, Any]], *,
+                 name: str, lang: str) -> None:
+    """Grid boundaries as a line layer (no fill), the name and code on hover."""
+    for feature in features:
+        props = feature["properties"]
+        props["name"] = html.escape(str(props["name"]))
+    collection = shift_geojson(basemap, {"type": "FeatureCollection", "features": features})
+    text = _TEXT[lang]
+    folium.GeoJson(
+        collection, name=name,
+        style_function=lambda _: {"color": "#444", "weight": 1, "fill": False, "opacity": 0.7},
+        tooltip=folium.GeoJsonTooltip(fields=["name", "code"],
+                                      aliases=[text["name"], text["code"]]),
+    ).add_to(m)
+
+
+def describe_filters(session: Session, params: IncidentParams, flt: IncidentFilter,
+                     lang: str) -> str:
+    """The window and filters of a page as a small table (HTML)."""
+    text = _TEXT[lang]
+    tz = get_settings().tz
+    assert flt.reported_from is not None and flt.reported_to is not None
+    window = (f"{flt.reported_from.astimezone(tz):%Y-%m-%d %H:%M} – "
+              f"{flt.reported_to.astimezone(tz):%Y-%m-%d %H:%M}")
+    rows = [(text["window"], esc(window))]
+    if flt.categories:
+        label = Category.name_zh if lang == "zh" else Category.name_en
+        names = {code: name for code, name in session.execute(
+            select(Category.code, label).where(Category.code.in_(flt.categories)))}
+        rows.append((text["category"], esc(", ".join(names.get(c, c) for c in flt.categories))))
+    rows.append((text["status"], esc(", ".join(params.status) if params.status else text["all"])))
+    if flt.grid:
+        name = session.scalar(select(Grid.name).where(Grid.code == flt.grid,
+                                                      Grid.valid_to.is_(None)))
+        rows.append((text["grid"], esc(f"{name} ({flt.grid})")))
+    return rows_table(rows)
