@@ -42,9 +42,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.orm import Session
 
+from data.incident_batches import chunk_batches, row_batches
 from data.incident_fields import Fields, ImportOptions, resolve_fields
-from data.incident_io import Reject, RejectWriter, SourceRow, open_rows
-from data.incident_pipeline import BackgroundWriter, prefetched
+from data.incident_io import Reject, RejectWriter, RowReader, SourceRow, open_rows
+from data.incident_pipeline import BackgroundWriter, import_mode, prefetched
 from data.incident_quick import QuickCheck
 from data.incident_summary import KEEP_REJECTS, ImportSummary
 from geo.crs import parse_crs
@@ -157,14 +158,20 @@ class _Importer:
             "reporter": _text(self.value(row, f.reporter)),
         }
 
+    def quick_check(self) -> QuickCheck:
+        """The quick path of the row check (made once the fields are known)."""
+        if self.quick is None:
+            assert self.fields is not None
+            self.quick = QuickCheck(self.fields, self.options, self.categories, self.tz,
+                                    self.now)
+        return self.quick
+
     def check(self, row: SourceRow) -> Any:
         """The row's incident, or None after rejecting it (the quick path first)."""
         f = self.fields
         if f is None:
             return None
-        if self.quick is None:
-            self.quick = QuickCheck(f, self.options, self.categories, self.tz, self.now)
-        item = self.quick(row)
+        item = self.quick_check()(row)
         if item is not None:
             return item
         raw = self.raw(row, f)
@@ -297,15 +304,19 @@ def import_rows(session: Session, rows: Iterable[SourceRow], options: ImportOpti
     importer = _Importer(session, options, settings, summary, actor, reject_writer, index)
     importer.keep_ids = keep_ids
     importer.threaded = threaded
-    batches = _batches(_rows_with_fields(rows, importer, header, options), importer,
-                       max(1, options.batch_size))
+    size = max(1, options.batch_size)
+    chunks = rows.csv_chunks() if isinstance(rows, RowReader) and header is not None else None
+    batches = row_batches(_rows_with_fields(rows, importer, header, options), importer, size) \
+        if chunks is None or header is None else \
+        chunk_batches(chunks, importer, header, options, size)
     try:
-        for batch, sources in prefetched(batches) if threaded else batches:
-            importer.register(batch, sources)
-            if progress is not None:
-                progress(position() if position else summary.rows, summary)
-        if importer.background is not None:
-            importer.background.close()
+        with import_mode():
+            for batch, sources in prefetched(batches) if threaded else batches:
+                importer.register(batch, sources)
+                if progress is not None:
+                    progress(position() if position else summary.rows, summary)
+            if importer.background is not None:
+                importer.background.close()
     finally:
         if importer.background is not None:
             importer.background.abort()  # after an error: no write may outlive the import
@@ -315,31 +326,6 @@ def import_rows(session: Session, rows: Iterable[SourceRow], options: ImportOpti
     if progress is not None:
         progress(position() if position else summary.rows, summary)
     return summary
-
-
-Batch = tuple[list[Any], dict[int, SourceRow]]
-
-
-def _batches(rows: Iterable[SourceRow], importer: _Importer, size: int) -> Iterator[Batch]:
-    """Validated incidents in batches of ``size``, with the rows they came from."""
-    batch: list[Any] = []
-    sources: dict[int, SourceRow] = {}
-    stages = importer.summary.stages
-    started = time.perf_counter()
-    for row in rows:
-        importer.summary.rows += 1
-        item = importer.check(row)
-        if item is not None:
-            batch.append(item)
-            sources[row.row] = row
-        if len(batch) >= size:
-            stages["read"] = stages.get("read", 0.0) + time.perf_counter() - started
-            yield batch, sources
-            started = time.perf_counter()
-            batch, sources = [], {}
-    stages["read"] = stages.get("read", 0.0) + time.perf_counter() - started
-    if batch:
-        yield batch, sources
 
 
 def _rows_with_fields(rows: Iterable[SourceRow], importer: _Importer,

@@ -36,6 +36,8 @@ FORMATS: dict[str, str] = {
 SNIFF_BYTES = 1 << 16
 #: Longest original value kept in a reject report cell.
 MAX_CELL = 2000
+#: Records per :class:`CsvChunk` read by :meth:`RowReader.csv_chunks`.
+CHUNK_ROWS = 2_000
 #: Columns that come first in every reject report.
 REPORT_COLUMNS = ("row", "reason", "field", "value", "valid")
 
@@ -62,6 +64,36 @@ class SourceRow:
     def original_values(self) -> Any:
         """The record as it was in the file (CSV: the fields; JSON: the object)."""
         return self.original if self.original is not None else self.values
+
+
+@dataclass
+class CsvChunk:
+    """Consecutive records of a CSV file, as read: their row numbers and raw cells.
+
+    Blank lines are left out (their numbers are skipped). :meth:`source_row`
+    gives the :class:`SourceRow` that iterating the file would have given.
+    """
+
+    fields: list[str]
+    numbers: list[int]
+    cells: list[list[str]]
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    def source_row(self, k: int) -> SourceRow:
+        """The ``k``-th record as a :class:`SourceRow` (empty and blank cells are None)."""
+        cells = self.cells[k]
+        fields = self.fields
+        values: dict[str, Any] = {f: (v if v.strip() else None)
+                                  for f, v in zip(fields, cells, strict=False)}
+        problem = None
+        if len(cells) != len(fields):
+            problem = f"the row has {len(cells)} values but the header has {len(fields)} fields"
+            for f in fields[len(cells):]:
+                values[f] = None
+        return SourceRow(row=self.numbers[k], values=values, problem=problem,
+                         original=values if problem is None else cells)
 
 
 def format_of(name: str | Path, fmt: str | None = None) -> str:
@@ -97,6 +129,7 @@ class RowReader:
         self.total_bytes = total_bytes
         self.fields: list[str] | None = None
         self._text: io.TextIOWrapper | None = None
+        self._csv_reader: Any = None
         self._rows: Iterator[SourceRow]
         if fmt == "csv":
             self._rows = self._csv()
@@ -155,31 +188,45 @@ class RowReader:
             raise _unreadable(self.name, "CSV", exc) from exc
         self.fields = [h.strip() for h in header]
         _check_header(self.fields, self.name)
+        self._csv_reader = reader
         return self._csv_rows(reader)
 
     def _csv_rows(self, reader: Any) -> Iterator[SourceRow]:
+        for chunk in self._csv_chunks(reader, 1_000):
+            for k in range(len(chunk)):
+                yield chunk.source_row(k)
+
+    def csv_chunks(self, size: int = CHUNK_ROWS) -> Iterator[CsvChunk] | None:
+        """The records of a CSV file as :class:`CsvChunk` of up to ``size`` (None for the
+        JSON formats). Read a file either so or by iterating it, not both."""
+        if self.format != "csv":
+            return None
+        return self._csv_chunks(self._csv_reader, size)
+
+    def _csv_chunks(self, reader: Any, size: int) -> Iterator[CsvChunk]:
         assert self.fields is not None
-        width = len(self.fields)
+        numbers: list[int] = []
+        records: list[list[str]] = []
         number = 0
         while True:
             try:
                 cells = next(reader)
             except StopIteration:
-                return
+                break
             except (csv.Error, UnicodeDecodeError) as exc:
+                if numbers:
+                    yield CsvChunk(self.fields, numbers, records)
                 raise _unreadable(self.name, "CSV", exc, after=number) from exc
             number += 1
             if not cells or (len(cells) == 1 and not cells[0].strip()):
                 continue
-            values: dict[str, Any] = {k: (v if v.strip() else None)
-                                      for k, v in zip(self.fields, cells, strict=False)}
-            problem = None
-            if len(cells) != width:
-                problem = f"the row has {len(cells)} values but the header has {width} fields"
-                for k in self.fields[len(cells):]:
-                    values[k] = None
-            yield SourceRow(row=number, values=values, problem=problem,
-                            original=values if problem is None else cells)
+            numbers.append(number)
+            records.append(cells)
+            if len(numbers) >= size:
+                yield CsvChunk(self.fields, numbers, records)
+                numbers, records = [], []
+        if numbers:
+            yield CsvChunk(self.fields, numbers, records)
 
     # ------------------------------------------------------------------ GeoJSON
     def _first_char(self) -> bytes:

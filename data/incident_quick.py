@@ -93,6 +93,41 @@ class QuickCheck:
             lon, lat = row.lon, row.lat
         else:
             lon, lat = v.get(f.lon), v.get(f.lat)  # type: ignore[arg-type]
+        return self._check(
+            row.row, lon, lat, v.get(f.category) if f.category else None,
+            self.crs_option if f.crs is None else v.get(f.crs),
+            self.source_option if f.source is None else v.get(f.source),
+            v.get(f.external_id) if f.external_id else None,
+            v.get(f.description) if f.description else None,
+            v.get(f.reporter) if f.reporter else None,
+            v.get(f.time) if f.time else None)
+
+    def columns(self, header: list[str]) -> list[int | None] | None:
+        """Where :meth:`cells` finds each field in a CSV record of ``header`` (None: a
+        record of this file has no plain fast path, e.g. coordinates from a geometry)."""
+        f = self.f
+        if f.lon is None or f.lat is None:
+            return None
+        last = {name: k for k, name in enumerate(header)}  # a repeated name: its last cell
+        names = (f.lon, f.lat, f.category, f.crs, f.source, f.external_id, f.description,
+                 f.reporter, f.time)
+        if any(n is not None and n not in last for n in names):
+            return None
+        return [None if n is None else last[n] for n in names]
+
+    def cells(self, number: int, cells: list[str], at: list[int | None]) -> IncidentIn | None:
+        """:meth:`__call__` for the raw cells of a CSV record of the header's width,
+        ``at`` from :meth:`columns`: the same answer as for its :class:`SourceRow`
+        (empty and blank cells count as missing), without building the row."""
+        v = [None if k is None or not (c := cells[k]).strip() else c for k in at]
+        return self._check(number, v[0], v[1], v[2],
+                           self.crs_option if at[3] is None else v[3],
+                           self.source_option if at[4] is None else v[4],
+                           v[5], v[6], v[7], v[8])
+
+    def _check(self, number: int, lon: Any, lat: Any, category: Any, crs_value: Any,
+               source_value: Any, external: Any, described: Any, reported_by: Any,
+               at: Any) -> IncidentIn | None:
         if type(lon) not in (str, float, int) or type(lat) not in (str, float, int):
             return None
         try:
@@ -102,7 +137,6 @@ class QuickCheck:
             return None
         if not (-180.0 <= x <= 180.0 and -90.0 <= y <= 90.0):
             return None  # NaN fails too
-        category = v.get(f.category) if f.category else None
         if type(category) is str:
             category = category.strip()
         elif category is not None:
@@ -111,19 +145,17 @@ class QuickCheck:
             category = self.default_category
         if category not in self.categories:
             return None
-        crs = self._crs(self.crs_option if f.crs is None else v.get(f.crs))
+        crs = self._crs(crs_value)
         if crs is None:
             return None
-        source = self._source(self.source_option if f.source is None else v.get(f.source))
+        source = self._source(source_value)
         if source is None:
             return None
-        external_id: Any = _short(v.get(f.external_id) if f.external_id else None, KEY_MAX)
-        description: Any = _short(v.get(f.description) if f.description else None,
-                             DESCRIPTION_MAX)
-        reporter: Any = _short(v.get(f.reporter) if f.reporter else None, REPORTER_MAX)
+        external_id: Any = _short(external, KEY_MAX)
+        description: Any = _short(described, DESCRIPTION_MAX)
+        reporter: Any = _short(reported_by, REPORTER_MAX)
         if external_id is False or description is False or reporter is False:
             return None
-        at: Any = v.get(f.time) if f.time else None
         if at is not None:
             if type(at) is not str:
                 return None
@@ -140,7 +172,7 @@ class QuickCheck:
             else:
                 at = None
         return IncidentIn(x, y, category, source, crs, external_id, None, at, description,
-                          reporter, {}, row.row)
+                          reporter, {}, number)
 
 
 def _short(value: Any, limit: int) -> str | bool | None:

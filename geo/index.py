@@ -48,7 +48,7 @@ from geo.index_pip import I8, RingTable, Slabs, covers_pairs, expand
 from geo.index_raster import DEFAULT_MAX_CELLS, MARGIN_DEG, Frame, Raster, classify
 
 _CURRENT_GRIDS = text("""
-    SELECT code, name, level, depth, parent_code, ST_AsBinary(geom) AS wkb
+    SELECT id, code, name, level, depth, parent_code, ST_AsBinary(geom) AS wkb
       FROM grid WHERE valid_to IS NULL""")
 
 
@@ -67,6 +67,8 @@ class IndexedGrid:
     geom: BaseGeometry
     name: str = ""
     level: str = ""
+    #: The grid version (``grid.id``) the index was read from; None for grids built in memory.
+    id: int | None = None
 
 
 @dataclass
@@ -168,7 +170,7 @@ class AssignmentIndex:
         rows = session.execute(_CURRENT_GRIDS).all()
         geoms: list[BaseGeometry] = list(shapely.from_wkb([bytes(r.wkb) for r in rows]))
         grids = [IndexedGrid(code=r.code, depth=int(r.depth), parent_code=r.parent_code,
-                             geom=g, name=r.name, level=r.level)
+                             geom=g, name=r.name, level=r.level, id=int(r.id))
                  for r, g in zip(rows, geoms, strict=True)]
         return cls.build(grids, epoch=epoch, max_cells=max_cells)
 

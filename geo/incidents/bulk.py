@@ -7,16 +7,20 @@ but is built for a million rows in one transaction:
 
 - the roster is read once per import (:class:`~geo.incidents.intake.RosterCache`),
   not once per batch;
-- the batch's keys are looked up first (``(source, external_id)`` and
-  idempotency keys already stored, and repeats inside the batch count as
-  duplicates, as in ``register_many``), ids for the new rows are reserved from
-  the sequence in one statement, and their duplicate links are found in memory
-  (:mod:`geo.incidents.duplicates_batch`);
-- the new incidents and their events are then written by binary ``COPY``
-  (:func:`geo.store.incident_copy.copy_incidents`) inside a savepoint. Should a
-  concurrent writer store one of the keys in between (the COPY then fails on the
-  unique index), the savepoint is rolled back and the batch goes through
-  ``register_many`` (``ON CONFLICT DO NOTHING``) instead; nothing is lost or doubled.
+- repeats inside the batch count as duplicates (as in ``register_many``); ids
+  for the rows are reserved from the sequence in one statement, and their
+  duplicate links are found in memory (:mod:`geo.incidents.duplicates_batch`);
+- the incidents and their events are then written by binary ``COPY``
+  (:func:`geo.store.incident_copy.copy_incidents`) inside a savepoint, with the
+  grid version of each from the index (so the table's trigger is skipped). The
+  first COPY takes every key for new, which saves a look-up per batch: the unique
+  indexes check it anyway. When one is stored already (an import run again, a
+  file overlapping an earlier one), the COPY fails, the savepoint is rolled back,
+  the batch's keys (``(source, external_id)`` and idempotency keys) are looked up
+  and only the new rows are written, the others counting as duplicates. Should
+  a concurrent writer store one of the keys in between, that COPY fails too and
+  the batch goes through ``register_many`` (``ON CONFLICT DO NOTHING``) instead;
+  nothing is lost or doubled.
 
 Only counts come back (:class:`BatchCounts`), not one answer per row.
 :meth:`BulkIntake.prepare` (grid and worker; it reads nothing from the database
@@ -122,7 +126,11 @@ class BulkIntake:
         self.roster = RosterCache()
         self.chains = _Chains(index)
         self.fallbacks = 0
+        #: Batches whose first COPY met a stored key (then written after a key look-up).
+        self.clashes = 0
         self.categories: dict[str, float] | None = None
+        #: Grid code -> the version the index was read from (written as ``grid_id``).
+        self.grid_ids = {g.code: g.id for g in getattr(index, "grids", ()) if g.id is not None}
         #: Seconds spent per stage, over the import (for logs and the benchmark).
         self.seconds: dict[str, float] = {}
 
@@ -165,30 +173,43 @@ class BulkIntake:
         return _Prepared([p.item for p in placed], rows)
 
     def write(self, prepared: _Prepared) -> BatchCounts:
-        """Store a prepared batch: keys, ids, duplicate links, COPY (see the module docstring)."""
+        """Store a prepared batch: ids, duplicate links, COPY (see the module docstring).
+
+        The first COPY assumes every key is new (the common case: the unique
+        indexes check it anyway); when one clashes, the batch's keys are looked
+        up and only the new rows are written; when that clashes again (a
+        concurrent writer), the batch goes through ``register_many``.
+        """
         clock = _Clock(self.seconds)
         rows = prepared.rows
-        new = self._not_stored(rows)
-        ids = incident_copy.reserve_ids(self.session, len(new))
-        clock("keys")
-        links = duplicates_batch.pick(
-            self.session, ids, [rows.category_code[j] for j in new],
-            [rows.reported_at[j] for j in new], [rows.lon[j] for j in new],
-            [rows.lat[j] for j in new], self.settings,
-            cap=max(WINDOW_CAP, WINDOW_PER_ROW * len(new)))
-        candidate_of = [None] * len(new) if links is None else [links.get(i) for i in ids]
-        clock("duplicates")
-        try:
-            with self.session.begin_nested():
-                events = incident_copy.copy_incidents(self.session, rows, new, ids,
-                                                      candidate_of, actor=self.actor,
-                                                      clock=clock)
-        except incident_copy.KeyClash:
-            self.fallbacks += 1
-            return BatchCounts.of(register_many(
-                self.session, prepared.items, actor=self.actor, settings=self.settings,
-                index=self.index, now=self.now, roster=self.roster))
-        clock("copy events")
+        new = list(range(len(rows)))
+        for looked_up in (False, True):
+            if looked_up:
+                new = self._not_stored(rows)
+            ids = incident_copy.reserve_ids(self.session, len(new))
+            clock("keys")
+            links = duplicates_batch.pick(
+                self.session, ids, [rows.category_code[j] for j in new],
+                [rows.reported_at[j] for j in new], [rows.lon[j] for j in new],
+                [rows.lat[j] for j in new], self.settings,
+                cap=max(WINDOW_CAP, WINDOW_PER_ROW * len(new)))
+            candidate_of = [None] * len(new) if links is None else [links.get(i) for i in ids]
+            clock("duplicates")
+            try:
+                with self.session.begin_nested():
+                    events = incident_copy.copy_incidents(
+                        self.session, rows, new, ids, candidate_of, actor=self.actor,
+                        grid_ids=self.grid_ids, clock=clock)
+                break
+            except incident_copy.KeyClash:
+                clock("key clash")
+                if looked_up:
+                    self.fallbacks += 1
+                    return BatchCounts.of(register_many(
+                        self.session, prepared.items, actor=self.actor,
+                        settings=self.settings, index=self.index, now=self.now,
+                        roster=self.roster))
+                self.clashes += 1
         if links is None and duplicates.link_candidates(self.session, ids, self.settings):
             found = store.candidate_links(self.session, ids)
             candidate_of = [found.get(i) for i in ids]

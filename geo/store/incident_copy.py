@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from psycopg import errors as pg_errors
+from psycopg.types.string import BytesBinaryDumper
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -28,12 +29,12 @@ _RESERVE = text("SELECT nextval('incident_id_seq') FROM generate_series(1, :n)")
 _INCIDENT_COPY = (
     "COPY incident (id, source, external_id, idempotency_key, category_code, description, "
     "reporter, geom, input_crs, grid_code, worker_id, rule, snapped_m, unassigned_reason, "
-    "status, reported_at, due_at, attrs, candidate_of) FROM STDIN (FORMAT BINARY)")
+    "status, reported_at, due_at, attrs, candidate_of, grid_id) FROM STDIN (FORMAT BINARY)")
 # geometry and jsonb travel as their binary wire forms (EWKB; version byte + JSON text),
 # which is what "bytea" sends: raw bytes.
 _INCIDENT_TYPES = ["int8", "text", "text", "text", "text", "text", "text", "bytea", "text",
                    "text", "int4", "text", "float8", "text", "text", "timestamptz",
-                   "timestamptz", "bytea", "int8"]
+                   "timestamptz", "bytea", "int8", "int4"]
 _EVENT_COPY = ("COPY incident_event (incident_id, actor, from_status, to_status, note, data) "
                "FROM STDIN (FORMAT BINARY)")
 _EVENT_TYPES = ["int8", "text", "text", "text", "text", "bytea"]
@@ -98,15 +99,20 @@ class _EventData:
 
 def copy_incidents(session: Session, rows: NewRows, pick: Sequence[int], ids: Sequence[int],
                    candidate_of: Sequence[int | None], *, actor: str,
+                   grid_ids: Mapping[str, int] | None = None,
                    clock: Callable[[str], None] | None = None) -> int:
     """Write the rows ``pick`` of ``rows`` as incidents ``ids`` with their events; events written.
 
     ``candidate_of[k]`` is the duplicate link of the ``k``-th picked row (or None).
-    ``clock(stage)``, when given, is called after each of the two COPY statements.
+    ``grid_ids`` maps grid codes to the grid versions they were assigned from (the
+    assignment index's): a row whose code is there is written with its ``grid_id``,
+    so the table's grid-version trigger does not fire for it; other rows leave it to
+    the trigger. ``clock(stage)``, when given, is called after each COPY statement.
     """
     raw: Any = session.connection().connection.driver_connection
     try:
-        return _copy(raw, rows, pick, ids, candidate_of, actor, clock or _no_clock)
+        return _copy(raw, rows, pick, ids, candidate_of, actor, grid_ids or {},
+                     clock or _no_clock)
     except pg_errors.UniqueViolation as exc:
         raise KeyClash(str(exc)) from exc
 
@@ -116,9 +122,13 @@ def _no_clock(stage: str) -> None:
 
 
 def _copy(raw: Any, rows: NewRows, pick: Sequence[int], ids: Sequence[int],
-          candidate_of: Sequence[int | None], actor: str, clock: Callable[[str], None]) -> int:
+          candidate_of: Sequence[int | None], actor: str, grid_ids: Mapping[str, int],
+          clock: Callable[[str], None]) -> int:
     written = 0
+    version = grid_ids.get
     with raw.cursor() as cur:
+        # bytea by the plain bytes dumper (psycopg's C one), not dbapi20's Python subclass
+        cur.adapters.register_dumper(bytes, BytesBinaryDumper)
         with cur.copy(_INCIDENT_COPY) as copy:
             copy.set_types(_INCIDENT_TYPES)
             write = copy.write_row
@@ -129,7 +139,7 @@ def _copy(raw: Any, rows: NewRows, pick: Sequence[int], ids: Sequence[int],
                        rows.input_crs[j], rows.grid_code[j], rows.worker_id[j], rows.rule[j],
                        rows.snapped_m[j], rows.unassigned_reason[j], rows.status[j],
                        rows.reported_at[j], rows.due_at[j], _JSONB + _attrs(rows.attrs[j]),
-                       candidate_of[k]))
+                       candidate_of[k], version(rows.grid_code[j])))  # type: ignore[arg-type]
         clock("copy incidents")
         data = _EventData()
         with cur.copy(_EVENT_COPY) as copy:

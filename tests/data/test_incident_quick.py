@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from data.incident_fields import ImportOptions, resolve_fields
 from data.incident_import import ImportSummary, _Importer
-from data.incident_io import SourceRow
+from data.incident_io import CsvChunk, SourceRow, open_rows
 from data.incident_quick import QuickCheck
 from geo.settings import Settings
 from tests.geo import intake_city as city
@@ -87,3 +87,46 @@ def test_default_category_and_options(session: Session, settings: Settings,
     got = check(row)
     assert got is not None and got == imp.validate(row, raw)
     assert (got.category, got.source, got.crs) == ("C0101", "app", "gcj02")
+
+
+def _cell(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+@pytest.mark.parametrize(("change", "quick"),
+                         [c for c in CASES if all(isinstance(v, str | None)
+                                                  for v in c[0].values())])
+def test_quick_check_of_raw_csv_cells_equals_that_of_the_row(importer: _Importer,
+                                                             change: dict[str, Any],
+                                                             quick: bool) -> None:
+    """``QuickCheck.cells`` on a CSV record gives what ``QuickCheck`` gives on its SourceRow."""
+    header = [*HEADER, "lon"]  # a repeated name: the last cell counts, as in the row's dict
+    values = {**PLAIN, **change}
+    record = [_cell(values[h]) for h in HEADER] + [_cell(values["lon"])]
+    record[0] = "999"  # the first "lon" cell is shadowed by the last
+    chunk = CsvChunk(header, [7], [record])
+    row = chunk.source_row(0)
+    assert importer.fields is not None
+    check = QuickCheck(importer.fields, importer.options, importer.categories, importer.tz,
+                       importer.now)
+    at = check.columns(header)
+    assert at is not None
+    got = check.cells(7, record, at)
+    assert got == check(row)
+    assert (got is not None) == quick
+
+
+def test_a_csv_chunk_gives_the_rows_iterating_the_file_gives(tmp_path: Any) -> None:
+    path = tmp_path / "rows.csv"
+    path.write_text("lon,lat,category\n120,30,A\n\n  \n121,31\n122,32,B,extra\n, ,C\n",
+                    encoding="utf-8")
+    with open_rows(path) as reader:
+        rows = list(reader)
+    with open_rows(path) as reader:
+        chunks = reader.csv_chunks(size=2)
+        assert chunks is not None
+        from_chunks = [c.source_row(k) for c in chunks for k in range(len(c))]
+    assert from_chunks == rows
+    assert [r.row for r in rows] == [1, 4, 5, 6]
+    assert rows[1].problem and rows[2].problem and rows[3].values == \
+        {"lon": None, "lat": None, "category": "C"}

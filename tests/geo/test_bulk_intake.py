@@ -66,8 +66,8 @@ def _stored(session: Session, settings: Settings, known: IncidentIn) -> None:
 
 def _snapshot(session: Session) -> tuple[list[Any], list[Any]]:
     incidents = session.execute(text("""
-        SELECT i.source, i.external_id, i.category_code, i.grid_code, i.worker_id, i.rule,
-               i.status, i.snapped_m, i.unassigned_reason, i.reported_at, i.due_at,
+        SELECT i.source, i.external_id, i.category_code, i.grid_code, i.grid_id, i.worker_id,
+               i.rule, i.status, i.snapped_m, i.unassigned_reason, i.reported_at, i.due_at,
                ST_AsText(i.geom), i.input_crs, i.description, i.attrs,
                t.source AS cand_source, t.external_id AS cand_ext, t.actor_like
           FROM incident i
@@ -118,14 +118,15 @@ def test_bulk_intake_stores_what_register_many_stores(session: Session, settings
         assert mine.created == sum(r.created for r in theirs)
         assert mine.duplicates == sum(not r.created for r in theirs)
         assert mine.candidates == sum(r.candidate_of is not None for r in theirs if r.created)
-    assert bulk.fallbacks == 0
+    # items[5] was stored before: the first batch's optimistic COPY met it, the others not
+    assert (bulk.clashes, bulk.fallbacks) == (1, 0)
 
 
-def test_a_key_stored_meanwhile_sends_the_batch_the_slow_way(
+def test_a_key_stored_meanwhile_is_looked_up_and_counted_as_a_duplicate(
         db_url: str, session: Session, settings: Settings, ids: dict[str, int]) -> None:
-    """Another transaction stores one of the batch's external ids after the batch's keys
-    were looked up: the COPY fails on the unique index, the batch is written with ON
-    CONFLICT instead, and that row counts as a duplicate."""
+    """Another transaction stores one of the batch's external ids while the batch's COPY
+    runs: the COPY waits for it, fails on the unique index, the batch's keys are looked
+    up and the batch written again without that row, which counts as a duplicate."""
     items = _items(50, seed=3)
     index = get_index(session)
     bulk = BulkIntake(session, actor="bulk", settings=settings, index=index, now=NOW,
@@ -143,7 +144,7 @@ def test_a_key_stored_meanwhile_sends_the_batch_the_slow_way(
         assert writer.is_alive()
     writer.join(timeout=60)
     counts = out["counts"]
-    assert bulk.fallbacks == 1
+    assert (bulk.clashes, bulk.fallbacks) == (1, 0)
     unique = len({(i.source, i.external_id) for i in items})
     assert counts.created == unique - 1 and counts.duplicates == len(items) - unique + 1
     session.commit()
@@ -155,3 +156,27 @@ def test_a_key_stored_meanwhile_sends_the_batch_the_slow_way(
             "SELECT count(*) FROM incident i WHERE status = 'dispatched' AND EXISTS "
             "(SELECT 1 FROM incident_event e WHERE e.incident_id = i.id AND e.actor = 'bulk')"
         )).scalar_one()
+
+
+def test_a_key_the_look_up_missed_sends_the_batch_the_slow_way(
+        session: Session, settings: Settings, ids: dict[str, int],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key stored by a writer that commits between the batch's key look-up and its second
+    COPY (simulated: the look-up finds nothing): both COPYs fail on the unique index and the
+    batch is written with ON CONFLICT instead; nothing is lost or doubled."""
+    items = _items(40, seed=5)
+    index = get_index(session)
+    register_many(session, [items[7]], actor="earlier", settings=settings, index=index,
+                  now=NOW)
+    bulk = BulkIntake(session, actor="bulk", settings=settings, index=index, now=NOW,
+                      on_reject=lambda item, exc: pytest.fail(str(exc)))
+    assert bulk.preload()
+    prepared = bulk.prepare(items)
+    assert prepared is not None
+    monkeypatch.setattr(BulkIntake, "_not_stored", lambda self, rows: list(range(len(rows))))
+    counts = bulk.write(prepared)
+    assert (bulk.clashes, bulk.fallbacks) == (1, 1)
+    unique = len({(i.source, i.external_id) for i in items})
+    assert counts.created == unique - 1 and counts.duplicates == len(items) - unique + 1
+    total = session.execute(text("SELECT count(*) FROM incident")).scalar_one()
+    assert total == unique
