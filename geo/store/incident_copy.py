@@ -24,7 +24,8 @@ from sqlalchemy.orm import Session
 
 from geo.store.incidents import NewRows, json_text
 
-_RESERVE = text("SELECT nextval('incident_id_seq') FROM generate_series(1, :n)")
+# One row holding an int8[] (parsed by psycopg in C), not n rows.
+_RESERVE = text("SELECT array_agg(nextval('incident_id_seq')) FROM generate_series(1, :n)")
 
 _INCIDENT_COPY = (
     "COPY incident (id, source, external_id, idempotency_key, category_code, description, "
@@ -52,7 +53,7 @@ def reserve_ids(session: Session, n: int) -> list[int]:
     """``n`` fresh incident ids from the sequence (one statement; safe with concurrent writers)."""
     if n <= 0:
         return []
-    return [int(i) for i in session.execute(_RESERVE, {"n": n}).scalars()]
+    return list(session.execute(_RESERVE, {"n": n}).scalar_one())
 
 
 def ewkb_point(lon: float, lat: float) -> bytes:
