@@ -3,6 +3,11 @@
 Every endpoint but ``GET /healthz`` needs ``Authorization: Bearer <token>``:
 401 without a valid token, 403 when the caller's role may not do this.
 ``admin`` may do everything.
+
+The map pages' own scripts (the planner) may instead send the HttpOnly cookie of
+``/maps/login`` (:data:`COOKIE`) together with the header :data:`PAGE_HEADER`:
+a page on another site cannot send that header to us without a CORS preflight,
+which this API never grants, so the cookie alone (a cross-site form) is refused.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, HTTPException
+from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.deps import SessionDep
@@ -18,13 +23,24 @@ from geo.store.users import Principal, authenticate
 
 _bearer = HTTPBearer(auto_error=False, description="A token from `patrolgrid users create`.")
 
+#: The cookie ``POST /maps/login`` sets (HttpOnly, SameSite=Lax, path ``/``).
+COOKIE = "patrolgrid_token"
+#: The header (value ``1``) with which a map page's script may authenticate by :data:`COOKIE`.
+PAGE_HEADER = "X-Patrolgrid-Page"
+
 
 def current_principal(
+    request: Request,
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """The caller behind the bearer token, or 401."""
-    if credentials is None or credentials.scheme.lower() != "bearer":
+    """The caller behind the bearer token (or a map page's cookie, see above), or 401."""
+    token, field = None, "Authorization"
+    if credentials is not None and credentials.scheme.lower() == "bearer":
+        token = credentials.credentials
+    elif request.headers.get(PAGE_HEADER) == "1" and request.cookies.get(COOKIE):
+        token, field = request.cookies[COOKIE], "cookie"
+    if token is None:
         raise HTTPException(
             status_code=401,
             detail={"message": "missing bearer token: send 'Authorization: Bearer <token>'",
@@ -32,13 +48,14 @@ def current_principal(
                     "valid": "a token from `patrolgrid users create`"},
             headers={"WWW-Authenticate": "Bearer"},
         )
-    principal = authenticate(session, credentials.credentials)
+    principal = authenticate(session, token)
     if principal is None:
         raise HTTPException(
             status_code=401,
-            detail={"message": "unknown or revoked token", "field": "Authorization",
-                    "value": credentials.credentials[:8] + "…",
-                    "valid": "a live token from `patrolgrid users create`"},
+            detail={"message": "unknown or revoked token", "field": field,
+                    "value": token[:8] + "…",
+                    "valid": "a live token from `patrolgrid users create`"
+                    + (" (sign in again at /maps/login)" if field == "cookie" else "")},
             headers={"WWW-Authenticate": "Bearer"},
         )
     return principal

@@ -39,6 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import shapely
 from numpy.typing import ArrayLike, NDArray
 from shapely.geometry import LineString, MultiLineString, Point
@@ -100,6 +101,7 @@ def sample_lines(x: ArrayLike, y: ArrayLike, starts: ArrayLike, step_m: float,
     """
     xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     flags = line_starts(starts, len(xs))
+    # Each sample's leg: >= 0 indexes the legs below; -1 - i is fix i (a leg of length 0).
     if len(xs) > 1:
         leg = ~flags[1:]
         x0, y0 = xs[:-1][leg], ys[:-1][leg]
@@ -107,23 +109,27 @@ def sample_lines(x: ArrayLike, y: ArrayLike, starts: ArrayLike, step_m: float,
         k = np.ceil(np.hypot(dx, dy) / step_m).astype(np.int64)
         idx = np.repeat(np.arange(len(k)), k)
         j = np.arange(len(idx)) - np.repeat(np.cumsum(k) - k, k)
-        f = j / np.maximum(np.repeat(k, k), 1)
+        f = j / np.maximum(k[idx], 1)
         sx = np.concatenate([x0[idx] + f * dx[idx], xs])
         sy = np.concatenate([y0[idx] + f * dy[idx], ys])
-        legs = np.concatenate([
-            np.column_stack([x0[idx], y0[idx], x0[idx] + dx[idx], y0[idx] + dy[idx]]),
-            np.column_stack([xs, ys, xs, ys])])
+        src = np.concatenate([idx, -1 - np.arange(len(xs))])
     else:
-        sx, sy, legs = xs, ys, np.column_stack([xs, ys, xs, ys])
+        x0 = y0 = dx = dy = np.zeros(0)
+        sx, sy, src = xs, ys, -1 - np.arange(len(xs))
     if cell_m is not None and len(sx):
         col = np.floor(sx / cell_m).astype(np.int64)
         row = np.floor(sy / cell_m).astype(np.int64)
         key = (col - col.min()) * (int(row.max() - row.min()) + 1) + (row - row.min())
-        _, first = np.unique(key, return_index=True)
-        sx, sy, legs = sx[first], sy[first], legs[first]
+        first = np.flatnonzero(~pd.Series(key).duplicated().to_numpy())  # hashing, no sort
+        sx, sy, src = sx[first], sy[first], src[first]
     order = np.argsort(sx, kind="stable")
-    return Samples(x=sx[order], y=sy[order], step_m=float(step_m),
-                   legs=legs[order].reshape(-1, 4))
+    sx, sy, src = sx[order], sy[order], src[order]
+    legs = np.empty((len(src), 4))
+    on_leg = src >= 0
+    s, p = src[on_leg], -1 - src[~on_leg]
+    legs[on_leg] = np.column_stack([x0[s], y0[s], x0[s] + dx[s], y0[s] + dy[s]])
+    legs[~on_leg] = np.column_stack([xs[p], ys[p], xs[p], ys[p]])
+    return Samples(x=sx, y=sy, step_m=float(step_m), legs=legs)
 
 
 def track_lines(x: ArrayLike, y: ArrayLike, starts: ArrayLike) -> list[BaseGeometry]:

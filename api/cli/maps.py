@@ -56,7 +56,7 @@ def render(
 
 @app.command("list")
 def list_pages() -> None:
-    """The pages there are and their parameters."""
+    """The pages there are and their parameters (as ``--param`` and the URL name them)."""
     for kind, module in sorted(pages.PAGES.items()):
-        fields = ", ".join(module.Params.model_fields)
+        fields = ", ".join(f.alias or name for name, f in module.Params.model_fields.items())
         console.print(f"[bold]{kind}[/bold]  {fields}")

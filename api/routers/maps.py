@@ -17,6 +17,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from api.auth import COOKIE
 from api.deps import SessionDep, SettingsDep
 from api.errors import status_for
 from geo.errors import DomainError
@@ -25,7 +26,6 @@ from maps import pages
 
 router = APIRouter(prefix="/maps", tags=["maps"])
 
-COOKIE = "patrolgrid_token"
 COOKIE_MAX_AGE_S = 12 * 3600
 #: Pages whose URL carries one value in the path, and the Params field it fills.
 PATH_FIELDS = {"routes": "team", "dispatch": "incident_id"}
@@ -138,7 +138,7 @@ def login(request: Request, session: SessionDep, token: Annotated[str, Form()],
     if authenticate(session, token.strip()) is None:
         return login_form(next, error="token: 令牌无效或已撤销 / unknown or revoked token")
     response = RedirectResponse(_safe_next(next), status_code=303)
-    response.set_cookie(COOKIE, token.strip(), max_age=COOKIE_MAX_AGE_S, path="/maps",
+    response.set_cookie(COOKIE, token.strip(), max_age=COOKIE_MAX_AGE_S, path="/",
                         httponly=True, samesite="lax", secure=request.url.scheme == "https")
     return response
 
@@ -147,7 +147,8 @@ def login(request: Request, session: SessionDep, token: Annotated[str, Form()],
 def logout() -> Response:
     """Forget the cookie."""
     response = RedirectResponse("/maps/login", status_code=303)
-    response.delete_cookie(COOKIE, path="/maps")
+    response.delete_cookie(COOKIE, path="/")
+    response.delete_cookie(COOKIE, path="/maps")  # set by earlier versions
     return response
 
 

@@ -5,10 +5,13 @@ function patrolgridPlanner(map, cfg) {
   const L_ = cfg.labels;
   const state = {plan: cfg.plan, selected: [], tool: null, drawer: null, busy: false};
   const $ = (id) => document.getElementById(id);
-  const token = (() => {
+  // The token the page was opened with (?access_token=), else the sign-in cookie of
+  // /maps/login, which the API takes from this page's script (the X-Patrolgrid-Page header);
+  // only when the API refuses both is the token asked for.
+  let token = (() => {
     const fromUrl = new URLSearchParams(window.location.search).get("access_token");
     if (fromUrl) { sessionStorage.setItem("patrolgrid_token", fromUrl); return fromUrl; }
-    return sessionStorage.getItem("patrolgrid_token") || window.prompt(L_.token) || "";
+    return sessionStorage.getItem("patrolgrid_token") || "";
   })();
   const esc = (v) => String(v === null || v === undefined ? "—" : v)
     .replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;",
@@ -19,10 +22,20 @@ function patrolgridPlanner(map, cfg) {
     el.style.color = error ? "#b00" : "#084594";
   };
 
-  async function api(method, path, body) {
+  async function api(method, path, body, retried) {
+    const headers = {"Content-Type": "application/json", "X-Patrolgrid-Page": "1"};
+    if (token) headers.Authorization = "Bearer " + token;
     const response = await fetch(cfg.api + path, {
-      method, headers: {"Authorization": "Bearer " + token, "Content-Type": "application/json"},
+      method, headers, credentials: "same-origin",
       body: body === undefined ? undefined : JSON.stringify(body)});
+    if (response.status === 401 && !retried) {
+      const given = window.prompt(L_.token);
+      if (given) {
+        token = given.trim();
+        sessionStorage.setItem("patrolgrid_token", token);
+        return api(method, path, body, true);
+      }
+    }
     const data = await response.json();
     if (!response.ok) {
       const d = data.detail || {};
@@ -198,5 +211,5 @@ function patrolgridPlanner(map, cfg) {
       return api("GET", `/plans/${state.plan}/impact`).then(drawImpact);
     }).catch((err) => status(err.message, true));
   }
-  return {state, tools, grids, problems, map};
+  return {state, tools, grids, problems, map, api};
 }

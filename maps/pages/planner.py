@@ -11,9 +11,10 @@ before/after, the parent's CV); **Apply** posts ``/apply`` and redraws the new
 versions from ``GET /api/v1/grids``. All of it is the API's own answers; the
 page holds no rule of its own. Planner and admin only.
 
-The page calls the API with the token it was opened with (``?access_token=``);
-opened through the login cookie it asks for the token once (kept in the tab's
-sessionStorage). It draws in WGS-84, so GCJ-02 basemaps (Amap) are refused.
+The page calls the API with the token it was opened with (``?access_token=``,
+kept in the tab's sessionStorage), else with the sign-in cookie of ``/maps/login``
+(sent with the ``X-Patrolgrid-Page`` header, see :mod:`api.auth`); only when the
+API refuses both does it ask for a token. It draws in WGS-84, so GCJ-02 basemaps (Amap) are refused.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 from typer.testing import Result
 
-from api.routers.maps import COOKIE
+from api.auth import COOKIE, PAGE_HEADER
 from maps import pages
 from tests.geo import intake_city
 from tests.maps import sample_page
@@ -74,14 +74,24 @@ def test_login_form_sets_an_httponly_cookie(client: TestClient,
                     follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/maps/sample?level=grid"
     cookie = r.headers["set-cookie"]
-    assert f"{COOKIE}=" in cookie and "HttpOnly" in cookie and "Path=/maps" in cookie
+    assert f"{COOKIE}=" in cookie and "HttpOnly" in cookie and "Path=/;" in cookie
     assert "SameSite=lax" in cookie
     page = client.get("/maps/sample", params={"level": "grid"}, headers=HTML)
     assert page.status_code == 200 and '"code": "G11"' in page.text
+    # the API takes the cookie only from a map page's script (its header), never alone
+    alone = client.get("/api/v1/grids")
+    assert alone.status_code == 401 and alone.json()["detail"]["field"] == "Authorization"
+    from_page = client.get("/api/v1/grids", headers={PAGE_HEADER: "1"})
+    assert from_page.status_code == 200, from_page.text
     index = client.get("/maps", headers=HTML)
     assert index.status_code == 200 and 'href="/maps/sample"' in index.text
     out = client.get("/maps/logout", follow_redirects=False)
     assert out.status_code == 303 and f'{COOKIE}=""' in out.headers["set-cookie"]
+    client.cookies.clear()
+    client.cookies.set(COOKIE, "pg_revoked")
+    stale = client.get("/api/v1/grids", headers={PAGE_HEADER: "1"})
+    assert stale.status_code == 401 and stale.json()["detail"]["field"] == "cookie"
+    assert "/maps/login" in stale.json()["detail"]["valid"]
 
 
 def test_login_never_redirects_off_site(client: TestClient,
@@ -149,3 +159,5 @@ def test_cli_render_writes_a_standalone_file(cli: Callable[..., Result], tmp_pat
     assert bad.exit_code == 2 and "an integer from 1 to 1000" in bad.output
     listed = cli("maps", "list")
     assert listed.exit_code == 0 and "sample" in listed.output
+    coverage = next(line for line in listed.output.splitlines() if line.startswith("coverage"))
+    assert "from, to" in coverage and "start" not in coverage  # the names -p and URLs take

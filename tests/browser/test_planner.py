@@ -135,3 +135,26 @@ def test_validation_problems_are_drawn(page: Page, server: LiveServer) -> None:
     assert not page.is_enabled("#pg-apply")
     page.screenshot(path="tests/artifacts/planner-problems.png")
     assert page.log.console_errors == []  # type: ignore[attr-defined]
+
+
+def test_signed_in_through_the_form_the_page_needs_no_token(page: Page,
+                                                            server: LiveServer) -> None:
+    """Opened after /maps/login (no ?access_token=), the page's API calls go with the sign-in
+    cookie and its header: nothing is asked, and a plan is drafted as the signed-in user."""
+    prompts: list[str] = []
+    page.on("dialog", lambda d: (prompts.append(d.message), d.dismiss()))
+    page.goto(server.url("/maps/planner", auth=False, parent=PARENT))
+    assert "/maps/login" in page.url
+    page.fill("input[name=token]", server.token)
+    page.click("button[type=submit]")
+    page.wait_for_function("() => window.planner && window.planner.map")
+    assert "access_token" not in page.url
+    plan = page.evaluate("() => window.planner.api('POST', '/plans', "
+                         f"{{name: 'signed in', parent: '{PARENT}'}})")
+    assert plan["parent"] == PARENT and plan["status"] == "draft", plan
+    with db.session_scope(server.settings.database_url) as s:
+        stored = s.execute(text("SELECT name FROM plan WHERE id = :id"),
+                           {"id": plan["id"]}).scalar_one()
+    assert stored == "signed in"
+    assert prompts == []
+    assert page.log.console_errors == [] and page.log.failed == []  # type: ignore[attr-defined]
