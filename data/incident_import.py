@@ -263,7 +263,9 @@ def import_rows(session: Session, rows: Iterable[SourceRow], options: ImportOpti
     session : Session
         The transaction to write in (the caller commits; nothing is committed here).
     rows : iterable of SourceRow
-        The records, e.g. an open :class:`~data.incident_io.RowReader`.
+        The records, e.g. an open :class:`~data.incident_io.RowReader` (a CSV one,
+        given with its ``header``, is read in chunks of raw records:
+        :func:`data.incident_batches.chunk_batches`).
     options : ImportOptions
         Field names, CRS, source, default category, batch size.
     settings : Settings

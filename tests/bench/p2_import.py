@@ -159,7 +159,7 @@ def _rows_alone(url: str) -> float:
     try:
         with raw.cursor() as cur:
             cur.execute("CREATE TEMP TABLE p2_rows ON COMMIT DROP AS SELECT * FROM incident")
-            cur.execute("TRUNCATE incident_event, incident")
+            cur.execute("TRUNCATE incident_event, incident CASCADE")
             started = time.perf_counter()
             cur.execute("INSERT INTO incident SELECT * FROM p2_rows")
             seconds = time.perf_counter() - started
