@@ -11,9 +11,12 @@ bounded time with 32 connections:
   duty) of the same points over the same stack (auth, session, PostGIS).
 
 Both pick random points inside the city's grids (a Lua table of points) and a
-random category; every POST has its own ``external_id``. The line printed is
-``ratio = ours / baseline`` in requests per second (target 0.5) with both p99
-latencies, and the incidents persisted are checked against the 201 answers.
+random category; every POST has its own ``external_id``. Each side runs
+:data:`RUNS` times, alternating (ours, baseline, ours, baseline), and the best
+run of each counts: the line printed is ``ratio = ours / baseline`` in requests
+per second (target 0.5) with both p99 latencies of those runs; every run's
+figure is printed below it, and the incidents persisted are checked against the
+2xx answers of all of ours.
 
 Environment: ``PATROLGRID_BENCH_P3_SECONDS`` (default 10) per run,
 ``PATROLGRID_BENCH_P3_WORKERS`` (default: the CPU count, 2 to 4).
@@ -44,6 +47,8 @@ from geo.store.db import session_scope
 from geo.store.users import create_user
 
 CONNECTIONS = 32
+#: Rounds of (ours, baseline); the best run of each side is compared.
+RUNS = 2
 TARGET = 0.5
 POINTS = 2000
 ROOT = Path(__file__).resolve().parents[2]
@@ -225,27 +230,41 @@ def run(ctx: Any) -> list[str]:
         # warm-up: every worker builds its assignment index and fills its pools
         _run_wrk(wrk, base, get, 2, threads)
         _run_wrk(wrk, base, _script(LUA_POST, token, points, codes, 1), 2, threads)
+        # RUNS rounds of ours then baseline; the best of each counts (the machine's noise
+        # moves a single 10 s run by a third either way, most often downwards).
+        ours_runs: list[WrkResult] = []
+        base_runs: list[WrkResult] = []
         before = _count(ctx.database_url)
-        ours = _run_wrk(wrk, base, _script(LUA_POST, token, points, codes, 2), seconds, threads)
+        for k in range(RUNS):
+            ours_runs.append(_run_wrk(wrk, base, _script(LUA_POST, token, points, codes, 2 + k),
+                                      seconds, threads))
+            base_runs.append(_run_wrk(wrk, base, get, seconds, threads))
         persisted = _count(ctx.database_url) - before
-        baseline = _run_wrk(wrk, base, get, seconds, threads)
     finally:
         server.terminate()
         try:
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
             server.kill()
-    answered = ours.requests - ours.non_2xx
+    ours = max(ours_runs, key=lambda r: r.rps)
+    baseline = max(base_runs, key=lambda r: r.rps)
+    answered = sum(r.requests - r.non_2xx for r in ours_runs)
+    non_2xx = sum(r.non_2xx for r in ours_runs)
+    sockets = sum(r.socket_errors for r in ours_runs)
+    base_non_2xx = sum(r.non_2xx for r in base_runs)
     ratio = ours.rps / baseline.rps if baseline.rps else float("nan")
     lines = [
         f"P3 HTTP intake, POST /api/v1/incidents vs GET /api/v1/locate (wrk, {CONNECTIONS} "
-        f"connections, {seconds:g} s each, uvicorn uvloop+httptools x{workers} workers), "
+        f"connections, best of {RUNS} runs of {seconds:g} s each, uvicorn uvloop+httptools "
+        f"x{workers} workers), "
         f"requests/s: ours={ours.rps:.0f} baseline={baseline.rps:.0f} ratio={ratio:.2f} "
         f"target={TARGET} p99_ours={ours.p99_ms:.1f}ms p99_baseline={baseline.p99_ms:.1f}ms",
-        f"  P3 checks: POST answered 2xx={answered} non-2xx={ours.non_2xx} socket "
-        f"errors={ours.socket_errors}; incidents persisted={persisted} (>= 2xx answers: "
-        f"{'yes' if persisted >= answered else 'NO'}); locate non-2xx={baseline.non_2xx}",
+        "  P3 runs, requests/s: ours " + ", ".join(f"{r.rps:.0f}" for r in ours_runs)
+        + "; baseline " + ", ".join(f"{r.rps:.0f}" for r in base_runs),
+        f"  P3 checks: POST answered 2xx={answered} non-2xx={non_2xx} socket "
+        f"errors={sockets}; incidents persisted={persisted} (>= 2xx answers: "
+        f"{'yes' if persisted >= answered else 'NO'}); locate non-2xx={base_non_2xx}",
     ]
-    if ours.non_2xx or baseline.non_2xx or persisted < answered:
+    if non_2xx or base_non_2xx or persisted < answered:
         lines.append("  P3 WARNING: errors during the run; the figures above are not valid")
     return lines
