@@ -215,3 +215,24 @@ def test_a_failed_import_leaves_the_database_unchanged(cli: Callable[..., Result
     assert done.exit_code == 0 and "imported" in done.output
     with session_scope(city) as s:
         assert s.execute(text("SELECT count(*) FROM incident")).scalar_one() == 1
+
+
+def test_a_csv_unreadable_midway_leaves_the_database_unchanged(cli: Callable[..., Result],
+                                                               city: str,
+                                                               tmp_path: Path) -> None:
+    """Batches written before a broken byte far into a CSV file (past the encoding sniff,
+    in a later chunk of records) are rolled back with the rest; the error names the file
+    and the last row read (the text is decoded in blocks, so that is a little before the
+    broken line)."""
+    rows = [[W + 0.001, S + 0.000001 * i, "E0101", f"x{i}", "d" * 40] for i in range(3000)]
+    path = write_csv(tmp_path / "midway.csv", ["lon", "lat", "category", "external_id",
+                                               "description"], rows)
+    with path.open("ab") as f:
+        f.write(b"30.001,50.0,E0101,bad,\xff\xfe\n")
+    result = cli("incidents", "import", path, "--batch-size", 100, "--quiet")
+    assert result.exit_code == 2, result.output
+    assert "cannot read 'midway.csv' as CSV after row 2" in result.output  # row 2xxx
+    assert "valid: a well-formed CSV file" in result.output
+    with session_scope(city) as s:
+        assert s.execute(text("SELECT count(*) FROM incident")).scalar_one() == 0
+        assert s.execute(text("SELECT count(*) FROM incident_event")).scalar_one() == 0
