@@ -42,68 +42,66 @@ class BatchRows(dict[int, SourceRow]):
 
 
 Batch = tuple[list[Any], dict[int, SourceRow]]
+#: One record as checked: its incident (None: rejected), row number, and its SourceRow or
+#: where to build it from.
+Entry = tuple[Any, int, "SourceRow | tuple[CsvChunk, int]"]
 
 
 def row_batches(rows: Iterable[SourceRow], importer: Any, size: int) -> Iterator[Batch]:
     """Validated incidents of ``rows`` in batches of ``size``, with the rows they came from."""
-    batch: list[Any] = []
-    sources: dict[int, SourceRow] = {}
-    stages = importer.summary.stages
-    started = time.perf_counter()
-    for row in rows:
-        importer.summary.rows += 1
-        item = importer.check(row)
-        if item is not None:
-            batch.append(item)
-            sources[row.row] = row
-        if len(batch) >= size:
-            stages["read"] = stages.get("read", 0.0) + time.perf_counter() - started
-            yield batch, sources
-            started = time.perf_counter()
-            batch, sources = [], {}
-    stages["read"] = stages.get("read", 0.0) + time.perf_counter() - started
-    if batch:
-        yield batch, sources
+    return _batched(((importer.check(row), row.row, row) for row in rows), importer.summary,
+                    size)
 
 
 def chunk_batches(chunks: Iterable[CsvChunk], importer: Any, header: list[str],
                   options: ImportOptions, size: int) -> Iterator[Batch]:
     """:func:`row_batches` for the chunks of a CSV file (see the module docstring)."""
-    batch: list[Any] = []
-    sources = BatchRows()
-    summary = importer.summary
-    stages = summary.stages
-    started = time.perf_counter()
+    return _batched(_chunk_entries(chunks, importer, header, options), importer.summary, size)
+
+
+def _chunk_entries(chunks: Iterable[CsvChunk], importer: Any, header: list[str],
+                   options: ImportOptions) -> Iterator[Entry]:
     at: list[int | None] | None = None
     quick: QuickCheck | None = None
     width = len(header)
     for chunk in chunks:
         if importer.fields is None:
             importer.fields = resolve_fields(chunk.source_row(0), header, options)
-            summary.fields = importer.fields.as_dict()
+            importer.summary.fields = importer.fields.as_dict()
         if quick is None:
             quick = importer.quick_check()
             at = quick.columns(header)
-        pending = sources.pending
         for k, (number, cells) in enumerate(zip(chunk.numbers, chunk.cells, strict=True)):
-            summary.rows += 1
             item = quick.cells(number, cells, at) if at is not None and \
                 len(cells) == width else None
             if item is not None:
-                pending[number] = (chunk, k)
+                yield item, number, (chunk, k)
             else:
                 row = chunk.source_row(k)
-                item = importer.check(row)
-                if item is None:
-                    continue
-                sources[number] = row
-            batch.append(item)
-            if len(batch) >= size:
-                stages["read"] = stages.get("read", 0.0) + time.perf_counter() - started
-                yield batch, sources
-                started = time.perf_counter()
-                batch, sources = [], BatchRows()
-                pending = sources.pending
+                yield importer.check(row), number, row
+
+
+def _batched(entries: Iterable[Entry], summary: Any, size: int) -> Iterator[Batch]:
+    """The accepted incidents of ``entries`` in batches of ``size`` with their records;
+    every entry counts in ``summary.rows``, the time spent in ``summary.stages["read"]``."""
+    batch: list[Any] = []
+    sources = BatchRows()
+    stages = summary.stages
+    started = time.perf_counter()
+    for item, number, source in entries:
+        summary.rows += 1
+        if item is None:
+            continue
+        batch.append(item)
+        if isinstance(source, SourceRow):
+            sources[number] = source
+        else:
+            sources.pending[number] = source
+        if len(batch) >= size:
+            stages["read"] = stages.get("read", 0.0) + time.perf_counter() - started
+            yield batch, sources
+            started = time.perf_counter()
+            batch, sources = [], BatchRows()
     stages["read"] = stages.get("read", 0.0) + time.perf_counter() - started
     if batch:
         yield batch, sources

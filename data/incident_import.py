@@ -307,10 +307,12 @@ def import_rows(session: Session, rows: Iterable[SourceRow], options: ImportOpti
     importer.keep_ids = keep_ids
     importer.threaded = threaded
     size = max(1, options.batch_size)
-    chunks = rows.csv_chunks() if isinstance(rows, RowReader) and header is not None else None
-    batches = row_batches(_rows_with_fields(rows, importer, header, options), importer, size) \
-        if chunks is None or header is None else \
-        chunk_batches(chunks, importer, header, options, size)
+    chunks = rows.csv_chunks() if isinstance(rows, RowReader) else None
+    if chunks is not None and header is not None:
+        batches = chunk_batches(chunks, importer, header, options, size)
+    else:
+        batches = row_batches(_rows_with_fields(rows, importer, header, options), importer,
+                              size)
     try:
         with import_mode():
             for batch, sources in prefetched(batches) if threaded else batches:

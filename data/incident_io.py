@@ -192,7 +192,7 @@ class RowReader:
         return self._csv_rows(reader)
 
     def _csv_rows(self, reader: Any) -> Iterator[SourceRow]:
-        for chunk in self._csv_chunks(reader, 1_000):
+        for chunk in self._csv_chunks(reader, CHUNK_ROWS):
             for k in range(len(chunk)):
                 yield chunk.source_row(k)
 
