@@ -8,6 +8,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.errors import add_exception_handlers
+from api.guards import QueryTextGuard
 from api.jobs import lifespan
 from api.routers import categories as categories_router
 from api.routers import coverage as coverage_router
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.settings = settings
     add_exception_handlers(app)
+    app.add_middleware(QueryTextGuard)
     app.include_router(health.router)
     app.include_router(grids.router, prefix=API_PREFIX)
     app.include_router(grid_import.router, prefix=API_PREFIX)

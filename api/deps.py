@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Query, Request
 from sqlalchemy.orm import Session
 
 from geo.settings import Settings
@@ -30,3 +30,16 @@ def get_session(settings: SettingsDep) -> Iterator[Session]:
 #: ``scope="function"``: the transaction commits when the endpoint returns and *before* the
 #: response is sent, so a failed commit is a 500, never a 2xx for something not stored.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+#: The largest ids of PostgreSQL's ``serial`` (int4) and ``bigserial`` (int8) columns: a larger
+#: id in a URL is refused as a 422 naming it, not sent to the database (which would fail).
+INT4_MAX = 2**31 - 1
+INT8_MAX = 2**63 - 1
+
+#: A path id of a ``serial`` table (grids, workers, teams, duties, routes, tasks, plans).
+Id = Annotated[int, Path(ge=1, le=INT4_MAX)]
+#: A path id of a ``bigserial`` table (incidents).
+BigId = Annotated[int, Path(ge=1, le=INT8_MAX)]
+#: An optional query filter by the id of a ``serial`` table.
+IdFilter = Annotated[int | None, Query(ge=1, le=INT4_MAX)]

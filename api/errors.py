@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DataError
+from starlette.exceptions import HTTPException
 
 from geo.errors import Conflict, DomainError, ImportRefused, InvalidInput, NotFound
 
@@ -31,24 +34,91 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": exc.to_dict()}, status_code=status_for(exc))
 
 
+#: What is valid, by the type of pydantic's error (``{ctx key}`` filled from its context).
+_VALID = {
+    "missing": "a value: the field is required",
+    "extra_forbidden": "only the documented fields",
+    "int_parsing": "a whole number", "int_type": "a whole number",
+    "int_from_float": "a whole number",
+    "float_parsing": "a number", "float_type": "a number",
+    "bool_parsing": "true or false", "bool_type": "true or false",
+    "string_type": "a text", "list_type": "a JSON array",
+    "greater_than_equal": "a number >= {ge}", "greater_than": "a number > {gt}",
+    "less_than_equal": "a number <= {le}", "less_than": "a number < {lt}",
+    "string_too_long": "at most {max_length} characters",
+    "string_too_short": "at least {min_length} characters",
+    "too_long": "at most {max_length} items", "too_short": "at least {min_length} items",
+    "literal_error": "one of {expected}", "enum": "one of {expected}",
+    "json_invalid": "a well-formed JSON document",
+    "datetime_from_date_parsing": "an ISO 8601 date-time",
+    "datetime_parsing": "an ISO 8601 date-time", "datetime_type": "an ISO 8601 date-time",
+}
+_JSON_BODY = "a JSON object, sent with Content-Type: application/json"
+
+
+def _problem(err: Any) -> dict[str, Any]:
+    kind = err.get("type", "")
+    loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "form")]
+    value = err.get("input")
+    if kind == "json_invalid":  # loc holds the character offset: the body is the field
+        loc, value = [], f"invalid JSON at character {err.get('ctx', {}).get('error', '')}"
+    elif kind in ("int", "float", "str", "bool") or (loc and loc[-1] in (
+            "int", "float", "str", "bool")):
+        loc = loc[:-1]  # a union member's name, not a field
+    field = ".".join(loc) or "body"
+    if isinstance(value, bytes | bytearray):  # a body that is not JSON (or not sent as JSON)
+        value = bytes(value[:80]).decode("utf-8", "replace")
+        valid = _JSON_BODY
+    elif field == "body" and kind in ("dict_type", "model_attributes_type"):
+        valid = _JSON_BODY
+    else:
+        try:
+            valid = _VALID.get(kind, err.get("msg", "")).format(**err.get("ctx", {}))
+        except (KeyError, IndexError):
+            valid = err.get("msg", "")
+    return {
+        "field": field,
+        "value": value if isinstance(value, str | int | float | bool | None) else str(value)[:200],
+        "message": f"{field}: {err.get('msg')}",
+        "valid": valid,
+    }
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    problems: list[dict[str, Any]] = []
-    for err in exc.errors():
-        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "form")]
-        field = ".".join(loc) or "request"
-        value = err.get("input")
-        problems.append({
-            "field": field,
-            "value": value if isinstance(value, str | int | float | bool | None) else str(value),
-            "message": f"{field}: {err.get('msg')}",
-        })
-    first = problems[0] if problems else {"field": "request", "value": None, "message": "invalid"}
+    problems = [_problem(err) for err in exc.errors()]
+    first = problems[0] if problems else {"field": "body", "value": None,
+                                          "message": "invalid request", "valid": _JSON_BODY}
     detail = {**first, "errors": problems}
     return JSONResponse({"detail": detail}, status_code=422)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """FastAPI's own 400 for a body it could not read (e.g. JSON nested too deep) in our
+    shape; every other HTTP error as FastAPI answers it."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 400 and isinstance(exc.detail, str):
+        return JSONResponse({"detail": {"message": exc.detail, "field": "body", "value": None,
+                                        "valid": _JSON_BODY}}, status_code=400)
+    return await http_exception_handler(request, exc)
+
+
+async def _data_error(request: Request, exc: Exception) -> JSONResponse:
+    """The last guard: a value the database refused as data (a number out of its column's
+    range, a character it cannot store) is the caller's input, so 422, not 500. Inputs are
+    checked before they reach the database; this answers for any the checks missed."""
+    assert isinstance(exc, DataError)
+    reason = str(exc.orig).splitlines()[0] if exc.orig is not None else str(exc)
+    return JSONResponse({"detail": {
+        "message": f"the database refused a value of this request: {reason}",
+        "field": "request", "value": None,
+        "valid": "numbers within the range of their ids or columns, text without NUL "
+                 "characters or unpaired surrogates"}}, status_code=422)
 
 
 def add_exception_handlers(app: FastAPI) -> None:
     """Register the handlers that turn domain and validation errors into JSON answers."""
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(DataError, _data_error)

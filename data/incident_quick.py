@@ -176,7 +176,8 @@ class QuickCheck:
 
 
 def _short(value: Any, limit: int) -> str | bool | None:
-    """A stripped text of at most ``limit`` characters, None when empty, False: go the full way."""
+    """A stripped text of at most ``limit`` characters, None when empty, False: go the full way
+    (too long, not a text, or with a NUL character, which PostgreSQL cannot store)."""
     if value is None:
         return None
     if type(value) is not str:
@@ -184,4 +185,4 @@ def _short(value: Any, limit: int) -> str | bool | None:
     text = value.strip()
     if not text:
         return None
-    return text if len(text) <= limit else False
+    return text if len(text) <= limit and "\x00" not in text else False

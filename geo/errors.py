@@ -50,6 +50,54 @@ class ImportRefused(DomainError):
     """A commit was refused because validation found problems; nothing was written."""
 
 
+#: What :func:`storable_text` accepts, for error messages.
+TEXT_VALID = "text without NUL characters (\\u0000) or unpaired surrogates (\\ud800-\\udfff)"
+
+
+def unstorable(value: str) -> str | None:
+    """Why PostgreSQL cannot store ``value`` as text (None: it can).
+
+    JSON and URLs can carry both a NUL character and an unpaired UTF-16 surrogate
+    (``"\\u0000"``, ``"\\ud800"``), which ``text`` and ``jsonb`` refuse.
+    """
+    if "\x00" in value:
+        return "contains a NUL character"
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "contains an unpaired surrogate (not valid Unicode)"
+    return None
+
+
+def storable_text(value: str, field: str) -> str:
+    """``value`` when PostgreSQL can store it as text; otherwise :class:`InvalidInput`
+    naming ``field``."""
+    why = unstorable(value)
+    if why is not None:
+        raise InvalidInput(f"{field} {why}", field=field,
+                           value=value.replace("\x00", "\\x00").encode(
+                               "utf-8", "backslashreplace").decode()[:80],
+                           valid=TEXT_VALID)
+    return value
+
+
+def storable_json(value: Any, field: str) -> None:
+    """Raise :class:`InvalidInput` naming ``field`` (and the key path) when a key or string
+    inside the JSON value ``value`` cannot be stored by PostgreSQL's ``jsonb``."""
+    stack: list[tuple[str, Any]] = [(field, value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            storable_text(item, path)
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                storable_text(str(key), path)
+                stack.append((f"{path}.{key}", inner))
+        elif isinstance(item, list | tuple):
+            stack.extend((f"{path}[{i}]", inner) for i, inner in enumerate(item))
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)

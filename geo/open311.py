@@ -41,7 +41,14 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from geo.errors import Conflict, DomainError, ImportRefused, InvalidInput, NotFound
+from geo.errors import (
+    Conflict,
+    DomainError,
+    ImportRefused,
+    InvalidInput,
+    NotFound,
+    storable_text,
+)
 from geo.incidents.loop import FINAL_STATUSES
 from geo.store.models import INCIDENT_STATUSES
 
@@ -94,7 +101,7 @@ def parse_ids(value: str | None, field: str = "service_request_id") -> list[int]
     ids: list[int] = []
     for part in value.split(","):
         text = part.strip()
-        if not text.isdigit() or len(text) > 18:
+        if not (text.isascii() and text.isdigit()) or len(text) > 18:
             raise InvalidInput(f"{field} {text!r} is not a service request id", field=field,
                                value=value, valid="service request ids (positive integers), "
                                "comma-separated")
@@ -174,11 +181,11 @@ def _attributes(form: Iterable[tuple[str, str]]) -> dict[str, Any]:
     return found
 
 
-def _clean(value: Any) -> str | None:
+def _clean(value: Any, field: str) -> str | None:
     if value is None:
         return None
     text = str(value).strip()
-    return text or None
+    return storable_text(text, field) if text else None
 
 
 def intake_fields(form: Iterable[tuple[str, str]], *,
@@ -200,7 +207,7 @@ def intake_fields(form: Iterable[tuple[str, str]], *,
             raise InvalidInput(f"{key!r} is not a GeoReport v2 field of a service request",
                                field=key, value=str(value)[:80],
                                valid=", ".join(FORM_FIELDS) + ", attribute[<code>]")
-        fields[key] = _clean(value)
+        fields[key] = _clean(value, key)
     if fields.get("lat") is None or fields.get("long") is None:
         missing = "lat" if fields.get("lat") is None else "long"
         where = (" (address_string and address_id are not geocoded here)"

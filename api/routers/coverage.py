@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 
 from api.auth import Reader
-from api.deps import SessionDep, SettingsDep
+from api.deps import Id, SessionDep, SettingsDep
 from geo.errors import InvalidInput
 from geo.store import coverage as store
 from geo.store.track_queries import parse_window
@@ -61,7 +61,7 @@ def coverage(
 
 @router.get("/routes/{route_id}/actual")
 def route_actual(
-    route_id: int, session: SessionDep, settings: SettingsDep, _: Reader,
+    route_id: Id, session: SessionDep, settings: SettingsDep, _: Reader,
     date: Annotated[str, Query(description="Local date YYYY-MM-DD.")],
     tolerance_m: Annotated[float | None, Query(gt=0, le=500, description="Default "
                                                "PATROLGRID_ROUTE_WALK_TOLERANCE_M (25).")]

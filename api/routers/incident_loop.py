@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response
@@ -20,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.auth import Dispatcher, Reader, require_role
-from api.deps import SessionDep, SettingsDep
+from api.deps import BigId, SessionDep, SettingsDep
 from api.schemas.incident_loop import (
     Candidates,
     EscalationReportOut,
@@ -74,8 +76,22 @@ def _answer(session: Session, incident: Incident, response: Response) -> Inciden
     return IncidentState.of(incident, _last_event(session, incident.id))
 
 
-def _precondition_failed(exc: loop.StaleVersion) -> HTTPException:
-    return HTTPException(status_code=412, detail=exc.to_dict())
+@contextmanager
+def _conflicts(from_header: bool) -> Iterator[None]:
+    """A stale version or a refused transition as 409 (412 for a stale ``If-Match``), with
+    the incident's current ``ETag`` so that the client can retry without reading again."""
+    try:
+        yield
+    except loop.StaleVersion as exc:
+        raise HTTPException(status_code=412 if from_header else 409, detail=exc.to_dict(),
+                            headers=_etag(exc.extra.get("current_version"))) from exc
+    except loop.TransitionNotAllowed as exc:
+        raise HTTPException(status_code=409, detail=exc.to_dict(),
+                            headers=_etag(exc.extra.get("version"))) from exc
+
+
+def _etag(version: object) -> dict[str, str] | None:
+    return {"ETag": f'"{version}"'} if isinstance(version, int) else None
 
 
 IfMatch = Annotated[str | None, Header(alias="If-Match", description=(
@@ -83,7 +99,7 @@ IfMatch = Annotated[str | None, Header(alias="If-Match", description=(
 
 
 @router.post("/incidents/{incident_id}/status", response_model=IncidentState)
-def change_status(incident_id: int, body: StatusChange, session: SessionDep,
+def change_status(incident_id: BigId, body: StatusChange, session: SessionDep,
                   principal: StatusEditor, response: Response,
                   if_match: IfMatch = None) -> IncidentState:
     """Move the incident to ``status`` with a ``note``; one event records who, when, from, to.
@@ -97,54 +113,42 @@ def change_status(incident_id: int, body: StatusChange, session: SessionDep,
             "field": "status", "value": body.status,
             "valid": ", ".join(loop.FIELD_STATUSES) + " (dispatchers may set the others)"})
     expected, from_header = _expected(body.version, if_match)
-    try:
+    with _conflicts(from_header):
         incident = loop.change_status(session, incident_id, body.status, note=body.note,
                                       actor=principal.name, expected_version=expected,
                                       worker_id=body.worker_id)
-    except loop.StaleVersion as exc:
-        if from_header:
-            raise _precondition_failed(exc) from exc
-        raise
     return _answer(session, incident, response)
 
 
 @router.post("/incidents/{incident_id}/evaluation", response_model=IncidentState)
-def evaluate(incident_id: int, body: EvaluationIn, session: SessionDep, principal: Dispatcher,
+def evaluate(incident_id: BigId, body: EvaluationIn, session: SessionDep, principal: Dispatcher,
              response: Response, if_match: IfMatch = None) -> IncidentState:
     """Record the reporter's evaluation (score 1-5 and a comment) of a closed incident.
 
     409 when it is not closed or was evaluated differently before; sending the
     same evaluation again is a harmless retry."""
     expected, from_header = _expected(body.version, if_match)
-    try:
+    with _conflicts(from_header):
         incident = loop.evaluate(session, incident_id, score=body.score,  # type: ignore[arg-type]
                                  comment=body.comment, actor=principal.name,
                                  expected_version=expected)
-    except loop.StaleVersion as exc:
-        if from_header:
-            raise _precondition_failed(exc) from exc
-        raise
     return _answer(session, incident, response)
 
 
 @router.post("/incidents/{incident_id}/merge", response_model=IncidentState)
-def merge(incident_id: int, body: MergeIn, session: SessionDep, principal: Dispatcher,
+def merge(incident_id: BigId, body: MergeIn, session: SessionDep, principal: Dispatcher,
           response: Response, if_match: IfMatch = None) -> IncidentState:
     """Merge this incident into ``into`` (the one it repeats): it becomes ``duplicate``,
     its candidates move to ``into``, and both get an event."""
     expected, from_header = _expected(body.version, if_match)
-    try:
+    with _conflicts(from_header):
         incident = duplicates.merge(session, incident_id, body.into, actor=principal.name,
                                     note=body.note, expected_version=expected)
-    except loop.StaleVersion as exc:
-        if from_header:
-            raise _precondition_failed(exc) from exc
-        raise
     return _answer(session, incident, response)
 
 
 @router.get("/incidents/{incident_id}/candidates", response_model=Candidates)
-def candidates(incident_id: int, session: SessionDep, _: Reader) -> Candidates:
+def candidates(incident_id: BigId, session: SessionDep, _: Reader) -> Candidates:
     """Incidents linked to this one: the one it may repeat (``candidate_of``), those that may
     repeat it (``candidate``: same category, within 50 m and 2 h by default) and those
     merged into it (``merged``)."""

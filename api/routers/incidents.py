@@ -7,10 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, Query, Request, Response
 
 from api.auth import Reader, Reporter
-from api.deps import SessionDep, SettingsDep
+from api.deps import BigId, SessionDep, SettingsDep
 from api.routers.grids import GeoJSONResponse
 from api.schemas.grids import Link
 from api.schemas.incidents import (
+    CONTACT_ROLES,
     ChainLinkOut,
     EventOut,
     IncidentCollection,
@@ -23,6 +24,7 @@ from api.schemas.incidents import (
 )
 from geo.errors import InvalidInput
 from geo.incidents.intake import register
+from geo.incidents.replay import check_replay
 from geo.incidents.schema import KEY_MAX, validate_incident
 from geo.index_cache import get_index
 from geo.store import grid_queries, incident_queries
@@ -74,6 +76,7 @@ def create_incident(
     item = validate_incident(raw, tz=settings.tz)
     result = register(session, item, actor=principal.name, settings=settings,
                       index=get_index(session))
+    check_replay(item, result)
     href = str(request.url_for("get_incident", incident_id=result.id))
     response.headers["Location"] = href
     if not result.created:
@@ -96,7 +99,7 @@ def _flag(value: str | None, name: str) -> bool | None:
 
 @router.get("/incidents", response_model=IncidentCollection, response_class=GeoJSONResponse)
 def list_incidents(
-    request: Request, session: SessionDep, settings: SettingsDep, _: Reader,
+    request: Request, session: SessionDep, settings: SettingsDep, principal: Reader,
     bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat (WGS-84)",
                                       examples=["119.28,26.07,119.31,26.10"])] = None,
     grid: Annotated[str | None, Query(description="A grid code: its incidents and those of "
@@ -127,27 +130,33 @@ def list_incidents(
         reported_from=incident_queries.parse_time(from_, "from", settings.tz),
         reported_to=incident_queries.parse_time(to, "to", settings.tz),
         overdue=_flag(overdue, "overdue"), unassigned=_flag(unassigned, "unassigned"))
+    if filters.reported_from is not None and filters.reported_to is not None \
+            and filters.reported_to <= filters.reported_from:
+        raise InvalidInput(f"to {to!r} is not after from {from_!r}", field="to", value=to,
+                           valid=f"a time after from ({from_})")
     page = incident_queries.list_incidents(session, filters, limit=size, cursor=cursor)
     links = [Link(rel="self", href=str(request.url))]
     if page.next_cursor is not None:
         links.append(Link(rel="next", href=str(
             request.url.include_query_params(limit=size, cursor=page.next_cursor))))
-    return IncidentCollection(features=[IncidentFeature.of(r) for r in page.items],
+    contacts = principal.role in CONTACT_ROLES
+    return IncidentCollection(features=[IncidentFeature.of(r, contacts=contacts)
+                                        for r in page.items],
                               numberMatched=page.total, numberReturned=len(page.items),
                               links=links)
 
 
 @router.get("/incidents/{incident_id}", response_model=IncidentDetail,
             response_class=GeoJSONResponse)
-def get_incident(incident_id: int, response: Response, session: SessionDep,
-                 _: Reader) -> IncidentDetail:
+def get_incident(incident_id: BigId, response: Response, session: SessionDep,
+                 principal: Reader) -> IncidentDetail:
     """One incident as a GeoJSON Feature with its grid chain and its events (who, when,
     from, to, note), oldest first. The ``ETag`` is its version (for ``If-Match``)."""
     row = incident_queries.get_incident(session, incident_id)
     response.headers["ETag"] = f'"{row.version}"'
     return IncidentDetail(
         id=row.id, geometry=PointGeometry(coordinates=(row.lon, row.lat)),
-        properties=IncidentProperties.of(row),
+        properties=IncidentProperties.of(row, contacts=principal.role in CONTACT_ROLES),
         grid_chain=[ChainLinkOut(code=c, name=n, level=lv)
                     for c, n, lv in incident_queries.grid_chain(session, row.grid_code)],
         events=[EventOut.of(e) for e in incident_queries.events(session, row.id)])

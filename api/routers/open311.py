@@ -34,6 +34,7 @@ from api.deps import SettingsDep
 from geo import open311
 from geo.errors import DomainError, InvalidInput
 from geo.incidents.intake import register
+from geo.incidents.replay import check_replay
 from geo.incidents.schema import validate_incident
 from geo.index_cache import get_index
 from geo.settings import Settings
@@ -120,9 +121,9 @@ def _principal(session: Any, key: str | None) -> Principal:
     return principal
 
 
-def _check_key(settings: Settings, authorization: str | None) -> None:
+def _check_key(settings: Settings, api_key: str | None, authorization: str | None) -> None:
     with session_scope(settings.database_url) as session:
-        _principal(session, _key(None, authorization))
+        _principal(session, _key(api_key, authorization))
 
 
 def _reader(settings: Settings, session: Any, api_key: str | None,
@@ -196,6 +197,7 @@ def _post(settings: Settings, items: Sequence[tuple[str, str]], api_key: str | N
         item = validate_incident(raw, tz=settings.tz)
         done = register(session, item, actor=f"open311:{principal.name}", settings=settings,
                         index=get_index(session))
+        check_replay(item, done)
     sla_hours = ((done.due_at - done.reported_at).total_seconds() / 3600
                  if done.due_at is not None else None)
     notice = open311.service_notice(sla_hours, done.due_at, settings.tz)
@@ -237,11 +239,13 @@ async def post_request(
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind not in ("application/x-www-form-urlencoded", "multipart/form-data"):
         # no form, so no api_key field: the credentials are checked first (401/403)
-        await run_in_threadpool(_check_key, settings, authorization)
+        await run_in_threadpool(_check_key, settings, request.query_params.get("api_key"),
+                                authorization)
         raise InvalidInput("a service request is posted as a form", field="Content-Type",
                            value=kind or None, valid="application/x-www-form-urlencoded or "
                            "multipart/form-data")
     items = _form_items(await request.form())
+    api_key = api_key or request.query_params.get("api_key")  # the spec allows either
     created, body = await run_in_threadpool(_post, settings, items, api_key, authorization,
                                             idempotency_key)
     return JSONResponse([body], status_code=201 if created else 200)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, Query
 from fastapi.encoders import jsonable_encoder
 
 from api.auth import Planner
-from api.deps import SessionDep, SettingsDep
+from api.deps import Id, SessionDep, SettingsDep
 from api.schemas.plans import EDIT_EXAMPLES, PlanIn, SuggestIn
 from geo.errors import InvalidInput
 from geo.plans import apply as apply_mod
@@ -48,7 +48,7 @@ def suggest(body: SuggestIn, session: SessionDep, settings: SettingsDep,
 
 
 @router.post("/{plan_id}/edits", status_code=201)
-def add_edit(plan_id: int, session: SessionDep, settings: SettingsDep, who: Planner,
+def add_edit(plan_id: Id, session: SessionDep, settings: SettingsDep, who: Planner,
              body: Annotated[dict[str, Any], Body(openapi_examples=EDIT_EXAMPLES)]
              ) -> dict[str, Any]:
     """Append one edit (``op`` and its fields, see the README) and answer the plan with its
@@ -64,7 +64,7 @@ def add_edit(plan_id: int, session: SessionDep, settings: SettingsDep, who: Plan
 
 
 @router.get("/{plan_id}")
-def get_plan(plan_id: int, session: SessionDep, settings: SettingsDep,
+def get_plan(plan_id: Id, session: SessionDep, settings: SettingsDep,
              _: Planner) -> dict[str, Any]:
     """The plan, its edits, its result as GeoJSON and its validation (``stale``: grids that
     changed since it was drafted)."""
@@ -76,7 +76,7 @@ def get_plan(plan_id: int, session: SessionDep, settings: SettingsDep,
 
 
 @router.get("/{plan_id}/impact")
-def plan_impact(plan_id: int, session: SessionDep, settings: SettingsDep, _: Planner,
+def plan_impact(plan_id: Id, session: SessionDep, settings: SettingsDep, _: Planner,
                 lookback_days: LookbackQuery = 365.0, workload: WorkloadQuery = "incidents",
                 weight: WeightQuery = 0.5) -> dict[str, Any]:
     """Per touched grid before and after: area, population, households, incidents over the
@@ -88,7 +88,7 @@ def plan_impact(plan_id: int, session: SessionDep, settings: SettingsDep, _: Pla
 
 
 @router.post("/{plan_id}/apply")
-def apply_plan(plan_id: int, session: SessionDep, settings: SettingsDep,
+def apply_plan(plan_id: Id, session: SessionDep, settings: SettingsDep,
                who: Planner) -> dict[str, Any]:
     """Apply the plan in one transaction: new grid versions (old ones get ``valid_to``), the
     roster of retired grids moved to their heirs (``roster``, to confirm), open incidents

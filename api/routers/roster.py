@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api.auth import Reader, require_role
-from api.deps import SessionDep, SettingsDep
+from api.deps import Id, IdFilter, SessionDep, SettingsDep
 from api.schemas.grids import Link
 from api.schemas.roster import (
     DutyCreate,
@@ -40,7 +40,7 @@ def list_workers(
     role: Annotated[str | None, Query(description="grid_worker, patrol, volunteer, "
                                                   "dispatcher or manager")] = None,
     grid: Annotated[str | None, Query(description="Workers with a duty on this grid.")] = None,
-    team_id: int | None = None,
+    team_id: IdFilter = None,
     active: bool | None = None,
     limit: int | None = None,
     offset: int = 0,
@@ -65,13 +65,13 @@ def create_worker(body: WorkerCreate, session: SessionDep, _: RosterEditor) -> W
 
 
 @router.get("/workers/{worker_id}", response_model=WorkerOut)
-def get_worker(worker_id: int, session: SessionDep, _: Reader) -> WorkerOut:
+def get_worker(worker_id: Id, session: SessionDep, _: Reader) -> WorkerOut:
     """One worker."""
     return WorkerOut.model_validate(roster.get_worker(session, worker_id))
 
 
 @router.patch("/workers/{worker_id}", response_model=WorkerOut)
-def patch_worker(worker_id: int, body: WorkerPatch, session: SessionDep,
+def patch_worker(worker_id: Id, body: WorkerPatch, session: SessionDep,
                  _: RosterEditor) -> WorkerOut:
     """Change the fields given (``active: true`` reactivates)."""
     changes = body.model_dump(exclude_unset=True)
@@ -79,7 +79,7 @@ def patch_worker(worker_id: int, body: WorkerPatch, session: SessionDep,
 
 
 @router.post("/workers/{worker_id}/deactivate", response_model=WorkerOut)
-def deactivate_worker(worker_id: int, session: SessionDep, _: RosterEditor) -> WorkerOut:
+def deactivate_worker(worker_id: Id, session: SessionDep, _: RosterEditor) -> WorkerOut:
     """Mark a worker inactive: kept for history, never chosen as responsible."""
     return WorkerOut.model_validate(roster.deactivate_worker(session, worker_id))
 
@@ -99,13 +99,13 @@ def create_team(body: TeamCreate, session: SessionDep, _: RosterEditor) -> TeamO
 
 
 @router.get("/teams/{team_id}", response_model=TeamOut)
-def get_team(team_id: int, session: SessionDep, _: Reader) -> TeamOut:
+def get_team(team_id: Id, session: SessionDep, _: Reader) -> TeamOut:
     """One team."""
     return TeamOut.model_validate(roster.get_team(session, team_id))
 
 
 @router.patch("/teams/{team_id}", response_model=TeamOut)
-def patch_team(team_id: int, body: TeamPatch, session: SessionDep,
+def patch_team(team_id: Id, body: TeamPatch, session: SessionDep,
                _: RosterEditor) -> TeamOut:
     """Change the fields given."""
     changes = body.model_dump(exclude_unset=True)
@@ -116,7 +116,7 @@ def patch_team(team_id: int, body: TeamPatch, session: SessionDep,
 
 @router.get("/duties", response_model=list[DutyOut])
 def list_duties(session: SessionDep, _: Reader, grid: str | None = None,
-                worker_id: int | None = None, kind: str | None = None) -> list[DutyOut]:
+                worker_id: IdFilter = None, kind: str | None = None) -> list[DutyOut]:
     """Duties, by grid, worker or kind (primary first)."""
     duties = roster.list_duties(session, grid=grid, worker_id=worker_id, kind=kind)
     return [DutyOut.model_validate(d) for d in duties]
@@ -132,7 +132,7 @@ def create_duty(body: DutyCreate, session: SessionDep, _: RosterEditor) -> DutyO
 
 
 @router.delete("/duties/{duty_id}", status_code=204)
-def delete_duty(duty_id: int, session: SessionDep, _: RosterEditor) -> Response:
+def delete_duty(duty_id: Id, session: SessionDep, _: RosterEditor) -> Response:
     """Remove a duty."""
     roster.delete_duty(session, duty_id)
     return Response(status_code=204)

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from api.auth import Reader, require_role
-from api.deps import SessionDep, SettingsDep
+from api.deps import Id, IdFilter, SessionDep, SettingsDep
 from api.schemas.grids import Link
 from api.schemas.routes import ROUTE_EXAMPLE, PlanRequest, RouteCollection
 from geo.crs import check_lonlat, point_to_wgs84
@@ -41,7 +41,7 @@ class GeoJSONResponse(JSONResponse):
 @router.get("/routes", response_model=RouteCollection, response_class=GeoJSONResponse)
 def list_routes(
     request: Request, session: SessionDep, settings: SettingsDep, _: Reader,
-    team_id: int | None = None,
+    team_id: IdFilter = None,
     team: Annotated[str | None, Query(description="A team code.")] = None,
     grid: Annotated[str | None, Query(description="Routes that claim this grid.")] = None,
     code: Annotated[str | None, Query(description="The route with this code.")] = None,
@@ -99,13 +99,13 @@ def plan(body: PlanRequest, session: SessionDep, settings: SettingsDep,
 
 
 @router.get("/routes/{route_id}", response_class=GeoJSONResponse)
-def get_route(route_id: int, session: SessionDep, _: Reader) -> dict[str, Any]:
+def get_route(route_id: Id, session: SessionDep, _: Reader) -> dict[str, Any]:
     """One route as a GeoJSON Feature."""
     return route_store.get_route(session, route_id).feature()
 
 
 @router.put("/routes/{route_id}", response_class=GeoJSONResponse)
-def replace_route(route_id: int, body: FeatureBody, session: SessionDep, settings: SettingsDep,
+def replace_route(route_id: Id, body: FeatureBody, session: SessionDep, settings: SettingsDep,
                   _: RouteEditor, crs: CrsQuery = None) -> dict[str, Any]:
     """Replace a route with the Feature given (checked like a new one; keeps its code when
     the Feature has none)."""
@@ -115,7 +115,7 @@ def replace_route(route_id: int, body: FeatureBody, session: SessionDep, setting
 
 
 @router.patch("/routes/{route_id}", response_class=GeoJSONResponse)
-def patch_route(route_id: int, body: Annotated[dict[str, Any], Body()], session: SessionDep,
+def patch_route(route_id: Id, body: Annotated[dict[str, Any], Body()], session: SessionDep,
                 settings: SettingsDep, _: RouteEditor, crs: CrsQuery = None) -> dict[str, Any]:
     """Change part of a route: ``{"properties": {...}}`` and/or ``{"geometry": {...}}``
     (a property set to null is removed); the result is checked like a new route."""
@@ -127,7 +127,7 @@ def patch_route(route_id: int, body: Annotated[dict[str, Any], Body()], session:
 
 
 @router.delete("/routes/{route_id}", status_code=204)
-def delete_route(route_id: int, session: SessionDep, _: RouteEditor) -> Response:
+def delete_route(route_id: Id, session: SessionDep, _: RouteEditor) -> Response:
     """Remove a route."""
     route_store.delete_route(session, route_id)
     return Response(status_code=204)

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Res
 from fastapi.responses import JSONResponse
 
 from api.auth import Dispatcher, Reader, require_role
-from api.deps import SessionDep, SettingsDep
+from api.deps import Id, SessionDep, SettingsDep
 from api.schemas.grids import Link
 from api.schemas.tasks import (
     AREA_EXAMPLE,
@@ -110,7 +110,7 @@ def list_tasks(
 
 
 @router.get("/tasks/{task_id}", response_class=GeoJSONResponse)
-def get_task(task_id: int, session: SessionDep, settings: SettingsDep,
+def get_task(task_id: Id, session: SessionDep, settings: SettingsDep,
              _: Reader) -> dict[str, Any]:
     """One task with ``properties.coverage``: the claimant's track during the window (up
     to now) — for a route the share of it walked within ``task_coverage_m`` and the
@@ -124,7 +124,7 @@ def get_task(task_id: int, session: SessionDep, settings: SettingsDep,
 
 
 @router.post("/tasks/{task_id}/claim", response_class=GeoJSONResponse)
-def claim_task(task_id: int, session: SessionDep, principal: Claimer,
+def claim_task(task_id: Id, session: SessionDep, principal: Claimer,
                body: Annotated[ClaimBody | None, Body()] = None) -> dict[str, Any]:
     """Claim an open task; the first claim wins (409 for the others, naming the winner's
     ``claimed_at``). A worker cannot hold two claimed tasks whose windows overlap."""
@@ -150,7 +150,7 @@ def claim_task(task_id: int, session: SessionDep, principal: Claimer,
 
 
 @router.post("/tasks/{task_id}/cancel", response_class=GeoJSONResponse)
-def cancel_task(task_id: int, session: SessionDep, principal: Dispatcher,
+def cancel_task(task_id: Id, session: SessionDep, principal: Dispatcher,
                 body: Annotated[CancelBody | None, Body()] = None) -> dict[str, Any]:
     """Cancel an open or claimed task whose window is not over (dispatcher); ``version``
     in the body, when given, must be the task's current version (409 otherwise)."""

@@ -29,8 +29,9 @@ class StatusChange(_In):
                         examples=["accepted"])
     note: str | None = Field(None, description="Why (required for rejected; ≤ 2000 chars).")
     version: int | None = Field(None, description=_VERSION)
-    worker_id: int | None = Field(None, description="Only with status dispatched: dispatch "
-                                                    "to this worker.")
+    worker_id: int | None = Field(None, ge=1, le=2**31 - 1,
+                                  description="Only with status dispatched: dispatch to this "
+                                              "worker.")
 
 
 class EvaluationIn(_In):
@@ -45,7 +46,7 @@ class EvaluationIn(_In):
 class MergeIn(_In):
     """Merge this incident into the one it repeats."""
 
-    into: int = Field(description="Id of the incident this one duplicates.")
+    into: int = Field(ge=1, le=2**63 - 1, description="Id of the incident this one duplicates.")
     note: str | None = None
     version: int | None = Field(None, description=_VERSION)
 

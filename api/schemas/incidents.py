@@ -150,10 +150,30 @@ class IncidentProperties(BaseModel):
     attrs: dict[str, Any]
 
     @classmethod
-    def of(cls, r: IncidentRow) -> IncidentProperties:
-        """From a stored incident."""
+    def of(cls, r: IncidentRow, *, contacts: bool = True) -> IncidentProperties:
+        """From a stored incident; without the reporter's name and contact details unless
+        ``contacts`` (see :data:`CONTACT_ROLES`)."""
         fields = {k: getattr(r, k) for k in cls.model_fields}
+        if not contacts:
+            fields["reporter"] = None
+            fields["attrs"] = _without_contacts(fields["attrs"])
         return cls(**fields)
+
+
+#: Roles that see who reported an incident and how to reach them (to call the reporter
+#: back and record their evaluation); other roles get ``reporter`` null and no contact
+#: fields in ``attrs``.
+CONTACT_ROLES = ("dispatcher", "admin")
+#: Contact fields an Open311 request keeps under ``attrs.open311``.
+CONTACT_KEYS = frozenset(("email", "phone", "first_name", "last_name", "device_id",
+                          "account_id"))
+
+
+def _without_contacts(attrs: dict[str, Any]) -> dict[str, Any]:
+    inner = attrs.get("open311")
+    if not isinstance(inner, dict) or not CONTACT_KEYS & inner.keys():
+        return attrs
+    return {**attrs, "open311": {k: v for k, v in inner.items() if k not in CONTACT_KEYS}}
 
 
 class IncidentFeature(BaseModel):
@@ -165,10 +185,10 @@ class IncidentFeature(BaseModel):
     properties: IncidentProperties
 
     @classmethod
-    def of(cls, r: IncidentRow) -> IncidentFeature:
-        """From a stored incident."""
+    def of(cls, r: IncidentRow, *, contacts: bool = True) -> IncidentFeature:
+        """From a stored incident (``contacts``: see :meth:`IncidentProperties.of`)."""
         return cls(id=r.id, geometry=PointGeometry(coordinates=(r.lon, r.lat)),
-                   properties=IncidentProperties.of(r))
+                   properties=IncidentProperties.of(r, contacts=contacts))
 
 
 class EventOut(BaseModel):

@@ -108,7 +108,7 @@ class ShiftIn(_In):
 class DutyCreate(_In):
     """A worker's duty on a grid."""
 
-    worker_id: int
+    worker_id: int = Field(ge=1, le=2**31 - 1, description="The worker (GET /api/v1/workers).")
     grid_code: str = Field(description="A current grid.")
     kind: str = Field(description=f"One of {', '.join(DUTY_KINDS)} (A角 / B角).")
     shifts: list[ShiftIn] = Field(default_factory=list,

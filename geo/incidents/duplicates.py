@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
-from geo.errors import Conflict, InvalidInput
+from geo.errors import Conflict, InvalidInput, NotFound
 from geo.incidents.loop import (
     ALLOWED,
     OPEN_STATUSES,
@@ -116,7 +116,14 @@ def link_candidates(session: Session, new_ids: Sequence[int], settings: Settings
 def _lock_pair(session: Session, duplicate_id: int, into_id: int) -> tuple[Incident, Incident]:
     # Lock in id order so that two merges of the same pair cannot deadlock.
     first, second = sorted((duplicate_id, into_id))
-    locked = {first: lock_incident(session, first), second: lock_incident(session, second)}
+    locked: dict[int, Incident] = {}
+    for incident_id in (first, second):
+        try:
+            locked[incident_id] = lock_incident(session, incident_id)
+        except NotFound as exc:
+            if incident_id == into_id:  # name the body's field, not the path's
+                exc.field, exc.valid = "into", "the id of the incident this one repeats"
+            raise
     return locked[duplicate_id], locked[into_id]
 
 
@@ -164,7 +171,8 @@ def merge(session: Session, duplicate_id: int, into_id: int, *, actor: str,
             f"incident {duplicate.id} is {duplicate.status}: it can no longer be merged",
             field="status", value="duplicate",
             valid="an incident that is registered, dispatched or accepted",
-            extra={"from": duplicate.status, "allowed": list(ALLOWED[duplicate.status])})
+            extra={"from": duplicate.status, "allowed": list(ALLOWED[duplicate.status]),
+                   "version": duplicate.version})
     if into.status in ("duplicate", "rejected"):
         hint = (f"incident {into.duplicate_of} (the one it duplicates)"
                 if into.duplicate_of is not None else "an incident that is not rejected")
@@ -177,6 +185,7 @@ def merge(session: Session, duplicate_id: int, into_id: int, *, actor: str,
     duplicate.version = duplicate.version + 1
     duplicate.closed_at = at if at is not None else func.now()
     session.flush()
+    into.version = into.version + 1  # it changed too: its candidates and its event
     moved = _repoint(session, duplicate.id, into.id)
     text_note = (note.strip() or None) if note else None
     record_event(session, duplicate.id, actor=actor, from_status=from_status,
@@ -185,7 +194,8 @@ def merge(session: Session, duplicate_id: int, into_id: int, *, actor: str,
                  at=at)
     record_event(session, into.id, actor=actor, from_status=into.status, to_status=into.status,
                  note=text_note, data={"kind": "merge", "merged": duplicate.id,
-                                       "category": duplicate.category_code, **moved}, at=at)
+                                       "category": duplicate.category_code,
+                                       "version": into.version, **moved}, at=at)
     session.flush()
     session.refresh(duplicate)
     return duplicate

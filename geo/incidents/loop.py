@@ -50,7 +50,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, insert, select, text
 from sqlalchemy.orm import Session
 
-from geo.errors import Conflict, InvalidInput, NotFound
+from geo.errors import Conflict, InvalidInput, NotFound, storable_text
 from geo.store.models import INCIDENT_STATUSES, Incident, IncidentEvent, Worker
 
 #: Status -> the statuses it may change to (see the module docstring).
@@ -118,7 +118,7 @@ def _check_text(value: Any, field: str, max_len: int) -> str | None:
         raise InvalidInput(f"{field} must be a text of at most {max_len} characters",
                            field=field, value=value if isinstance(value, str) else repr(value),
                            valid=f"a text of at most {max_len} characters, or null")
-    return value.strip() or None
+    return storable_text(value.strip(), field) or None
 
 
 def lock_incident(session: Session, incident_id: int) -> Incident:
@@ -171,7 +171,8 @@ def _not_allowed(incident: Incident, to_status: str) -> TransitionNotAllowed:
     return TransitionNotAllowed(
         f"incident {incident.id} is {incident.status}: it cannot change to {to_status}",
         field="status", value=to_status, valid=valid,
-        extra={"from": incident.status, "allowed": list(ALLOWED[incident.status])})
+        extra={"from": incident.status, "allowed": list(ALLOWED[incident.status]),
+               "version": incident.version})
 
 
 def _dispatch_worker(session: Session, incident: Incident, worker_id: Any) -> int | None:
@@ -181,7 +182,8 @@ def _dispatch_worker(session: Session, incident: Incident, worker_id: Any) -> in
                            field="worker_id", value=None,
                            valid="the id of an active worker (GET /api/v1/workers)")
         return None
-    worker = session.get(Worker, worker_id) if isinstance(worker_id, int) else None
+    known = isinstance(worker_id, int) and 1 <= worker_id <= _INT4_MAX
+    worker = session.get(Worker, worker_id) if known else None
     if worker is None or not worker.active:
         raise InvalidInput(f"worker_id {worker_id!r} is not the id of an active worker",
                            field="worker_id", value=worker_id,
@@ -190,6 +192,11 @@ def _dispatch_worker(session: Session, incident: Incident, worker_id: Any) -> in
 
 
 # --------------------------------------------------------------------------- changes
+
+#: ``unassigned_reason`` of an incident its worker declined (``dispatched -> registered``):
+#: it waits, without a worker, in the dispatcher's queue until dispatched to someone.
+DECLINED = "declined by the worker it was dispatched to; dispatch it to another worker"
+_INT4_MAX = 2**31 - 1
 
 def change_status(session: Session, incident_id: int, to_status: str, *, note: str | None = None,
                   actor: str, expected_version: int | None = None,
@@ -253,6 +260,13 @@ def change_status(session: Session, incident_id: int, to_status: str, *, note: s
                         rule="dispatcher")
             incident.worker_id = new_worker
             incident.rule = "dispatcher"
+            incident.unassigned_reason = None
+    elif incident.status == "dispatched" and to_status == "registered":
+        # declined: back to the dispatcher's queue (unassigned=true), without the worker
+        data.update(from_worker_id=incident.worker_id, from_rule=incident.rule)
+        incident.worker_id = None
+        incident.rule = "none"
+        incident.unassigned_reason = DECLINED
     from_status = incident.status
     incident.status = to_status
     incident.version = incident.version + 1
@@ -360,7 +374,8 @@ def change_status_many(session: Session, changes: Sequence[tuple[int, dt.datetim
     changes : sequence of (incident id, when)
         ``when`` timezone-aware; each moved incident gets an event at that time.
     to_status : str
-        Any status but ``duplicate``. That a ``dispatched`` incident has a
+        Any status but ``duplicate`` and ``registered`` (a decline clears the worker:
+        :func:`change_status`). That a ``dispatched`` incident has a
         worker is not checked here: callers dispatch incidents that have one.
     actor, note : str
         Stored on every event.
@@ -371,10 +386,11 @@ def change_status_many(session: Session, changes: Sequence[tuple[int, dt.datetim
         How many incidents moved.
     """
     check_status(to_status)
-    if to_status == "duplicate":
-        raise InvalidInput("duplicate is reached only by merging", field="status",
-                           value=to_status, valid=", ".join(s for s in INCIDENT_STATUSES
-                                                            if s != "duplicate"))
+    if to_status in ("duplicate", "registered"):
+        raise InvalidInput(f"{to_status} is reached only one incident at a time (merging, or "
+                           "a worker declining)", field="status", value=to_status,
+                           valid=", ".join(s for s in INCIDENT_STATUSES
+                                           if s not in ("duplicate", "registered")))
     if not changes:
         return 0
     for _, at in changes:

@@ -54,7 +54,7 @@ from zoneinfo import ZoneInfo
 from pyproj import CRS
 
 from geo import crs as crs_mod
-from geo.errors import InvalidInput
+from geo.errors import InvalidInput, storable_json, storable_text
 from geo.store.models import INCIDENT_SOURCES
 
 FIELDS = ("lon", "lat", "crs", "category", "source", "external_id", "idempotency_key",
@@ -121,7 +121,7 @@ def _text(value: Any, name: str, max_len: int, *, allow_int: bool = False) -> st
         shown = value[:80] + "…" if isinstance(value, str) else value
         raise InvalidInput(f"{name} must be {kind} of at most {max_len} characters",
                            field=name, value=shown, valid=f"{kind} of 1 to {max_len} characters")
-    return value.strip()
+    return storable_text(value.strip(), name)
 
 
 def _finite(value: Any, name: str) -> float:
@@ -195,6 +195,7 @@ def _attrs(value: Any) -> dict[str, Any]:
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"attrs cannot be stored as JSON: {exc}", field="attrs",
                            value=repr(value)[:80], valid=valid) from None
+    storable_json(value, "attrs")
     return dict(value)
 
 

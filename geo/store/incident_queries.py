@@ -177,7 +177,8 @@ def decode_cursor(value: str | None) -> tuple[dt.datetime, int] | None:
         raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
         at, incident_id = json.loads(raw)
         moment = dt.datetime.fromisoformat(at)
-        if moment.tzinfo is None or not isinstance(incident_id, int):
+        if moment.tzinfo is None or not isinstance(incident_id, int) \
+                or not 0 <= incident_id < 2**63:
             raise ValueError
         return moment, incident_id
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):

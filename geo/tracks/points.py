@@ -33,6 +33,10 @@ EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 TIME_VALID = ("an ISO 8601 date-time with a time zone, e.g. 2024-05-01T08:30:05+08:00 or "
               "2024-05-01T00:30:05Z, or a number of seconds since 1970-01-01 UTC")
 
+#: Unix seconds of 0001-01-01 and 9999-12-31T23:59:59 UTC: the range of a datetime.
+_FIRST_S = -62_135_596_800.0
+_LAST_S = 253_402_300_799.0
+
 
 @dataclass
 class TrackInput:
@@ -78,9 +82,9 @@ def parse_time(value: Any, field: str) -> int:
         moment = value
     elif isinstance(value, numbers.Real) and not isinstance(value, bool):
         seconds = float(value)
-        if not math.isfinite(seconds):
-            raise InvalidInput(f"{field} is not a finite number: {value!r}", field=field,
-                               value=value, valid=TIME_VALID)
+        if not math.isfinite(seconds) or not _FIRST_S <= seconds <= _LAST_S:
+            raise InvalidInput(f"{field} is not a time in seconds since 1970 from year 1 to "
+                               f"9999: {value!r}", field=field, value=value, valid=TIME_VALID)
         return round(seconds * 1_000_000)
     elif isinstance(value, str) and value.strip():
         text = value.strip()

@@ -37,6 +37,11 @@ IN_G1 = {"lat": "30.01", "long": "120.005"}
 @pytest.fixture
 def city(db_url: str) -> dict[str, int]:
     """Write the city; returns grid code -> id of the worker on it."""
+    return build_small_city(db_url)
+
+
+def build_small_city(db_url: str) -> dict[str, int]:
+    """The city of the module docstring; grid code -> id of the worker on it."""
     with db.session_scope(db_url) as s:
         write_versions(s, [GridRecord("S1", "一号街道", "street", box(120, 30, 120.02, 30.02))])
         write_versions(s, [GridRecord("C1", "一号社区", "community",

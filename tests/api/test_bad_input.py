@@ -1,0 +1,188 @@
+"""Input that used to reach the database as a 500, and the answers that replace it.
+
+Text PostgreSQL cannot store (a NUL character, an unpaired surrogate), ids beyond
+their column's range, malformed bodies, Unicode digits as Open311 ids: each is a 4xx
+naming the field, the value and what is valid, and nothing is written. The city is
+Open311's (fixture ``small_city``): grids G1 and G2, categories E1 and E2.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+Auth = Callable[[str], dict[str, str]]
+IN_G1 = {"lon": 120.005, "lat": 30.01, "category": "E1", "source": "app"}
+
+
+def _counts(session: Session) -> tuple[int, int]:
+    session.rollback()
+    return (int(session.execute(text("SELECT count(*) FROM incident")).scalar_one()),
+            int(session.execute(text("SELECT count(*) FROM incident_event")).scalar_one()))
+
+
+def _detail(response: Any, status: int, field: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    detail: dict[str, Any] = response.json()["detail"]
+    assert detail["field"] == field, detail
+    assert detail["valid"], detail
+    return detail
+
+
+def _post(client: TestClient, headers: dict[str, str], **fields: Any) -> Any:
+    # json.dumps escapes what a client may send as escapes: "\u0000", "\ud800"
+    return client.post("/api/v1/incidents", content=json.dumps({**IN_G1, **fields}),
+                       headers={**headers, "Content-Type": "application/json"})
+
+
+@pytest.mark.parametrize(("fields", "field"), [
+    ({"description": "a\u0000b"}, "description"),
+    ({"external_id": "x\u0000"}, "external_id"),
+    ({"reporter": "\ud800"}, "reporter"),
+    ({"attrs": {"k\u0000": 1}}, "attrs"),
+    ({"attrs": {"k": ["ok", "b\u0000"]}}, "attrs.k[1]"),
+    ({"attrs": {"k": {"deep": "\udfff"}}}, "attrs.k.deep"),
+])
+def test_unstorable_text_is_refused_by_field(client: TestClient, auth: Auth, session: Session,
+                                             small_city: dict[str, int], fields: dict[str, Any],
+                                             field: str) -> None:
+    before = _counts(session)
+    detail = _detail(_post(client, auth("dispatcher"), **fields), 422, field)
+    assert "NUL" in detail["valid"] and "surrogate" in detail["valid"]
+    assert _counts(session) == before
+
+
+def test_unstorable_text_in_a_status_note(client: TestClient, auth: Auth,
+                                          small_city: dict[str, int]) -> None:
+    d = auth("dispatcher")
+    iid = _post(client, d).json()["id"]
+    answer = client.post(f"/api/v1/incidents/{iid}/status",
+                         content=json.dumps({"status": "accepted", "note": "a\u0000b"}),
+                         headers={**d, "Content-Type": "application/json"})
+    _detail(answer, 422, "note")
+    assert client.get(f"/api/v1/incidents/{iid}", headers=d).json()["properties"][
+        "status"] == "dispatched"
+
+
+def test_nul_in_a_query_parameter(client: TestClient, auth: Auth,
+                                  small_city: dict[str, int]) -> None:
+    d = auth("dispatcher")
+    detail = _detail(client.get("/api/v1/incidents?grid=G%00", headers=d), 422, "grid")
+    assert detail["value"] == "G\\x00"
+    body = client.get("/open311/v2/requests.json?service_code=E%00", headers=d)
+    assert body.status_code == 400
+    assert body.json()[0]["field"] == "service_code" and body.json()[0]["code"] == 400
+    assert client.get("/api/v1/incidents?grid=G1", headers=d).status_code == 200
+
+
+def test_nul_in_an_open311_form_field(client: TestClient, auth: Auth, session: Session,
+                                      small_city: dict[str, int]) -> None:
+    before = _counts(session)
+    key = auth("patrol")["Authorization"].removeprefix("Bearer ")
+    for form in ({"description": "a\u0000b"}, {"attribute[k]": "a\u0000b"}):
+        answer = client.post("/open311/v2/requests.json", data={
+            "api_key": key, "service_code": "E1", "lat": "30.01", "long": "120.005", **form})
+        assert answer.status_code == 400, answer.text
+        assert answer.json()[0]["field"] in ("description", "attrs.open311.attributes.k")
+    assert _counts(session) == before
+
+
+@pytest.mark.parametrize(("method", "path", "body", "field"), [
+    ("get", "/api/v1/incidents/99999999999999999999", None, "incident_id"),
+    ("post", "/api/v1/incidents/9223372036854775808/status", {"status": "accepted"},
+     "incident_id"),
+    ("get", "/api/v1/incidents/0/candidates", None, "incident_id"),
+    ("delete", "/api/v1/duties/9999999999", None, "duty_id"),
+    ("get", "/api/v1/plans/33832590315577556/impact", None, "plan_id"),
+    ("get", "/api/v1/workers?team_id=2147483648", None, "team_id"),
+    ("post", "/api/v1/duties", {"worker_id": -7552547480603, "grid_code": "G1",
+                                "kind": "primary"}, "worker_id"),
+])
+def test_ids_beyond_their_column(client: TestClient, auth: Auth, small_city: dict[str, int],
+                                 method: str, path: str, body: Any, field: str) -> None:
+    kwargs: dict[str, Any] = {"headers": auth("admin")}
+    if body is not None:
+        kwargs["json"] = body
+    detail = _detail(getattr(client, method)(path, **kwargs), 422, field)
+    assert "<=" in detail["valid"] or ">=" in detail["valid"]
+
+
+def test_dispatch_to_a_worker_id_beyond_int4(client: TestClient, auth: Auth,
+                                             small_city: dict[str, int]) -> None:
+    d = auth("dispatcher")
+    iid = _post(client, d).json()["id"]
+    client.post(f"/api/v1/incidents/{iid}/status", json={"status": "registered"}, headers=d)
+    answer = client.post(f"/api/v1/incidents/{iid}/status",
+                         json={"status": "dispatched", "worker_id": 2**31}, headers=d)
+    assert "2147483647" in _detail(answer, 422, "worker_id")["valid"]
+
+
+def test_a_forged_cursor_with_a_huge_id(client: TestClient, auth: Auth,
+                                        small_city: dict[str, int]) -> None:
+    raw = json.dumps(["2026-01-01T00:00:00+00:00", 10**20]).encode()
+    cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    answer = client.get(f"/api/v1/incidents?cursor={cursor}", headers=auth("dispatcher"))
+    _detail(answer, 422, "cursor")
+
+
+@pytest.mark.parametrize(("content", "kind", "valid"), [
+    ("{", "application/json", "JSON"),
+    ('{"lon": 1}', "text/plain", "Content-Type: application/json"),
+    ("[" * 3000 + "]" * 3000, "application/json", "JSON"),
+])
+def test_bodies_that_are_not_json_objects(client: TestClient, auth: Auth,
+                                          small_city: dict[str, int], content: str, kind: str,
+                                          valid: str) -> None:
+    answer = client.post("/api/v1/incidents", content=content,
+                         headers={**auth("dispatcher"), "Content-Type": kind})
+    assert answer.status_code in (400, 422), answer.text
+    detail = answer.json()["detail"]
+    assert detail["field"] == "body" and valid in detail["valid"], detail
+
+
+def test_field_names_of_union_types_are_plain(client: TestClient, auth: Auth,
+                                              small_city: dict[str, int]) -> None:
+    d = auth("dispatcher")
+    iid = _post(client, d).json()["id"]
+    answer = client.post(f"/api/v1/incidents/{iid}/evaluation", json={"score": None},
+                         headers=d)
+    assert answer.json()["detail"]["field"] == "score", answer.text
+
+
+def test_from_after_to(client: TestClient, auth: Auth, small_city: dict[str, int]) -> None:
+    answer = client.get("/api/v1/incidents?from=2026-01-01&to=2020-01-01",
+                        headers=auth("dispatcher"))
+    assert "from" in _detail(answer, 422, "to")["valid"]
+
+
+@pytest.mark.parametrize("ident", ["%C2%B2", "%E2%91%A0", "%D9%A3"])
+def test_open311_ids_are_ascii_digits(client: TestClient, auth: Auth, small_city: dict[str, int],
+                                      ident: str) -> None:
+    d = auth("dispatcher")
+    assert client.get(f"/open311/v2/requests/{ident}.json", headers=d).status_code in (400,
+                                                                                      404)
+    listed = client.get(f"/open311/v2/requests.json?service_request_id={ident}", headers=d)
+    assert listed.status_code == 400 and listed.json()[0]["field"] == "service_request_id"
+
+
+def test_open311_post_takes_api_key_from_the_query(client: TestClient, auth: Auth,
+                                                   small_city: dict[str, int]) -> None:
+    key = auth("patrol")["Authorization"].removeprefix("Bearer ")
+    answer = client.post(f"/open311/v2/requests.json?api_key={key}",
+                         data={"service_code": "E1", "lat": "30.01", "long": "120.005"})
+    assert answer.status_code == 201, answer.text
+
+
+def test_a_track_time_beyond_any_date(client: TestClient, auth: Auth,
+                                      small_city: dict[str, int]) -> None:
+    answer = client.post("/api/v1/tracks", headers=auth("admin"), json={
+        "worker_id": small_city["G1"], "points": [{"lon": 120.005, "lat": 30.01, "t": -1.79e308}]})
+    assert answer.status_code == 422, answer.text
+    assert "points[0].t" in answer.json()["detail"]["field"]
