@@ -64,10 +64,10 @@ def _chunk_entries(chunks: Iterable[CsvChunk], importer: Any, header: list[str],
     at: list[int | None] | None = None
     quick: QuickCheck | None = None
     width = len(header)
+    if importer.fields is None:  # from the header alone, so a header-only file is checked too
+        importer.fields = resolve_fields(SourceRow(row=0, values={}), header, options)
+        importer.summary.fields = importer.fields.as_dict()
     for chunk in chunks:
-        if importer.fields is None:
-            importer.fields = resolve_fields(chunk.source_row(0), header, options)
-            importer.summary.fields = importer.fields.as_dict()
         if quick is None:
             quick = importer.quick_check()
             at = quick.columns(header)

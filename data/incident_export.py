@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -63,13 +64,18 @@ def _value(value: Any) -> Any:
     return value
 
 
+def check_status(status: str | None) -> None:
+    """Raise :class:`InvalidInput` unless ``status`` is None or an incident status."""
+    if status is not None and status not in INCIDENT_STATUSES:
+        raise InvalidInput(f"status {status!r} is not an incident status", field="status",
+                           value=status, valid=", ".join(INCIDENT_STATUSES))
+
+
 def incident_rows(session: Session, *, status: str | None = None,
                   since: dt.datetime | None = None,
                   until: dt.datetime | None = None) -> Iterator[dict[str, Any]]:
     """The incidents (filtered by status and ``since <= reported_at < until``), by id."""
-    if status is not None and status not in INCIDENT_STATUSES:
-        raise InvalidInput(f"status {status!r} is not an incident status", field="status",
-                           value=status, valid=", ".join(INCIDENT_STATUSES))
+    check_status(status)
     result = session.execute(_SELECT.execution_options(stream_results=True, yield_per=FETCH),
                              {"status": status, "since": since, "until": until})
     for row in result.mappings():
@@ -133,7 +139,17 @@ def export_incidents(session: Session, path: str | Path, *, status: str | None =
         How many incidents were written.
     """
     kind = export_format(path)
+    check_status(status)  # before the file is touched
     rows = incident_rows(session, status=status, since=since, until=until)
     writer = {"csv": _csv, "geojson": _geojson, "ndjson": _ndjson}[kind]
-    with Path(path).open("w", encoding="utf-8", newline="") as out:
-        return writer(out, rows)
+    target = Path(path)
+    # written beside the target and renamed over it at the end: a failed export leaves an
+    # existing file as it was, never half a file
+    part = target.with_name(f".{target.name}.{os.getpid()}.part")
+    try:
+        with part.open("w", encoding="utf-8", newline="") as out:
+            count = writer(out, rows)
+        os.replace(part, target)
+    finally:
+        part.unlink(missing_ok=True)
+    return count

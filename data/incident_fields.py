@@ -12,7 +12,11 @@ Rules (see also :mod:`data.incident_import`):
   field of that name.
 
 A field named in an option that the input does not have refuses the whole
-import, naming the fields it has.
+import, naming the fields it has. JSON records (GeoJSON, NDJSON) may differ in
+their keys, so there the first record decides only what it can: a default name
+it lacks is still read from the records that have it, and a named field it
+lacks is looked for in every record, the import being refused at its end (and
+rolled back) when no record had it (:func:`named_json_fields`).
 """
 
 from __future__ import annotations
@@ -93,11 +97,17 @@ def resolve_fields(first: SourceRow, header: list[str] | None,
     """Decide which fields to read, from the options and the first record (or CSV header)."""
     fields = list(header) if header is not None else [str(k) for k in first.values]
     keys = {f.lower(): f for f in reversed(fields)}
+    records = header is None  # JSON: each record has its own keys
 
-    def pick(given: str | None, option: str, default: Iterable[str]) -> str | None:
+    def pick(given: str | None, option: str, default: tuple[str, ...]) -> str | None:
         if given is not None:
+            if records and given not in fields and given.lower() not in keys:
+                return given  # looked for in every record (named_json_fields)
             return _given(given, option, keys, fields)
-        return _find(keys, default)
+        found = _find(keys, default)
+        if found is None and records and len(default) == 1:
+            return default[0]  # a later record may have it
+        return found
 
     lon = pick(options.lon_field, "lon-field", () if first.has_geometry else LON_NAMES)
     lat = pick(options.lat_field, "lat-field", () if first.has_geometry else LAT_NAMES)
@@ -107,7 +117,8 @@ def resolve_fields(first: SourceRow, header: list[str] | None,
         raise InvalidInput(f"found no {missing} field: name it with {option}",
                            field=option.lstrip("-").replace("-", "_"), value=None,
                            valid="one of the fields: " + ", ".join(fields))
-    if lon is None and lat is None and not first.has_geometry and not first.problem:
+    if lon is None and lat is None and not first.has_geometry and not first.problem \
+            and not _is_feature(first):  # a Feature without geometry: its row is rejected
         raise InvalidInput(
             "found no coordinates: no Point geometry and no field named "
             + "/".join(LON_NAMES) + " and " + "/".join(LAT_NAMES), field="lon_field",
@@ -124,3 +135,19 @@ def resolve_fields(first: SourceRow, header: list[str] | None,
         crs=None if options.crs is not None else _find(keys, ("crs",)),
         geometry=first.has_geometry,
     )
+
+
+def _is_feature(row: SourceRow) -> bool:
+    original = row.original
+    return isinstance(original, dict) and original.get("type") == "Feature"
+
+
+def named_json_fields(options: ImportOptions) -> dict[str, str]:
+    """The fields named in ``options`` (option -> field): in JSON records at least one
+    record must have each, checked over the whole input (see the module docstring)."""
+    named = {"lon-field": options.lon_field, "lat-field": options.lat_field,
+             "category-field": options.category_field,
+             "external-id-field": options.external_id_field,
+             "time-field": options.time_field, "description-field": options.description_field,
+             "reporter-field": options.reporter_field}
+    return {option: name for option, name in named.items() if name is not None}

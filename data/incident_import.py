@@ -43,7 +43,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy.orm import Session
 
 from data.incident_batches import chunk_batches, row_batches
-from data.incident_fields import Fields, ImportOptions, resolve_fields
+from data.incident_fields import Fields, ImportOptions, named_json_fields, resolve_fields
 from data.incident_io import Reject, RejectWriter, RowReader, SourceRow, open_rows
 from data.incident_pipeline import BackgroundWriter, import_mode, prefetched
 from data.incident_quick import QuickCheck
@@ -54,6 +54,7 @@ from geo.incidents.bulk import BatchCounts, BulkIntake
 from geo.incidents.schema import validate_incident
 from geo.settings import Settings
 from geo.store.incidents import category_codes
+from geo.store.models import INCIDENT_SOURCES
 
 Progress = Callable[[int, "ImportSummary"], None]
 
@@ -94,6 +95,10 @@ class _Importer:
         self.tz = _zone(options.timezone) if options.timezone else settings.tz
         if options.crs is not None:
             parse_crs(options.crs)  # an unknown --crs refuses the whole input
+        if options.source is not None and \
+                options.source.strip().lower() not in INCIDENT_SOURCES:
+            raise InvalidInput(f"the source {options.source!r} is unknown", field="source",
+                               value=options.source, valid=", ".join(INCIDENT_SOURCES))
         self.now = dt.datetime.now(dt.UTC)
         self.fields: Fields | None = None
         if options.default_category is not None and \
@@ -334,7 +339,10 @@ def import_rows(session: Session, rows: Iterable[SourceRow], options: ImportOpti
 
 def _rows_with_fields(rows: Iterable[SourceRow], importer: _Importer,
                       header: list[str] | None, options: ImportOptions) -> Iterator[SourceRow]:
-    """The rows, resolving the fields on the first readable one."""
+    """The rows, resolving the fields on the first readable one; for JSON records, a field
+    named in the options that no record has refuses the import at the end."""
+    unseen = named_json_fields(options) if header is None else {}
+    keys: set[str] = set()
     for row in rows:
         if importer.fields is None and (row.problem is None or header is not None):
             importer.fields = resolve_fields(row, header, options)
@@ -343,7 +351,16 @@ def _rows_with_fields(rows: Iterable[SourceRow], importer: _Importer,
             importer.reject(row, "unreadable record", row.problem or "unreadable")
             importer.summary.rows += 1
             continue
+        if unseen:
+            unseen = {o: n for o, n in unseen.items() if n not in row.values}
+            if len(keys) < 100:
+                keys.update(str(k) for k in row.values)
         yield row
+    if unseen and importer.fields is not None:
+        option, name = next(iter(unseen.items()))
+        raise InvalidInput(f"no record of the input has the field {name!r} (given as "
+                           f"--{option})", field=option.replace("-", "_"), value=name,
+                           valid="a field the records have: " + ", ".join(sorted(keys)))
 
 
 def _index(session: Session) -> Any:

@@ -32,10 +32,14 @@ FORMATS: dict[str, str] = {
     ".csv": "csv", ".geojson": "geojson", ".json": "geojson",
     ".ndjson": "ndjson", ".jsonl": "ndjson", ".geojsonl": "ndjson", ".geojsons": "ndjson",
 }
-#: Bytes looked at to decide a CSV file's encoding.
-SNIFF_BYTES = 1 << 16
-#: Longest original value kept in a reject report cell.
+#: Bytes read at a time while deciding a CSV file's encoding (the whole file is checked).
+SNIFF_BYTES = 1 << 20
+#: Longest text quoted in a reject reason (the report's original values are kept whole).
 MAX_CELL = 2000
+#: Longest CSV cell read (the csv module's default is 128 KiB): a longer description is a
+#: rejected row (too long), not an unreadable file.
+CSV_CELL_LIMIT = 16 << 20
+csv.field_size_limit(max(csv.field_size_limit(), CSV_CELL_LIMIT))
 #: Records per :class:`CsvChunk` read by :meth:`RowReader.csv_chunks`.
 CHUNK_ROWS = 2_000
 #: Columns that come first in every reject report.
@@ -166,19 +170,27 @@ class RowReader:
 
     # ------------------------------------------------------------------ CSV
     def _encoding(self) -> str:
-        head = self.binary.read(SNIFF_BYTES)
-        self.binary.seek(0)
+        """UTF-8 when the whole file decodes as UTF-8, else GB18030 (which decodes any
+        bytes). The whole file is checked, in pieces of :data:`SNIFF_BYTES`: a GB18030
+        export often starts with ASCII rows, its first Chinese text far into the file."""
+        decoder = codecs.getincrementaldecoder("utf-8")()
         try:
-            codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+            while piece := self.binary.read(SNIFF_BYTES):
+                decoder.decode(piece, final=False)
+            decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             return "gb18030"
+        finally:
+            self.binary.seek(0)
         return "utf-8-sig"
 
     def _csv(self) -> Iterator[SourceRow]:
         """Read the header now (so that ``fields`` is known before the first row)."""
         text = io.TextIOWrapper(self.binary, encoding=self._encoding(), newline="")
         self._text = text
-        reader = csv.reader(text)
+        # strict: a quote left open swallows the rest of the file into one cell; strict
+        # mode refuses that (and a quoted cell followed by more text) instead of accepting it
+        reader = csv.reader(text, strict=True)
         try:
             header = next(reader)
         except StopIteration:
@@ -216,7 +228,8 @@ class RowReader:
             except (csv.Error, UnicodeDecodeError) as exc:
                 if numbers:
                     yield CsvChunk(self.fields, numbers, records)
-                raise _unreadable(self.name, "CSV", exc, after=number) from exc
+                raise _unreadable(self.name, "CSV", exc, after=number,
+                                  line=getattr(reader, "line_num", 0)) from exc
             number += 1
             if not cells or (len(cells) == 1 and not cells[0].strip()):
                 continue
@@ -319,9 +332,17 @@ def _json_row(number: int, item: Any) -> SourceRow:
     return row
 
 
-def _unreadable(name: str, kind: str, exc: Exception, *, after: int = 0) -> InvalidInput:
+def _unreadable(name: str, kind: str, exc: Exception, *, after: int = 0,
+                line: int = 0) -> InvalidInput:
     where = f" after row {after}" if after else ""
-    return InvalidInput(f"cannot read {name!r} as {kind}{where}: {exc}", field="file",
+    why = str(exc)
+    if kind == "CSV" and "unexpected end of data" in why:
+        why = (f"a quote (\") opened in row {after + 1} is never closed, so the rest of the "
+               "file would be one cell")
+    elif kind == "CSV" and "expected after" in why:
+        why = (f"row {after + 1} (line {line}) has text after a quoted cell: {exc}; quote the "
+               'whole cell and double the quotes inside it ("")')
+    return InvalidInput(f"cannot read {name!r} as {kind}{where}: {why}", field="file",
                         value=name, valid=f"a well-formed {kind} file")
 
 
@@ -362,7 +383,7 @@ def cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
-        return _cut(value)
+        return value
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if isinstance(value, bool | int | float):
@@ -394,10 +415,13 @@ class RejectWriter:
     """Writes rejected rows to a CSV report as they come (nothing is kept in memory).
 
     The columns are ``row, reason, field, value, valid`` and then the original
-    values: the source's own columns for a CSV file (so the report can be fixed
-    and imported again), one ``original`` column with the record as JSON
-    otherwise. Rows come roughly in file order: the few refused by the intake
-    itself (e.g. swapped pairs) follow the validation rejects of the next batch.
+    values, whole: the source's own columns for a CSV file, all of them and in
+    their order (so the report can be fixed and imported again), one ``original``
+    column with the record as JSON otherwise. When the source has a column of one
+    of those five names, the report's own five are ``reject_row``, ``reject_reason``
+    and so on, so that no original column is lost. Rows come roughly in file
+    order: the few refused by the intake itself (e.g. swapped pairs) follow the
+    validation rejects of the next batch.
     """
 
     path: Path
@@ -406,12 +430,16 @@ class RejectWriter:
     _out: IO[str] | None = None
     _writer: Any = None
     _columns: list[str] = field(default_factory=list)
+    _own: int = len(REPORT_COLUMNS)
 
     def open(self, fields: list[str] | None) -> None:
         """Start the report for a source with these CSV ``fields`` (``None``: JSON)."""
         self.fields = fields
-        extra = [f for f in fields if f not in REPORT_COLUMNS] if fields else ["original"]
-        self._columns = [*REPORT_COLUMNS, *extra]
+        extra = list(fields) if fields else ["original"]
+        own = list(REPORT_COLUMNS)
+        if set(own) & set(extra):
+            own = [f"reject_{c}" for c in own]
+        self._columns = [*own, *extra]
         self._out = self.path.open("w", encoding="utf-8", newline="")
         self._writer = csv.writer(self._out)
         self._writer.writerow(self._columns)
@@ -424,7 +452,7 @@ class RejectWriter:
                 cell(reject.value), reject.valid or ""]
         original = reject.original
         if self.fields and isinstance(original, dict):
-            tail = [cell(original.get(f)) for f in self._columns[len(REPORT_COLUMNS):]]
+            tail = [cell(original.get(f)) for f in self._columns[self._own:]]
         elif self.fields and isinstance(original, list):
             tail = [cell(v) for v in original]
         else:

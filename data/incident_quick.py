@@ -130,6 +130,9 @@ class QuickCheck:
                at: Any) -> IncidentIn | None:
         if type(lon) not in (str, float, int) or type(lat) not in (str, float, int):
             return None
+        if (type(lon) is str and (not lon.isascii() or "_" in lon)) or \
+                (type(lat) is str and (not lat.isascii() or "_" in lat)):
+            return None  # float() reads "1_0" and full-width digits: the full check refuses
         try:
             x = float(lon)
             y = float(lat)

@@ -260,6 +260,8 @@ def _number(value: Any, field: str, valid: str) -> float:
         raise InvalidInput(f"{field} must be a number, got {value!r}",
                            field=field, value=value, valid=valid)
     try:
+        if isinstance(value, str) and (not value.isascii() or "_" in value):
+            raise ValueError  # float() also reads "1_000" and full-width digits
         number = float(value.strip() if isinstance(value, str) else value)
     except (ValueError, OverflowError):
         raise InvalidInput(f"{field} must be a number, got {value!r}",

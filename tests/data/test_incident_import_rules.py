@@ -39,6 +39,11 @@ def square(*bounds: float) -> MultiPolygon:
 
 @pytest.fixture
 def city(db_url: str) -> str:
+    return build_city(db_url)
+
+
+def build_city(db_url: str) -> str:
+    """Write the city of the module docstring into ``db_url``; returns ``db_url``."""
     with session_scope(db_url) as s:
         write_versions(s, [
             GridRecord("C1", "社区一", "community", square(W, S, E, N)),

@@ -169,9 +169,11 @@ def test_reject_report_keeps_csv_columns_or_json(tmp_path: Path) -> None:
     writer.close()
     with report.open(encoding="utf-8") as f:
         lines = list(csv.reader(f))
-    # the source's own 'reason' column does not clash with the report's
-    assert lines[0] == ["row", "reason", "field", "value", "valid", "id", "lon", "lat"]
-    assert lines[1] == ["7", "no coordinates", "lon", "", "", "9", "", ""]
+    # the source has its own 'reason' column: the report's own five are prefixed, and every
+    # original column is kept, so the report imports again
+    assert lines[0] == ["reject_row", "reject_reason", "reject_field", "reject_value",
+                        "reject_valid", "id", "lon", "lat", "reason"]
+    assert lines[1] == ["7", "no coordinates", "lon", "", "", "9", "", "", "mine"]
     assert lines[2][:2] == ["8", "bad width"] and lines[2][5:] == ["1", "2"]
     json_report = tmp_path / "rejects2.csv"
     writer = RejectWriter(json_report)
