@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session
 
 from geo.errors import InvalidInput
 from geo.incidents import duplicates, duplicates_batch
+from geo.incidents.duplicates_kept import ImportedRows
 from geo.incidents.intake import (
     OnReject,
     Registered,
@@ -133,6 +134,8 @@ class BulkIntake:
         self.grid_ids = {g.code: g.id for g in getattr(index, "grids", ()) if g.id is not None}
         #: Seconds spent per stage, over the import (for logs and the benchmark).
         self.seconds: dict[str, float] = {}
+        #: The rows written so far, for the duplicate search of later batches.
+        self.imported = ImportedRows()
 
     def register(self, items: Sequence[IncidentIn]) -> BatchCounts:
         """Register ``items`` (refused ones go to ``on_reject``); the counts of the batch."""
@@ -187,12 +190,16 @@ class BulkIntake:
             if looked_up:
                 new = self._not_stored(rows)
             ids = incident_copy.reserve_ids(self.session, len(new))
+            if self.imported.floor is None and ids:
+                self.imported.floor = min(ids)
             clock("keys")
+            cats, lons, lats = ([rows.category_code[j] for j in new],
+                                [rows.lon[j] for j in new], [rows.lat[j] for j in new])
+            at = [rows.reported_at[j] for j in new]
+            us = duplicates_batch.micros(at)
             links = duplicates_batch.pick(
-                self.session, ids, [rows.category_code[j] for j in new],
-                [rows.reported_at[j] for j in new], [rows.lon[j] for j in new],
-                [rows.lat[j] for j in new], self.settings,
-                cap=max(WINDOW_CAP, WINDOW_PER_ROW * len(new)))
+                self.session, ids, cats, at, lons, lats, self.settings,
+                cap=max(WINDOW_CAP, WINDOW_PER_ROW * len(new)), imported=self.imported, us=us)
             candidate_of = [None] * len(new) if links is None else [links.get(i) for i in ids]
             clock("duplicates")
             try:
@@ -213,6 +220,7 @@ class BulkIntake:
         if links is None and duplicates.link_candidates(self.session, ids, self.settings):
             found = store.candidate_links(self.session, ids)
             candidate_of = [found.get(i) for i in ids]
+        self.imported.add(ids, cats, us, lons, lats, [c is not None for c in candidate_of])
         out = BatchCounts(created=len(new), duplicates=len(prepared.items) - len(new),
                           events=events, ids=list(ids))
         for j, target in zip(new, candidate_of, strict=True):

@@ -12,15 +12,22 @@ PostGIS geography). The first match in the SQL's order wins: stored incidents
 that are not candidates themselves, then the earliest report, then the smallest id
 (a new incident of the batch is not a candidate yet when its batch is linked).
 
-When the window holds more stored incidents than ``cap`` (a file far from time
-order, say), :func:`pick` answers ``None`` and the caller links with the SQL
-statement after writing the batch.
+Within a bulk import the stored incidents come from an
+:class:`~geo.incidents.duplicates_kept.ImportedRows` instead, which keeps the
+import's own rows and reads each stretch of time of the older ones only once (so
+a file far from time order costs what a sorted one does).
+
+When the window holds more stored incidents than ``cap`` (a database already
+holding very many open incidents across the file's time windows), :func:`pick`
+answers ``None`` and the caller links with the SQL statement after writing the
+batch.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -28,6 +35,7 @@ from pyproj import Geod
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from geo.incidents.duplicates_kept import ImportedRows
 from geo.incidents.loop import OPEN_STATUSES
 from geo.settings import Settings
 
@@ -63,7 +71,9 @@ def _windows(us: NDArray[np.int64], w: int) -> tuple[list[dt.datetime], list[dt.
 
 def pick(session: Session, ids: Sequence[int], categories: Sequence[str],
          at: Sequence[dt.datetime], lon: Sequence[float], lat: Sequence[float],
-         settings: Settings, *, cap: int) -> dict[int, int] | None:
+         settings: Settings, *, cap: int,
+         imported: ImportedRows | None = None,
+         us: NDArray[np.int64] | None = None) -> dict[int, int] | None:
     """``new id -> target id`` for the new incidents of a batch (not yet written).
 
     Parameters
@@ -74,19 +84,30 @@ def pick(session: Session, ids: Sequence[int], categories: Sequence[str],
         ``duplicate_radius_m`` and ``duplicate_window_h``.
     cap
         Most stored incidents read; more in the window: answer None.
+    imported
+        The import's kept rows (:class:`~geo.incidents.duplicates_kept.ImportedRows`):
+        then the stored incidents come from there (it reads the windows it has not read
+        yet); the caller adds this batch to it once written.
+    us
+        ``at`` as :func:`micros` (when the caller has it already).
     """
     n = len(ids)
     radius = float(settings.duplicate_radius_m)
     w = round(float(settings.duplicate_window_h) * 3600 * 1_000_000)
     if n == 0 or radius <= 0 or w <= 0:
         return {}
-    f_us = micros(at)
+    f_us = micros(at) if us is None else us
     lo, hi = _windows(f_us, w)
     cats = sorted(set(categories))
-    stored = session.execute(_STORED, {"lo": lo, "hi": hi, "cats": cats,
-                                       "open": list(OPEN_STATUSES), "cap": cap + 1}).all()
-    if len(stored) > cap:
+    stored: Sequence[Any] = []
+    if imported is None:
+        stored = session.execute(_STORED, {"lo": lo, "hi": hi, "cats": cats,
+                                           "open": list(OPEN_STATUSES), "cap": cap + 1}).all()
+        if len(stored) > cap:
+            return None
+    elif not imported.fetch(session, lo, hi, cap=cap):
         return None
+    own = imported.near(categories, f_us, w) if imported is not None else None
     code = {c: k for k, c in enumerate(cats)}
     m = len(stored)
     # Targets: the stored incidents, then the batch itself.
@@ -102,24 +123,37 @@ def pick(session: Session, ids: Sequence[int], categories: Sequence[str],
     t_child = np.concatenate((np.fromiter((r.child for r in stored), bool, m),
                               np.zeros(n, dtype=bool)))
     t_new = np.concatenate((np.zeros(m, dtype=bool), np.ones(n, dtype=bool)))
-    base = int(t_us.min()) - w
-    shift = (int(t_us.max()) - base + w + 1).bit_length()
+    k = 0 if own is None else len(own[0])
+    if k:  # the import's own earlier rows near the batch: targets like stored ones
+        assert own is not None
+        o_pf, o_id, o_us, o_lon, o_lat, o_child = own
+        t_id = np.concatenate((t_id, o_id))
+        t_cat = np.concatenate((t_cat, t_cat[m + o_pf]))
+        t_us = np.concatenate((t_us, o_us))
+        t_lon = np.concatenate((t_lon, o_lon))
+        t_lat = np.concatenate((t_lat, o_lat))
+        t_child = np.concatenate((t_child, o_child))
+        t_new = np.concatenate((t_new, np.zeros(k, dtype=bool)))
+    # stored and batch rows: matched through one sorted (category, time) key
+    sb = m + n
+    base = int(t_us[:sb].min()) - w
+    shift = (int(t_us[:sb].max()) - base + w + 1).bit_length()
     if len(cats) >= 1 << (62 - shift):  # the (category, time) key would not fit in 63 bits
         return None
-    key = (t_cat << shift) | (t_us - base)
+    key = (t_cat[:sb] << shift) | (t_us[:sb] - base)
     order = np.argsort(key, kind="stable")
     skey = key[order]
-    f = np.arange(m, m + n)
+    f = np.arange(m, sb)
     fkey = key[f]
     start = np.searchsorted(skey, fkey - w, side="left")
-    stop = np.searchsorted(skey, fkey + w, side="right")
-    counts = stop - start
+    counts = np.searchsorted(skey, fkey + w, side="right") - start
     total = int(counts.sum())
-    if total == 0:
+    if total + k == 0:
         return {}
-    pf = np.repeat(f, counts)
     offsets = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-    po = order[np.repeat(start, counts) + offsets]
+    pf = np.concatenate((np.repeat(f, counts), m + own[0] if own is not None and k
+                         else np.zeros(0, np.int64)))
+    po = np.concatenate((order[np.repeat(start, counts) + offsets], np.arange(sb, sb + k)))
     # The coarse box of the SQL (f's latitude), then order and identity rules.
     dlat = radius / 110000.0
     dlon = radius / (110000.0 * np.maximum(np.cos(np.radians(t_lat[pf])), 0.01))

@@ -113,6 +113,10 @@ def test_bulk_intake_stores_what_register_many_stores(session: Session, settings
     linked = sum(1 for r in got[0] if r.cand_ext is not None)
     assert linked > 50  # the clusters make duplicate candidates, some to stored incidents
     assert any(r.actor_like == "earlier" for r in got[0] if r.cand_ext is not None)
+    # and some to the rows of an earlier batch of this import (kept in memory, not re-read)
+    chunk_of = {i.external_id: k // 300 for k, i in enumerate(items)}
+    assert any(r.actor_like == "bulk" and chunk_of[r.cand_ext] < chunk_of[r.external_id]
+               for r in got[0] if r.cand_ext is not None)
     assert any(r.unassigned_reason for r in got[0]) and any(r.snapped_m for r in got[0])
     for mine, theirs in zip(counts, by_sql, strict=True):
         assert mine.created == sum(r.created for r in theirs)
