@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from api.errors import add_exception_handlers
 from api.guards import QueryTextGuard
 from api.jobs import lifespan
+from api.openapi import install as install_openapi
 from api.routers import categories as categories_router
 from api.routers import coverage as coverage_router
 from api.routers import grid_import, grids, health, incident_bulk, incident_loop, locate, roster
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(plans_router.router, prefix=API_PREFIX)
     app.include_router(maps_router.router)
     _mount_docs(app)
+    install_openapi(app)
     return app
 
 

@@ -6,6 +6,7 @@ that a CLI user and an HTTP client get the same helpful message.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from typing import Any
 
@@ -48,6 +49,33 @@ class Conflict(DomainError):
 
 class ImportRefused(DomainError):
     """A commit was refused because validation found problems; nothing was written."""
+
+
+#: The moments a time parameter may name: from 1970 to 2200. Within them a window, a day
+#: or a look-back of days around the moment stays inside Python's and PostgreSQL's range
+#: in every time zone (year 1 or 9999 overflowed there).
+EARLIEST_MOMENT = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+LATEST_MOMENT = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
+MOMENT_VALID = "a moment from 1970-01-01 to 2199-12-31"
+
+
+def check_moment(moment: dt.datetime, field: str, value: Any = None) -> dt.datetime:
+    """``moment`` (timezone-aware) when it lies in [1970, 2200); else :class:`InvalidInput`
+    naming ``field`` and the ``value`` given."""
+    if not EARLIEST_MOMENT <= moment < LATEST_MOMENT:
+        raise InvalidInput(f"{field} {value if value is not None else moment!s} is out of "
+                           "range", field=field, value=str(value if value is not None
+                                                             else moment),
+                           valid=MOMENT_VALID)
+    return moment
+
+
+def check_day(day: dt.date, field: str) -> dt.date:
+    """``day`` when it lies in [1970, 2200); else :class:`InvalidInput` naming ``field``."""
+    if not EARLIEST_MOMENT.date() <= day < LATEST_MOMENT.date():
+        raise InvalidInput(f"{field} {day.isoformat()} is out of range", field=field,
+                           value=day.isoformat(), valid="a date from 1970-01-01 to 2199-12-31")
+    return day
 
 
 #: What :func:`storable_text` accepts, for error messages.

@@ -47,6 +47,7 @@ from geo.errors import (
     ImportRefused,
     InvalidInput,
     NotFound,
+    check_moment,
     storable_text,
 )
 from geo.incidents.loop import FINAL_STATUSES
@@ -125,7 +126,8 @@ def parse_datetime(value: str | None, field: str, tz: ZoneInfo) -> dt.datetime |
     except ValueError:
         raise InvalidInput(f"{field} {value!r} is not a W3C date-time", field=field,
                            value=value, valid=DATE_VALID) from None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=tz)
+    return check_moment(parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=tz),
+                        field, value)
 
 
 def w3c(value: dt.datetime | None, tz: ZoneInfo) -> str | None:

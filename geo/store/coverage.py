@@ -41,7 +41,7 @@ from geo.coverage import (
     sample_lines,
     track_lines,
 )
-from geo.errors import InvalidInput, NotFound
+from geo.errors import InvalidInput, NotFound, check_day
 from geo.routes.hotspots import Hotspot, top_cells
 from geo.routes.network import MetricFrame
 from geo.store.grids import LEVEL_DEPTH
@@ -344,9 +344,9 @@ def schedule_windows(schedule: Sequence[dict[str, Any]], day: dt.date,
 def parse_day(value: str | dt.date) -> dt.date:
     """A date from ``YYYY-MM-DD``; InvalidInput naming ``date`` otherwise."""
     if isinstance(value, dt.date):
-        return value
+        return check_day(value, "date")
     try:
-        return dt.date.fromisoformat(value.strip())
+        return check_day(dt.date.fromisoformat(value.strip()), "date")
     except ValueError:
         raise InvalidInput(f"date {value!r} is not a date", field="date", value=value,
                            valid="a local date as YYYY-MM-DD") from None

@@ -18,7 +18,7 @@ from geoalchemy2 import Geography
 from sqlalchemy import ColumnElement, and_, cast, func, or_, select
 from sqlalchemy.orm import Session
 
-from geo.errors import InvalidInput, NotFound
+from geo.errors import InvalidInput, NotFound, check_moment
 from geo.store.grids import LEVEL_DEPTH
 from geo.store.models import Grid
 
@@ -89,8 +89,10 @@ def parse_bbox(value: str | None) -> tuple[float, float, float, float] | None:
     return minx, miny, maxx, maxy
 
 
-def parse_at(value: str | dt.datetime | None, tz: ZoneInfo) -> dt.datetime | None:
-    """A moment from ISO 8601 text: a date alone is 00:00 local time; naive times are local."""
+def parse_at(value: str | dt.datetime | None, tz: ZoneInfo,
+             field: str = "at") -> dt.datetime | None:
+    """A moment from ISO 8601 text: a date alone is 00:00 local time; naive times are local;
+    from 1970 to 2200 (:func:`~geo.errors.check_moment`)."""
     if value is None or value == "":
         return None
     valid = ("an ISO 8601 date or date-time such as 2024-05-01 or 2024-05-01T08:30:00+08:00 "
@@ -101,9 +103,10 @@ def parse_at(value: str | dt.datetime | None, tz: ZoneInfo) -> dt.datetime | Non
         try:
             parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError as exc:
-            raise InvalidInput(f"at {value!r} is not a date or date-time", field="at",
+            raise InvalidInput(f"{field} {value!r} is not a date or date-time", field=field,
                                value=value, valid=valid) from exc
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=tz)
+    return check_moment(parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=tz),
+                        field, value)
 
 
 def check_page(limit: int, offset: int, max_limit: int) -> None:

@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, and_, func, literal, not_, or_, select, tuple_
 from sqlalchemy.orm import Session, aliased
 
-from geo.errors import InvalidInput, NotFound
+from geo.errors import InvalidInput, NotFound, check_moment
 from geo.incidents.loop import PENDING_STATUSES
 from geo.store.models import INCIDENT_STATUSES, Category, Grid, Incident, IncidentEvent, Worker
 
@@ -160,7 +160,8 @@ def parse_time(value: str | None, name: str, tz: ZoneInfo) -> dt.datetime | None
     except ValueError:
         raise InvalidInput(f"{name} {value!r} is not a date or date-time", field=name,
                            value=value, valid=TIME_VALID) from None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=tz)
+    return check_moment(parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=tz),
+                        name, value)
 
 
 def encode_cursor(row: IncidentRow) -> str:

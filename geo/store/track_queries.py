@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from geo.errors import InvalidInput, NotFound
+from geo.errors import MOMENT_VALID, InvalidInput, NotFound
 from geo.store.grid_queries import parse_at
 
 if TYPE_CHECKING:
@@ -150,10 +150,10 @@ def parse_window(start: str | dt.datetime | None, end: str | dt.datetime | None,
     moments: dict[str, dt.datetime | None] = {}
     for name, value in (("from", start), ("to", end)):
         try:
-            moments[name] = parse_at(value, tz)
+            moments[name] = parse_at(value, tz, name)
         except InvalidInput as exc:
-            raise InvalidInput(exc.message.replace("at ", f"{name} ", 1), field=name,
-                               value=value, valid=WINDOW_VALID) from None
+            raise InvalidInput(exc.message, field=name, value=value,
+                               valid=f"{WINDOW_VALID}, {MOMENT_VALID}") from None
     hi = moments["to"] or now or dt.datetime.now(dt.UTC)
     lo = moments["from"] or hi - dt.timedelta(days=1)
     if hi <= lo:

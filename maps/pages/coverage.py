@@ -74,7 +74,8 @@ class Params(BaseModel):
     parent: str | None = Field(
         None, description="the code of a current grid: only its children at `level`")
     date: dt.date | None = Field(
-        None, description="a local day as YYYY-MM-DD (instead of from/to)")
+        None, ge=dt.date(1970, 1, 1), lt=dt.date(2200, 1, 1),
+        description="a local day as YYYY-MM-DD (instead of from/to), 1970 to 2199")
     start: str | None = Field(None, alias="from", description=WINDOW_VALID)
     end: str | None = Field(None, alias="to", description=WINDOW_VALID)
     distance_m: float | None = Field(

@@ -117,7 +117,8 @@ class Params(BaseModel):
 
     team: str = Field(..., min_length=1, description="the code (or id) of a team")
     date: dt.date | None = Field(
-        None, description="a local day as YYYY-MM-DD (default: today)")
+        None, ge=dt.date(1970, 1, 1), lt=dt.date(2200, 1, 1),
+        description="a local day as YYYY-MM-DD (default: today), 1970 to 2199")
     near_m: float = Field(100.0, gt=0, le=1000,
                           description="metres either side of a route, more than 0 and at most "
                                       "1000 (default 100)")

@@ -186,3 +186,53 @@ def test_a_track_time_beyond_any_date(client: TestClient, auth: Auth,
         "worker_id": small_city["G1"], "points": [{"lon": 120.005, "lat": 30.01, "t": -1.79e308}]})
     assert answer.status_code == 422, answer.text
     assert "points[0].t" in answer.json()["detail"]["field"]
+
+
+@pytest.mark.parametrize("url", [
+    "/api/v1/tracks?to=0001-01-01",
+    "/api/v1/tracks?from=9999-12-31T23:59:59-14:00",
+    "/api/v1/coverage?level=street&to=0001-01-01",
+    "/api/v1/incidents?from=0001-01-01T00:00:00%2B14:00",
+    "/api/v1/grids?at=9999-12-31T23:59:59-14:00",
+    "/api/v1/locate?lon=120.005&lat=30.01&at=0001-01-01",
+    "/open311/v2/requests.json?start_date=0001-01-01T00:00:00%2B14:00",
+    "/maps/heatmap?until=0001-01-01",
+    "/maps/hexbins?until=9999-12-31T23:59:59-14:00",
+    "/maps/grids?since=0001-01-01T00:00:00%2B14:00",
+    "/maps/coverage?date=9999-12-31",
+    "/maps/coverage?date=0001-01-01",
+    "/maps/coverage?to=9999-12-31T23:59:59-14:00",
+    "/maps/routes/T1?date=9999-12-31",
+    "/maps/routes/T1?date=0001-01-01",
+    "/maps/dispatch/{incident}?at=9999-12-31T23:59:59-14:00",
+    "/maps/dispatch/{incident}?at=0001-01-01T00:00:00%2B14:00",
+])
+def test_moments_near_the_ends_of_the_calendar(client: TestClient, auth: Auth, session: Session,
+                                               small_city: dict[str, int], url: str) -> None:
+    """Year 1 and year 9999 used to overflow date arithmetic (500); now 422 naming them."""
+    session.execute(text("INSERT INTO team (code, name, kind) VALUES ('T1', '巡逻一队', "
+                         "'patrol')"))
+    session.commit()
+    incident = _post(client, auth("dispatcher")).json()["id"]
+    url = url.format(incident=incident)
+    answer = client.get(url, headers={**auth("admin"), "Accept": "application/json"})
+    assert answer.status_code in (400, 422), (url, answer.status_code, answer.text[:300])
+    body = answer.json()
+    detail = body[0] if isinstance(body, list) else body["detail"]
+    assert detail["field"] in url, detail
+
+
+def test_the_openapi_document_describes_our_422s(client: TestClient, auth: Auth,
+                                                 small_city: dict[str, int]) -> None:
+    doc = client.get("/openapi.json").json()
+    schemas = doc["components"]["schemas"]
+    problem = schemas["Problem"]
+    assert schemas["HTTPValidationError"]["properties"]["detail"]["$ref"].endswith("/Problem")
+    answer = client.get("/api/v1/incidents/0", headers=auth("dispatcher"))
+    assert answer.status_code == 422
+    detail = answer.json()["detail"]
+    assert set(problem["required"]) <= set(detail)
+    assert {"message", "field", "value", "valid"} <= set(problem["properties"]) & set(detail)
+    declared = doc["paths"]["/api/v1/incidents/{incident_id}"]["get"]["responses"]["422"]
+    assert declared["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/HTTPValidationError")
