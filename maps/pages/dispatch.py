@@ -81,7 +81,9 @@ class Params(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    incident_id: int = Field(..., ge=1, description="the id of an incident (a whole number)")
+    incident_id: int = Field(..., ge=1, le=2**63 - 1,
+                             description="the id of an incident (a whole number from 1 to "
+                                         "9223372036854775807)")
     at: str | None = Field(None, description="an ISO 8601 date-time for who is on duty "
                                              "(default now; without an offset it is local)")
     nearest: int = Field(5, ge=1, le=20, description="how many on-duty workers, 1 to 20")

@@ -75,7 +75,9 @@ class Params(BaseModel):
 
     parent: str = Field(..., min_length=1, max_length=64,
                         description="the code of a current community or street with grids")
-    plan: int | None = Field(None, ge=1, description="the id of a plan to continue (optional)")
+    plan: int | None = Field(None, ge=1, le=2**31 - 1,
+                     description="the id of a plan to continue (optional; a whole "
+                                 "number from 1 to 2147483647)")
 
 
 class _Planner(JSCSSMixin, MacroElement):
