@@ -44,9 +44,10 @@ from sqlalchemy.orm import Session
 
 from data.incident_batches import chunk_batches, row_batches
 from data.incident_fields import Fields, ImportOptions, named_json_fields, resolve_fields
-from data.incident_io import Reject, RejectWriter, RowReader, SourceRow, open_rows
+from data.incident_io import RowReader, SourceRow, open_rows
 from data.incident_pipeline import BackgroundWriter, import_mode, prefetched
 from data.incident_quick import QuickCheck
+from data.incident_report import Reject, RejectWriter
 from data.incident_summary import KEEP_REJECTS, ImportSummary
 from geo.crs import parse_crs
 from geo.errors import InvalidInput

@@ -17,9 +17,8 @@ import codecs
 import csv
 import io
 import json
-import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -42,8 +41,6 @@ CSV_CELL_LIMIT = 16 << 20
 csv.field_size_limit(max(csv.field_size_limit(), CSV_CELL_LIMIT))
 #: Records per :class:`CsvChunk` read by :meth:`RowReader.csv_chunks`.
 CHUNK_ROWS = 2_000
-#: Columns that come first in every reject report.
-REPORT_COLUMNS = ("row", "reason", "field", "value", "valid")
 
 
 @dataclass
@@ -291,7 +288,7 @@ class RowReader:
             try:
                 item = json.loads(stripped)
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                yield SourceRow(row=number, values={}, original=_cut(line.decode(
+                yield SourceRow(row=number, values={}, original=cut(line.decode(
                     "utf-8", "replace").rstrip("\r\n")), problem=f"not a JSON object: {exc}")
                 continue
             yield _json_row(number, item)
@@ -326,7 +323,7 @@ def _json_row(number: int, item: Any) -> SourceRow:
     if kind != "Point":
         row.problem = f"the geometry is a {kind or type(geometry).__name__}, not a Point"
     elif not isinstance(coords, list) or len(coords) < 2:
-        row.problem = f"the Point has no (lon, lat) coordinates: {_cut(json.dumps(coords))}"
+        row.problem = f"the Point has no (lon, lat) coordinates: {cut(json.dumps(coords))}"
     else:
         row.lon, row.lat, row.has_geometry = coords[0], coords[1], True
     return row
@@ -374,96 +371,6 @@ def open_rows(path: str | Path, fmt: str | None = None, *, name: str | None = No
         raise
 
 
-def _cut(text: str) -> str:
+def cut(text: str) -> str:
+    """``text``, cut to :data:`MAX_CELL` characters for messages."""
     return text if len(text) <= MAX_CELL else text[:MAX_CELL] + "…"
-
-
-def cell(value: Any) -> str:
-    """A value as one CSV cell: text as is, numbers plainly, objects as JSON."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, bool | int | float):
-        return json.dumps(value)
-    return _cut(json.dumps(value, ensure_ascii=False, default=str))
-
-
-@dataclass
-class Reject:
-    """A rejected row: its number, the reason and the field, value and what is valid."""
-
-    row: int
-    reason: str
-    kind: str
-    field: str | None = None
-    value: Any = None
-    valid: str | None = None
-    original: Any = None
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready (the original values included)."""
-        return {"row": self.row, "reason": self.reason, "kind": self.kind, "field": self.field,
-                "value": cell(self.value) if self.value is not None else None,
-                "valid": self.valid, "original": self.original}
-
-
-@dataclass
-class RejectWriter:
-    """Writes rejected rows to a CSV report as they come (nothing is kept in memory).
-
-    The columns are ``row, reason, field, value, valid`` and then the original
-    values, whole: the source's own columns for a CSV file, all of them and in
-    their order (so the report can be fixed and imported again), one ``original``
-    column with the record as JSON otherwise. When the source has a column of one
-    of those five names, the report's own five are ``reject_row``, ``reject_reason``
-    and so on, so that no original column is lost. Rows come roughly in file
-    order: the few refused by the intake itself (e.g. swapped pairs) follow the
-    validation rejects of the next batch.
-    """
-
-    path: Path
-    fields: list[str] | None = None
-    written: int = 0
-    _out: IO[str] | None = None
-    _writer: Any = None
-    _columns: list[str] = field(default_factory=list)
-    _own: int = len(REPORT_COLUMNS)
-
-    def open(self, fields: list[str] | None) -> None:
-        """Start the report for a source with these CSV ``fields`` (``None``: JSON)."""
-        self.fields = fields
-        extra = list(fields) if fields else ["original"]
-        own = list(REPORT_COLUMNS)
-        if set(own) & set(extra):
-            own = [f"reject_{c}" for c in own]
-        self._columns = [*own, *extra]
-        self._out = self.path.open("w", encoding="utf-8", newline="")
-        self._writer = csv.writer(self._out)
-        self._writer.writerow(self._columns)
-
-    def write(self, reject: Reject) -> None:
-        """Append one rejected row."""
-        if self._writer is None:
-            self.open(self.fields)
-        head = [str(reject.row), reject.reason, reject.field or "",
-                cell(reject.value), reject.valid or ""]
-        original = reject.original
-        if self.fields and isinstance(original, dict):
-            tail = [cell(original.get(f)) for f in self._columns[self._own:]]
-        elif self.fields and isinstance(original, list):
-            tail = [cell(v) for v in original]
-        else:
-            tail = [cell(original)]
-        self._writer.writerow(head + tail)
-        self.written += 1
-
-    def close(self) -> None:
-        """Finish the report (an empty import still gets its header row)."""
-        if self._writer is None:
-            self.open(self.fields)
-        if self._out is not None:
-            self._out.close()
-            self._out = None

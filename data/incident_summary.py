@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from data.incident_io import Reject
+from data.incident_report import Reject
 
 #: Rejected rows kept in memory for an HTTP answer (all of them go to a report file).
 KEEP_REJECTS = 1000

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from data.incident_io import Reject, RejectWriter, format_of, open_rows
+from data.incident_io import format_of, open_rows
+from data.incident_report import Reject, RejectWriter
 from geo.errors import InvalidInput
 
 
