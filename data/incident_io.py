@@ -1,4 +1,5 @@
-"""Streaming readers of incident files (CSV, GeoJSON, NDJSON) and the reject report writer.
+"""Streaming readers of incident files (CSV, GeoJSON, NDJSON); the reject report is in
+:mod:`data.incident_report`.
 
 Nothing here loads a whole file: :func:`open_rows` yields one :class:`SourceRow`
 at a time, so a file of a million rows is read in bounded memory. GeoJSON
