@@ -71,7 +71,8 @@ def get_plan(plan_id: Id, session: SessionDep, settings: SettingsDep,
     rep = service.replay(session, plan_id)
     out = service.plan_dict(rep, service.check(session, rep, settings.topology_tolerance_m2)
                             if rep.plan.status == "draft" else None)
-    out["stale"] = service.stale_grids(session, rep) if rep.plan.status == "draft" else []
+    out["stale"] = service.stale_grids(session, rep.edits) if rep.plan.status == "draft" \
+        else []
     return jsonable_encoder(out)
 
 

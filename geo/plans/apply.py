@@ -48,18 +48,6 @@ from geo.store.grids import GridRecord, write_versions
 from geo.store.incident_queries import grid_chain
 
 
-def _conflict(session: Session, plan_id: int, stale: Sequence[Mapping[str, Any]]) -> Conflict:
-    codes = [s["code"] for s in stale]
-    by = store.plans_that_changed(session, codes)
-    names = ", ".join(f"{s['code']} (drafted on version {s['drafted_on']}, now "
-                      f"{s['now'] or 'retired'})" if s["drafted_on"] else
-                      f"{s['code']} (the new code is taken)" for s in stale)
-    return Conflict(f"plan {plan_id} touches grids that changed since it was drafted: {names}"
-                    + (f"; changed by plan {', '.join(map(str, by))}" if by else ""),
-                    field="grids", value=codes, valid="a plan drafted on the current grids "
-                    "(draft it again)", extra={"stale": list(stale), "changed_by_plans": by})
-
-
 def _records(state: PlanState, people: Mapping[str, tuple[int | None, int | None]]
              ) -> list[GridRecord]:
     out = []
@@ -170,13 +158,14 @@ def apply_plan(session: Session, plan_id: int, *, user_id: int | None, actor: st
     InvalidInput
         The plan has no edits or its result does not validate (``extra.validation``).
     """
+    plan = store.get_plan(session, plan_id, lock=True)
+    if plan.status != "draft":  # before the replay: an applied plan replays on its own past
+        raise Conflict(f"plan {plan_id} is already {plan.status}", field="status",
+                       value=plan.status, valid="a draft plan")
     rep = service.replay(session, plan_id, lock=True)
-    if rep.plan.status != "draft":
-        raise Conflict(f"plan {plan_id} is already {rep.plan.status}", field="status",
-                       value=rep.plan.status, valid="a draft plan")
-    stale = service.stale_grids(session, rep, lock=True)
+    stale = service.stale_grids(session, rep.edits, lock=True)
     if stale:
-        raise _conflict(session, plan_id, stale)
+        raise service.stale_conflict(session, plan_id, stale)
     if not rep.edits:
         raise InvalidInput(f"plan {plan_id} has no edits", field="edits", value=0,
                            valid="a plan with at least one edit (POST /plans/{id}/edits)")

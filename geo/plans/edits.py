@@ -136,8 +136,8 @@ def geometry_of(value: Any, fld: str, kinds: tuple[str, ...]) -> BaseGeometry:
         raise InvalidInput(f"{fld} is not a readable GeoJSON geometry: {exc}", field=fld,
                            value=str(value)[:80], valid=valid) from exc
     if geom.geom_type not in kinds or geom.is_empty:
-        raise InvalidInput(f"{fld} is a {geom.geom_type}", field=fld, value=geom.geom_type,
-                           valid=valid)
+        what = f"an empty {geom.geom_type}" if geom.is_empty else f"a {geom.geom_type}"
+        raise InvalidInput(f"{fld} is {what}", field=fld, value=str(value)[:80], valid=valid)
     minx, miny, maxx, maxy = geom.bounds
     if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
         hint = " (lon and lat look swapped: give lon first)" if (
@@ -184,7 +184,11 @@ def _set_geom(state: PlanState, code: str, geom: BaseGeometry) -> None:
 
 
 def _take(state: PlanState, code: str, geom: BaseGeometry) -> None:
-    """Siblings of ``code`` lose what ``geom`` covers."""
+    """Siblings of ``code`` lose what ``geom`` covers. An invalid ``geom`` (a bow-tie, say)
+    takes nothing: set operations on it are undefined (GEOS raises), and the plan's
+    validation reports it as a blocking ``invalid_geometry``."""
+    if not shapely.is_valid(geom):
+        return
     for other, draft in list(state.after.items()):
         if other != code and shapely.intersects(draft.geom, geom):
             rest = shapely.difference(draft.geom, geom)
@@ -252,7 +256,10 @@ def _merge(state: PlanState, p: Mapping[str, Any]) -> None:
                            value=into, valid=", ".join(codes))
     geom = shapely.union_all([state.after[c].geom for c in codes])
     name = p.get("name") or state.after[into].name
-    state.after[into] = replace(state.after[into], geom=polygonal(geom), name=str(name))
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInput("name is not text", field="merge.name", value=str(name)[:80],
+                           valid="the merged grid's name (text), or leave it out")
+    state.after[into] = replace(state.after[into], geom=polygonal(geom), name=name.strip())
     for c in codes:
         if c != into:
             del state.after[c]
@@ -294,8 +301,9 @@ def _create(state: PlanState, p: Mapping[str, Any], taken: set[str]) -> None:
     geom = _polygons(p["geometry"], "create", "geometry")
     levels = sorted({d.level for d in state.before.values()}) or ["grid"]
     level = p.get("level") or levels[0]
-    if not isinstance(level, str) or not level:
-        raise InvalidInput(f"level {level!r} is not a level", field="create.level", value=level,
+    if level not in levels:  # a new grid is a sibling of the parent's other children
+        raise InvalidInput(f"level {level!r} is not the level of the grids under "
+                           f"{state.parent!r}", field="create.level", value=level,
                            valid=", ".join(levels))
     name = p["name"]
     if not isinstance(name, str) or not name.strip():

@@ -9,6 +9,7 @@ was drafted on have changed since (see :func:`stale_grids`).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,21 +61,53 @@ def _draft_only(plan: Plan) -> None:
 
 
 def replay(session: Session, plan_id: int, *, lock: bool = False) -> Replayed:
-    """The plan with its edits replayed on the parent's current children."""
+    """The plan with its edits replayed: a draft on the parent's current children, an
+    applied plan on the grids as they were just before it was applied (so that it reads
+    the same ever after, whatever later plans change).
+
+    Raises
+    ------
+    Conflict
+        A draft whose edits no longer apply because grids it read changed since it was
+        drafted (``extra``: ``stale`` and ``changed_by_plans``, as when applying it).
+    """
     plan = store.get_plan(session, plan_id, lock=lock)
-    parent = store.current_grid(session, plan.parent_code)
-    state = PlanState.start(plan.parent_code, store.current_children(session, plan.parent_code))
-    taken = store.all_codes(session)
+    if plan.status == "applied" and plan.applied_at is not None:
+        parent, children, taken = store.grids_before(session, plan.parent_code,
+                                                     plan.applied_at)
+    else:
+        parent = store.current_grid(session, plan.parent_code)
+        children = store.current_children(session, plan.parent_code)
+        taken = store.all_codes(session)
+    state = PlanState.start(plan.parent_code, children)
     edits = store.edits(session, plan.id)
     for edit in edits:
         try:
             apply_edit(state, edit.op, edit.payload, taken=taken)
         except InvalidInput as exc:
+            stale = stale_grids(session, edits)
+            if stale:
+                raise stale_conflict(session, plan.id, stale) from exc
             raise Conflict(f"edit {edit.seq} ({edit.op}) of plan {plan.id} no longer applies to "
                            f"the current grids: {exc.message}", field="edits", value=edit.seq,
                            valid="a plan drafted on the current grids",
                            extra={"edit": edit.seq, "cause": exc.to_dict()}) from exc
     return Replayed(plan=plan, parent=parent, state=state, edits=edits)
+
+
+def stale_conflict(session: Session, plan_id: int,
+                   stale: Sequence[Mapping[str, Any]]) -> Conflict:
+    """The 409 of a plan whose grids changed since it was drafted: which grids, their
+    versions then and now, and the plans that changed them."""
+    codes = [s["code"] for s in stale]
+    by = store.plans_that_changed(session, codes)
+    names = ", ".join(f"{s['code']} (drafted on version {s['drafted_on']}, now "
+                      f"{s['now'] or 'retired'})" if s["drafted_on"] else
+                      f"{s['code']} (the new code is taken)" for s in stale)
+    return Conflict(f"plan {plan_id} touches grids that changed since it was drafted: {names}"
+                    + (f"; changed by plan {', '.join(map(str, by))}" if by else ""),
+                    field="grids", value=codes, valid="a plan drafted on the current grids "
+                    "(draft it again)", extra={"stale": list(stale), "changed_by_plans": by})
 
 
 def add_edit(session: Session, plan_id: int, *, op: Any, payload: Any,
@@ -93,14 +126,15 @@ def add_edit(session: Session, plan_id: int, *, op: Any, payload: Any,
     return edit, rep
 
 
-def stale_grids(session: Session, rep: Replayed, *, lock: bool = False) -> list[dict[str, Any]]:
-    """Grids whose version differs from the one an edit of the plan was drafted on."""
+def stale_grids(session: Session, edits: Sequence[PlanEdit], *,
+                lock: bool = False) -> list[dict[str, Any]]:
+    """Grids whose version differs from the one an edit of the plan was drafted on (their
+    rows locked when ``lock``)."""
     base: dict[str, int] = {}
-    for edit in rep.edits:
+    for edit in edits:
         for code, version in (edit.base or {}).items():
             base.setdefault(code, int(version))
-    current = store.lock_versions(session, sorted(base)) if lock else {
-        c: int(d.version or 0) for c, d in rep.state.before.items()}
+    current = store.lock_versions(session, sorted(base), lock=lock)
     fresh = [c for c, v in base.items() if v == 0]
     taken = store.all_codes(session) & set(fresh) if fresh else set()
     out = []

@@ -53,6 +53,35 @@ def current_grid(session: Session, code: str) -> Draft:
     return _draft(row)
 
 
+# The versions in force just before ``at`` (a plan's apply time: the versions it closed end
+# at ``at``, the ones it opened start there).
+_CHILDREN_BEFORE = text("""
+    SELECT code, version, name, level, parent_code, population, households, attrs,
+           ST_AsBinary(geom) AS wkb
+      FROM grid WHERE parent_code = :parent AND valid_from < :at
+       AND (valid_to IS NULL OR valid_to >= :at) ORDER BY code""")
+_GRID_BEFORE = text("""
+    SELECT code, version, name, level, parent_code, population, households, attrs,
+           ST_AsBinary(geom) AS wkb
+      FROM grid WHERE code = :code AND valid_from < :at
+       AND (valid_to IS NULL OR valid_to >= :at) ORDER BY valid_from DESC LIMIT 1""")
+
+
+def grids_before(session: Session, parent: str, at: dt.datetime) -> tuple[Draft, list[Draft],
+                                                                            set[str]]:
+    """``parent``, its children and every code that existed, as they were just before
+    ``at`` (what a plan applied at ``at`` was replayed on)."""
+    row = session.execute(_GRID_BEFORE, {"code": parent, "at": at}).mappings().first()
+    if row is None:
+        raise NotFound(f"there was no grid {parent!r} before {at.isoformat()}", field="parent",
+                       value=parent, valid="the plan's parent")
+    children = [_draft(r) for r in session.execute(_CHILDREN_BEFORE,
+                                                   {"parent": parent, "at": at}).mappings()]
+    codes = set(session.scalars(text("SELECT DISTINCT code FROM grid WHERE valid_from < :at"),
+                                {"at": at}))
+    return _draft(row), children, codes
+
+
 def current_children(session: Session, parent: str) -> list[Draft]:
     """The current children of ``parent``, ordered by code."""
     rows = session.execute(_CURRENT_CHILDREN, {"parent": parent}).mappings()
@@ -79,12 +108,19 @@ def all_codes(session: Session) -> set[str]:
     return set(session.scalars(text("SELECT DISTINCT code FROM grid")))
 
 
-def lock_versions(session: Session, codes: Sequence[str]) -> dict[str, int]:
-    """Current version of each of ``codes`` (absent: no current grid), rows locked FOR UPDATE."""
+_VERSIONS = text("SELECT code, version FROM grid WHERE valid_to IS NULL AND code IN :codes "
+                 "ORDER BY code")
+_VERSIONS_LOCKED = text("SELECT code, version FROM grid WHERE valid_to IS NULL "
+                        "AND code IN :codes ORDER BY code FOR UPDATE")
+
+
+def lock_versions(session: Session, codes: Sequence[str], *,
+                  lock: bool = True) -> dict[str, int]:
+    """Current version of each of ``codes`` (absent: no current grid), rows locked FOR UPDATE
+    unless ``lock`` is false."""
     if not codes:
         return {}
-    rows = session.execute(text("SELECT code, version FROM grid WHERE valid_to IS NULL "
-                                "AND code IN :codes ORDER BY code FOR UPDATE")
+    rows = session.execute((_VERSIONS_LOCKED if lock else _VERSIONS)
                            .bindparams(bindparam("codes", expanding=True)),
                            {"codes": sorted(codes)})
     return {r.code: int(r.version) for r in rows}

@@ -1,0 +1,82 @@
+"""Plans after they are applied, plans overtaken by others, and edits that used to crash.
+
+The small city of ``tests/geo/intake_city.py``: community C1 holds G11 (west half)
+and G12 (east half).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from tests.api.test_plan_apply import apply
+from tests.api.test_plans_api import URL, edit, ids, new_plan, square
+
+Auth = Callable[[str], dict[str, str]]
+__all__ = ["ids"]  # fixture used here
+SPLIT = {"type": "LineString", "coordinates": [[120.004, 29.99], [120.004, 30.03]]}
+
+
+def read(client: TestClient, auth: Auth, plan_id: int, status: int = 200) -> dict[str, Any]:
+    answer = client.get(f"{URL}/{plan_id}", headers=auth("planner"))
+    assert answer.status_code == status, answer.text
+    out: dict[str, Any] = answer.json()
+    return out if status == 200 else out["detail"]
+
+
+def test_an_applied_plan_reads_as_it_was_applied(client: TestClient, auth: Auth,
+                                                 ids: dict[str, int]) -> None:
+    first = new_plan(client, auth)
+    edit(client, auth, first, op="split", code="G11", line=SPLIT, new_code="G13")
+    before = read(client, auth, first)["result"]
+    apply(client, auth, first)
+    later = new_plan(client, auth)
+    edit(client, auth, later, op="merge", codes=["G11", "G13"], into="G11")
+    apply(client, auth, later)  # G13 is retired now: the first plan's edit no longer applies
+    plan = read(client, auth, first)
+    assert plan["status"] == "applied" and plan["applied"]["plan_id"] == first
+    assert plan["result"] == before and plan["stale"] == []
+    again = apply(client, auth, first, status=409)
+    assert again["field"] == "status" and "already applied" in again["message"]
+
+
+def test_a_draft_overtaken_by_another_plan_names_what_changed(client: TestClient, auth: Auth,
+                                                              ids: dict[str, int]) -> None:
+    retire = new_plan(client, auth)
+    edit(client, auth, retire, op="retire", code="G12", successor="G11")
+    merge = new_plan(client, auth)
+    edit(client, auth, merge, op="merge", codes=["G11", "G12"], into="G11")
+    apply(client, auth, merge)
+    for detail in (read(client, auth, retire, status=409), apply(client, auth, retire, 409)):
+        assert detail["field"] == "grids" and detail["changed_by_plans"] == [merge]
+        stale = {s["code"]: s for s in detail["stale"]}
+        assert stale["G12"]["now"] == 0 and stale["G12"]["why"] == "retired"
+
+
+def test_an_invalid_polygon_is_reported_not_a_crash(client: TestClient, auth: Auth,
+                                                    ids: dict[str, int]) -> None:
+    plan_id = new_plan(client, auth)
+    bowtie = {"type": "Polygon", "coordinates": [[[120.0, 30.0], [120.01, 30.02],
+                                                  [120.01, 30.0], [120.0, 30.02],
+                                                  [120.0, 30.0]]]}
+    for body in ({"op": "replace", "code": "G11", "geometry": bowtie},
+                 {"op": "create", "code": "G19", "name": "新", "geometry": bowtie}):
+        plan = edit(client, auth, plan_id, **body)
+        kinds = {p["kind"] for p in plan["validation"]["problems"]}
+        assert "invalid_geometry" in kinds and not plan["validation"]["ok"]
+
+
+def test_create_level_and_merge_name_are_checked(client: TestClient, auth: Auth,
+                                                 ids: dict[str, int]) -> None:
+    plan_id = new_plan(client, auth)
+    bad = edit(client, auth, plan_id, 422, op="create", code="G19", name="新",
+               geometry=square(120.0, 120.001), level="street")
+    assert bad["field"] == "create.level" and bad["value"] == "street"
+    bad = edit(client, auth, plan_id, 422, op="merge", codes=["G11", "G12"], into="G11",
+               name={"a": 1})
+    assert bad["field"] == "merge.name"
+    empty = edit(client, auth, plan_id, 422, op="replace", code="G11",
+                 geometry={"type": "Polygon", "coordinates": []})
+    assert "empty" in empty["message"]
