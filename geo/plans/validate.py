@@ -17,6 +17,14 @@ Blocking problems (apply is refused while there is one):
 - ``orphans`` / ``child_outside``: a retired grid that still has children, or
   a grandchild that would stick out of its changed grid.
 
+Warnings (not blocking):
+
+- ``existing_gap``: see ``gap``;
+- ``not_contiguous``: a changed or new grid made of separate pieces (a merge or a
+  retirement into a grid it does not touch, cells moved to a distant grid): a
+  grid worker would have to cross other grids to walk it; each piece but the
+  largest is named with its area.
+
 Every problem names the grids (``codes``), the area in m², a point inside it
 (lon, lat) and carries the area's geometry so that a map can draw it.
 """
@@ -156,6 +164,13 @@ def validate(state: PlanState, parent_geom: BaseGeometry, tolerance_m2: float, *
             out.problems.append(Problem(
                 "outside_parent", [code], f"grid {code} reaches {area:.1f} m² outside its "
                 f"parent {state.parent}", area, _point(part), part))
+    for code, geom in mine:
+        pieces = sorted(_parts(geom, meter, tol), key=lambda pa: -pa[1])
+        for part, area in pieces[1:]:
+            out.problems.append(Problem(
+                "not_contiguous", [code], f"grid {code} is in {len(pieces)} separate pieces; "
+                f"this one of {area:.1f} m² does not touch the largest", area, _point(part),
+                part, blocking=False))
     _check_grandchildren(state, grandchildren or {}, geom_of, meter, tol, out)
     return out
 

@@ -80,3 +80,20 @@ def test_create_level_and_merge_name_are_checked(client: TestClient, auth: Auth,
     empty = edit(client, auth, plan_id, 422, op="replace", code="G11",
                  geometry={"type": "Polygon", "coordinates": []})
     assert "empty" in empty["message"]
+
+
+def test_a_grid_in_separate_pieces_is_a_warning(client: TestClient, auth: Auth,
+                                                ids: dict[str, int]) -> None:
+    plan_id = new_plan(client, auth)
+    merged = edit(client, auth, plan_id, op="merge", codes=["G11", "G12"], into="G11")
+    assert not [p for p in merged["validation"]["problems"] if p["kind"] == "not_contiguous"]
+    two = {"type": "MultiPolygon", "coordinates": [
+        [[[120.001, 30.001], [120.002, 30.001], [120.002, 30.002], [120.001, 30.002],
+          [120.001, 30.001]]],
+        [[[120.006, 30.010], [120.008, 30.010], [120.008, 30.012], [120.006, 30.012],
+          [120.006, 30.010]]]]}
+    plan = edit(client, auth, plan_id, op="create", code="G19", name="新", geometry=two)
+    [warning] = [p for p in plan["validation"]["problems"] if p["kind"] == "not_contiguous"]
+    assert warning["codes"] == ["G19"] and not warning["blocking"]
+    assert 10_000 < warning["area_m2"] < 12_000 and warning["point"][0] < 120.0025
+    assert plan["validation"]["ok"]
