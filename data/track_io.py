@@ -122,9 +122,9 @@ def read_tracks(paths: Sequence[str | Path], *, fmt: str | None = None, crs: str
         label = names[i] if names is not None else Path(path).name
         kind = format_of(label, fmt)
         raw = read_raw(path, kind, name=label)
+        check_count(len(raw.t_us), field=label)  # an empty file is named first
         total += len(raw.t_us)
         check_count(total, field="points", max_points=max_points)
-        check_count(len(raw.t_us), field=label)
         inputs.append(track_input(raw.x, raw.y, raw.t_us, crs=crs, field=label, now=now,
                                   clock_skew_s=clock_skew_s))
         sources.append({"file": label, "format": kind, "points": len(raw.t_us)})
@@ -182,7 +182,9 @@ def _read_plt(path: Path, label: str) -> RawPoints:
                                    valid="lat,lon,0,altitude_ft,days,date,time (GeoLife PLT)")
             stamp = f"{row[5].strip()}T{row[6].strip()}"
             try:
-                moment = dt.datetime.fromisoformat(stamp).replace(tzinfo=dt.UTC)
+                moment = dt.datetime.fromisoformat(stamp)
+                # GeoLife's times are GMT; an explicit offset is applied, not replaced
+                moment = moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment
             except ValueError:
                 raise InvalidInput(f"{label} line {line_no}: date/time {stamp!r} is unreadable",
                                    field=f"{label}[{i}].t", value=stamp,

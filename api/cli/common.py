@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import typer
 from rich.console import Console
 
-from geo.errors import DomainError
+from geo.errors import DomainError, InvalidInput
 from geo.settings import Settings, get_settings
 
 console = Console()
@@ -32,3 +34,17 @@ def reported_errors() -> Iterator[None]:
             err_console.print(f"  valid: {exc.valid}")
         del details
         raise typer.Exit(code=2) from exc
+
+
+def check_writable(path: Path | None, option: str) -> None:
+    """Refuse (exit 2, before anything is done) an output file that cannot be written: its
+    folder missing or read-only, or the path a folder."""
+    if path is None:
+        return
+    folder = path.parent
+    if path.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise InvalidInput(f"cannot write {path}: "
+                           + ("it is a folder" if path.is_dir() else
+                              f"the folder {folder} does not exist or is not writable"),
+                           field=option, value=str(path),
+                           valid="a file in an existing, writable folder")

@@ -18,7 +18,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from api.cli.common import console, reported_errors, settings
+from api.cli.common import check_writable, console, reported_errors, settings
 from data.incident_export import export_incidents
 from data.incident_fields import DEFAULT_BATCH
 from data.incident_import import ImportOptions, ImportSummary, import_file
@@ -92,6 +92,7 @@ def import_(
         time_field=time_field, source=source, description_field=description_field,
         reporter_field=reporter_field, timezone=timezone, batch_size=batch_size)
     with reported_errors():
+        check_writable(report, "report")
         open_rows(path, fmt).close()  # an unknown format fails before the bar appears
         with _Bar(path, quiet) as advance, session_scope(cfg.database_url) as session:
             summary = import_file(session, path, options, settings=cfg, fmt=fmt,

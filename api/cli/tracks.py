@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from api.cli.common import console, reported_errors, settings
+from api.cli.common import check_writable, console, reported_errors, settings
 from data.track_io import read_tracks
 from geo.store import track_queries
 from geo.store.db import session_scope
@@ -47,6 +47,8 @@ def import_(
     Exit status: 0 on success, 2 for unusable input (nothing written).
     """
     cfg = settings()
+    with reported_errors():
+        check_writable(report, "report")
     files = _expand(paths)
     with reported_errors(), session_scope(cfg.database_url) as session:
         worker_id = track_queries.resolve_worker(session, worker)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictFloat, StrictInt, StrictStr
 
 from api.schemas.grids import Link
 
@@ -12,12 +12,14 @@ from api.schemas.grids import Link
 class TrackPointIn(BaseModel):
     """One GPS fix: (lon, lat) in the upload's crs and a time with a time zone."""
 
-    lon: float | str = Field(description="Longitude (or easting for a projected crs).",
-                             examples=[119.2965])
-    lat: float | str = Field(description="Latitude (or northing for a projected crs).",
-                             examples=[26.0817])
-    t: str | float = Field(description="ISO 8601 with a time zone, or seconds since "
-                                       "1970-01-01 UTC.", examples=["2024-05-01T08:30:05+08:00"])
+    # strict: JSON true is not the number 1 (pydantic would turn it into 1.0)
+    lon: StrictFloat | StrictInt | StrictStr = Field(
+        description="Longitude (or easting for a projected crs).", examples=[119.2965])
+    lat: StrictFloat | StrictInt | StrictStr = Field(
+        description="Latitude (or northing for a projected crs).", examples=[26.0817])
+    t: StrictStr | StrictFloat | StrictInt = Field(
+        description="ISO 8601 with a time zone, or seconds since 1970-01-01 UTC.",
+        examples=["2024-05-01T08:30:05+08:00"])
 
 
 class TrackUpload(BaseModel):

@@ -97,7 +97,13 @@ def parse_time(value: Any, field: str) -> int:
     else:
         raise InvalidInput(f"{field} is missing or not a time: {value!r}", field=field,
                            value=value, valid=TIME_VALID)
-    if moment.tzinfo is None or moment.utcoffset() is None:
+    try:
+        offset = moment.utcoffset() if moment.tzinfo is not None else None
+    except ValueError:  # a parser that let "+25:00" through (gpxpy does)
+        shown = value if isinstance(value, str) else moment.replace(tzinfo=None).isoformat()
+        raise InvalidInput(f"{field} {shown} has a time zone offset of a day or more",
+                           field=field, value=shown, valid=TIME_VALID) from None
+    if offset is None:
         raise InvalidInput(f"{field} {value!s} has no time zone; GPS times are ambiguous "
                            "without one", field=field, value=str(value), valid=TIME_VALID)
     return to_us(moment)

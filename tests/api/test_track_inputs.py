@@ -1,0 +1,77 @@
+"""Track inputs that used to be a 500, stored at the wrong time or as a wrong point.
+
+The city and helpers are those of ``test_tracks_api`` (grids G1, G2; patrol workers
+P-1, P-2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+from typer.testing import Result
+
+from tests.api.test_tracks_api import _gpx, city, post, scalar, walk
+
+Auth = Callable[[str], dict[str, str]]
+__all__ = ["city"]  # fixture used here
+
+
+def _upload(client: TestClient, auth: Auth, worker: int, name: str, content: str) -> Any:
+    return client.post("/api/v1/tracks/import", data={"worker_id": str(worker)},
+                       files=[("file", (name, content, "text/plain"))],
+                       headers=auth("dispatcher"))
+
+
+def test_a_gpx_time_with_an_impossible_offset(client: TestClient, auth: Auth,
+                                              city: dict[str, int]) -> None:
+    points = walk(3)
+    points[1]["t"] = "2024-05-01T08:30:00+25:00"
+    answer = _upload(client, auth, city["P-1"], "odd.gpx", _gpx(points))
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["detail"]["field"] == "odd.gpx[1].t"
+
+
+def test_a_plt_time_with_an_offset_is_applied(client: TestClient, auth: Auth, session: Session,
+                                              city: dict[str, int]) -> None:
+    header = "Geolife trajectory\nWGS 84\nAltitude is in Feet\nReserved 3\n0,2,255,My Track,0," \
+             "0,2,8421376\n0\n"
+    rows = "".join(f"26.085,{119.305 + k * 0.0001},0,0,45000,2024-05-01,08:00:{k:02d}+08:00\n"
+                   for k in range(3))
+    answer = _upload(client, auth, city["P-1"], "walk.plt", header + rows)
+    assert answer.status_code == 201, answer.text
+    first = scalar(session, "SELECT min(t) FROM track_point WHERE worker_id = :w",
+                   w=city["P-1"])
+    assert first.isoformat().startswith("2024-05-01T00:00:00")  # 08:00+08:00 in UTC
+
+
+def test_an_empty_file_among_several_is_named(client: TestClient, auth: Auth,
+                                              city: dict[str, int]) -> None:
+    answer = client.post("/api/v1/tracks/import", data={"worker_id": str(city["P-1"])},
+                         files=[("file", ("hdr.csv", "lon,lat,t\n", "text/csv"))],
+                         headers=auth("dispatcher"))
+    assert answer.status_code == 422 and answer.json()["detail"]["field"] == "hdr.csv"
+
+
+def test_json_booleans_are_not_coordinates_or_times(client: TestClient, auth: Auth,
+                                                    city: dict[str, int]) -> None:
+    for key in ("lon", "t"):
+        point = {**walk(1)[0], key: True}
+        answer = post(client, auth, {"worker_id": city["P-1"], "points": [point]}, status=422)
+        assert key in answer["detail"]["field"]
+
+
+def test_the_cli_checks_the_report_path_before_writing(cli: Callable[..., Result],
+                                                       session: Session, city: dict[str, int],
+                                                       tmp_path: Path) -> None:
+    track = tmp_path / "ok.csv"
+    track.write_text("lon,lat,t\n" + "".join(f"{p['lon']},{p['lat']},{p['t']}\n"
+                                             for p in walk(3)))
+    result = cli("tracks", "import", str(track), "--worker", "P-1", "--report",
+                 str(tmp_path / "missing" / "r.json"))
+    assert result.exit_code == 2, result.output
+    assert "report" in result.output or "missing" in result.output
+    assert scalar(session, "SELECT count(*) FROM track_point") == 0
