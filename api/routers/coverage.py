@@ -39,7 +39,7 @@ def coverage(
     With `grid`: `{grid, coverage, area_m2, covered_m2, buffer_m, cell_m, tracks,
     workers, points, hotspots: {total, visited, coverage, reach_m, lookback, cells}}`.
     Area is measured in metres on a raster of `cell_m` cells in the local UTM zone
-    (`coverage` within about 0.5 percentage point of the exact buffer-union answer).
+    (`coverage` within one percentage point of the exact buffer-union answer).
     Hotspots are the top H3 cells by incidents over the look-back before `to` (as in
     route planning); one is visited when a track passed within `reach_m` of it.
 

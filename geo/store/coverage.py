@@ -282,9 +282,9 @@ def level_coverage(session: Session, level: str, *, start: dt.datetime, end: dt.
     """
     found = areas(session, level=level, parent=parent)
     if parent is not None and not found:
-        raise NotFound(f"no current {level} grid has parent {parent!r}", field="parent",
-                       value=parent, valid="the code of a current grid with children "
-                                           f"at level {level!r}")
+        raise NotFound(f"no current grid of level {level!r} has the parent {parent!r}",
+                       field="parent", value=parent,
+                       valid=f"the code of a current grid with children at level {level!r}")
     items: list[dict[str, Any]] = []
     points = 0
     if found:
