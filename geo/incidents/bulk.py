@@ -195,11 +195,10 @@ class BulkIntake:
             clock("keys")
             cats, lons, lats = ([rows.category_code[j] for j in new],
                                 [rows.lon[j] for j in new], [rows.lat[j] for j in new])
-            at = [rows.reported_at[j] for j in new]
-            us = duplicates_batch.micros(at)
+            us = duplicates_batch.micros([rows.reported_at[j] for j in new])
             links = duplicates_batch.pick(
-                self.session, ids, cats, at, lons, lats, self.settings,
-                cap=max(WINDOW_CAP, WINDOW_PER_ROW * len(new)), imported=self.imported, us=us)
+                self.session, ids, cats, us, lons, lats, self.settings,
+                cap=max(WINDOW_CAP, WINDOW_PER_ROW * len(new)), imported=self.imported)
             candidate_of = [None] * len(new) if links is None else [links.get(i) for i in ids]
             clock("duplicates")
             try:

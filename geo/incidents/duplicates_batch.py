@@ -2,22 +2,18 @@
 
 Same rule and the same answers as :func:`geo.incidents.duplicates.link_candidates`
 (see :mod:`geo.incidents.duplicates`), worked out differently: the open incidents
-already stored whose ``reported_at`` lies within the window of some incident of
-the batch are read once (one indexed range query over the merged time windows),
-then every new incident is matched with numpy against them and against the
-earlier incidents of its own batch: same category, within the window (exact, in
+the batch may repeat come from the import's
+:class:`~geo.incidents.duplicates_kept.ImportedRows` (its own earlier rows, and
+those stored before it began, each stretch of time read from the database once),
+and every new incident is matched with numpy against them and against the earlier
+incidents of its own batch: same category, within the window (exact, in
 microseconds), inside the same coarse box as the SQL (a little larger than the
 radius), then within the radius on the WGS-84 spheroid (GeographicLib, as
 PostGIS geography). The first match in the SQL's order wins: stored incidents
 that are not candidates themselves, then the earliest report, then the smallest id
 (a new incident of the batch is not a candidate yet when its batch is linked).
 
-Within a bulk import the stored incidents come from an
-:class:`~geo.incidents.duplicates_kept.ImportedRows` instead, which keeps the
-import's own rows and reads each stretch of time of the older ones only once (so
-a file far from time order costs what a sorted one does).
-
-When the window holds more stored incidents than ``cap`` (a database already
+When a stretch holds more stored incidents than ``cap`` (a database already
 holding very many open incidents across the file's time windows), :func:`pick`
 answers ``None`` and the caller links with the SQL statement after writing the
 batch.
@@ -27,31 +23,18 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from pyproj import Geod
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo.incidents.duplicates_kept import ImportedRows
-from geo.incidents.loop import OPEN_STATUSES
 from geo.settings import Settings
 
 _GEOD = Geod(ellps="WGS84")
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _US = dt.timedelta(microseconds=1)
-
-_STORED = text("""
-SELECT o.id, o.category_code, (EXTRACT(EPOCH FROM o.reported_at) * 1000000)::int8 AS us,
-       ST_X(o.geom) AS lon, ST_Y(o.geom) AS lat, o.candidate_of IS NOT NULL AS child
-  FROM unnest(CAST(:lo AS timestamptz[]), CAST(:hi AS timestamptz[])) AS r(lo, hi)
-  JOIN incident o ON o.reported_at BETWEEN r.lo AND r.hi
- WHERE o.category_code = ANY(CAST(:cats AS text[]))
-   AND o.status = ANY(CAST(:open AS text[]))
- LIMIT :cap
-""")
 
 
 def micros(at: Sequence[dt.datetime]) -> NDArray[np.int64]:
@@ -59,101 +42,67 @@ def micros(at: Sequence[dt.datetime]) -> NDArray[np.int64]:
     return np.fromiter(((t - _EPOCH) // _US for t in at), dtype=np.int64, count=len(at))
 
 
-def _windows(us: NDArray[np.int64], w: int) -> tuple[list[dt.datetime], list[dt.datetime]]:
-    """The union of ``[t - w, t + w]`` over ``us``, as sorted disjoint ranges."""
+def _windows(us: NDArray[np.int64], w: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """The union of ``[t - w, t + w]`` over ``us``, as sorted disjoint ranges (starts, ends
+    in microseconds, ends included)."""
     t = np.sort(us)
     breaks = np.flatnonzero(np.diff(t) > 2 * w)
     starts = np.concatenate(([t[0]], t[breaks + 1])) - w
     ends = np.concatenate((t[breaks], [t[-1]])) + w
-    to_dt = [_EPOCH + dt.timedelta(microseconds=int(v)) for v in (*starts, *ends)]
-    return to_dt[:len(starts)], to_dt[len(starts):]
+    return starts, ends
 
 
 def pick(session: Session, ids: Sequence[int], categories: Sequence[str],
-         at: Sequence[dt.datetime], lon: Sequence[float], lat: Sequence[float],
-         settings: Settings, *, cap: int,
-         imported: ImportedRows | None = None,
-         us: NDArray[np.int64] | None = None) -> dict[int, int] | None:
+         us: NDArray[np.int64], lon: Sequence[float], lat: Sequence[float],
+         settings: Settings, *, cap: int, imported: ImportedRows) -> dict[int, int] | None:
     """``new id -> target id`` for the new incidents of a batch (not yet written).
 
     Parameters
     ----------
-    ids, categories, at, lon, lat
-        The new incidents (their reserved ids), one entry each.
+    ids, categories, us, lon, lat
+        The new incidents (their reserved ids; report times as :func:`micros`), one entry
+        each.
     settings
         ``duplicate_radius_m`` and ``duplicate_window_h``.
     cap
-        Most stored incidents read; more in the window: answer None.
+        Most stored incidents read for one stretch of time; more: answer None.
     imported
-        The import's kept rows (:class:`~geo.incidents.duplicates_kept.ImportedRows`):
-        then the stored incidents come from there (it reads the windows it has not read
-        yet); the caller adds this batch to it once written.
-    us
-        ``at`` as :func:`micros` (when the caller has it already).
+        The import's kept rows; the caller adds this batch to them once written.
     """
     n = len(ids)
     radius = float(settings.duplicate_radius_m)
     w = round(float(settings.duplicate_window_h) * 3600 * 1_000_000)
     if n == 0 or radius <= 0 or w <= 0:
         return {}
-    f_us = micros(at) if us is None else us
-    lo, hi = _windows(f_us, w)
-    cats = sorted(set(categories))
-    stored: Sequence[Any] = []
-    if imported is None:
-        stored = session.execute(_STORED, {"lo": lo, "hi": hi, "cats": cats,
-                                           "open": list(OPEN_STATUSES), "cap": cap + 1}).all()
-        if len(stored) > cap:
-            return None
-    elif not imported.fetch(session, lo, hi, cap=cap):
+    lo, hi = _windows(us, w)
+    if not imported.fetch(session, lo, hi, cap=cap):
         return None
-    own = imported.near(categories, f_us, w) if imported is not None else None
-    code = {c: k for k, c in enumerate(cats)}
-    m = len(stored)
-    # Targets: the stored incidents, then the batch itself.
-    t_id = np.concatenate((np.fromiter((r.id for r in stored), np.int64, m),
-                           np.asarray(ids, dtype=np.int64)))
-    t_cat = np.concatenate((np.fromiter((code[r.category_code] for r in stored), np.int64, m),
-                            np.fromiter((code[c] for c in categories), np.int64, n)))
-    t_us = np.concatenate((np.fromiter((r.us for r in stored), np.int64, m), f_us))
-    t_lon = np.concatenate((np.fromiter((r.lon for r in stored), np.float64, m),
-                            np.asarray(lon, dtype=np.float64)))
-    t_lat = np.concatenate((np.fromiter((r.lat for r in stored), np.float64, m),
-                            np.asarray(lat, dtype=np.float64)))
-    t_child = np.concatenate((np.fromiter((r.child for r in stored), bool, m),
-                              np.zeros(n, dtype=bool)))
-    t_new = np.concatenate((np.zeros(m, dtype=bool), np.ones(n, dtype=bool)))
-    k = 0 if own is None else len(own[0])
-    if k:  # the import's own earlier rows near the batch: targets like stored ones
-        assert own is not None
-        o_pf, o_id, o_us, o_lon, o_lat, o_child = own
-        t_id = np.concatenate((t_id, o_id))
-        t_cat = np.concatenate((t_cat, t_cat[m + o_pf]))
-        t_us = np.concatenate((t_us, o_us))
-        t_lon = np.concatenate((t_lon, o_lon))
-        t_lat = np.concatenate((t_lat, o_lat))
-        t_child = np.concatenate((t_child, o_child))
-        t_new = np.concatenate((t_new, np.zeros(k, dtype=bool)))
-    # stored and batch rows: matched through one sorted (category, time) key
-    sb = m + n
-    base = int(t_us[:sb].min()) - w
-    shift = (int(t_us[:sb].max()) - base + w + 1).bit_length()
+    o_pf, o_id, o_us, o_lon, o_lat, o_child = imported.near(categories, us, w)
+    k = len(o_pf)
+    cats = sorted(set(categories))
+    code = {c: j for j, c in enumerate(cats)}
+    b_cat = np.fromiter((code[c] for c in categories), np.int64, n)
+    # Targets: the batch itself, then the kept incidents near it (one entry per pair).
+    t_id = np.concatenate((np.asarray(ids, dtype=np.int64), o_id))
+    t_us = np.concatenate((us, o_us))
+    t_lon = np.concatenate((np.asarray(lon, dtype=np.float64), o_lon))
+    t_lat = np.concatenate((np.asarray(lat, dtype=np.float64), o_lat))
+    t_child = np.concatenate((np.zeros(n, dtype=bool), o_child))
+    t_new = np.concatenate((np.ones(n, dtype=bool), np.zeros(k, dtype=bool)))
+    # pairs inside the batch, through one sorted (category, time) key
+    base = int(us.min()) - w
+    shift = (int(us.max()) - base + w + 1).bit_length()
     if len(cats) >= 1 << (62 - shift):  # the (category, time) key would not fit in 63 bits
         return None
-    key = (t_cat[:sb] << shift) | (t_us[:sb] - base)
+    key = (b_cat << shift) | (us - base)
     order = np.argsort(key, kind="stable")
     skey = key[order]
-    f = np.arange(m, sb)
-    fkey = key[f]
-    start = np.searchsorted(skey, fkey - w, side="left")
-    counts = np.searchsorted(skey, fkey + w, side="right") - start
+    start = np.searchsorted(skey, key - w, side="left")
+    counts = np.searchsorted(skey, key + w, side="right") - start
     total = int(counts.sum())
-    if total + k == 0:
-        return {}
     offsets = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-    pf = np.concatenate((np.repeat(f, counts), m + own[0] if own is not None and k
-                         else np.zeros(0, np.int64)))
-    po = np.concatenate((order[np.repeat(start, counts) + offsets], np.arange(sb, sb + k)))
+    pf = np.concatenate((np.repeat(np.arange(n), counts), o_pf))
+    po = np.concatenate((order[np.repeat(start, counts) + offsets], np.arange(n, n + k)))
     # The coarse box of the SQL (f's latitude), then order and identity rules.
     dlat = radius / 110000.0
     dlon = radius / (110000.0 * np.maximum(np.cos(np.radians(t_lat[pf])), 0.01))

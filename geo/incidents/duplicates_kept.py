@@ -93,12 +93,12 @@ class ImportedRows:
                                      np.insert(old[2], at, new[2]), np.insert(old[3], at, new[3]),
                                      np.insert(old[4], at, new[4]))
 
-    def fetch(self, session: Session, lo: Sequence[dt.datetime], hi: Sequence[dt.datetime], *,
+    def fetch(self, session: Session, lo: NDArray[np.int64], hi: NDArray[np.int64], *,
               cap: int) -> bool:
         """Read the open incidents stored before the import (ids below ``floor``) in the
-        parts of the windows ``[lo, hi]`` not read yet; False (nothing kept) when they are
-        more than ``cap``."""
-        gaps = self._gaps([(_us(a), _us(b) + 1) for a, b in zip(lo, hi, strict=True)])
+        parts of the windows ``[lo, hi]`` (microseconds, sorted and disjoint) not read yet;
+        False (nothing kept) when they are more than ``cap``."""
+        gaps = self._gaps([(int(a), int(b) + 1) for a, b in zip(lo, hi, strict=True)])
         if not gaps:
             return True
         # The import's own rows are uncommitted, so the table's statistics still describe it
@@ -185,10 +185,6 @@ def _groups(categories: Sequence[str]) -> dict[str, NDArray[np.int64]]:
     order = np.argsort(inverse, kind="stable")
     bounds = np.searchsorted(inverse[order], np.arange(len(names) + 1))
     return {str(name): order[bounds[k]:bounds[k + 1]] for k, name in enumerate(names)}
-
-
-def _us(moment: dt.datetime) -> int:
-    return (moment - _EPOCH) // dt.timedelta(microseconds=1)
 
 
 def _at(us: int) -> dt.datetime:
