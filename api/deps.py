@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from geo.settings import Settings
 from geo.store.db import session_scope
+from geo.store.models import INT4_MAX, INT8_MAX
 
 
 def get_settings_dep(request: Request) -> Settings:
@@ -32,11 +33,8 @@ def get_session(settings: SettingsDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-#: The largest ids of PostgreSQL's ``serial`` (int4) and ``bigserial`` (int8) columns: a larger
-#: id in a URL is refused as a 422 naming it, not sent to the database (which would fail).
-INT4_MAX = 2**31 - 1
-INT8_MAX = 2**63 - 1
-
+# Ids beyond their column's range (INT4_MAX, INT8_MAX) are refused as a 422 naming them,
+# not sent to the database (which would fail).
 #: A path id of a ``serial`` table (grids, workers, teams, duties, routes, tasks, plans).
 Id = Annotated[int, Path(ge=1, le=INT4_MAX)]
 #: A path id of a ``bigserial`` table (incidents).

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 
-from geo.errors import Conflict, DomainError, ImportRefused, InvalidInput, NotFound
+from geo.errors import TEXT_VALID, Conflict, DomainError, ImportRefused, InvalidInput, NotFound
 
 STATUS: dict[type[DomainError], int] = {
     InvalidInput: 422,
@@ -62,8 +62,7 @@ def _problem(err: Any) -> dict[str, Any]:
     value = err.get("input")
     if kind == "json_invalid":  # loc holds the character offset: the body is the field
         loc, value = [], f"invalid JSON at character {err.get('ctx', {}).get('error', '')}"
-    elif kind in ("int", "float", "str", "bool") or (loc and loc[-1] in (
-            "int", "float", "str", "bool")):
+    elif loc and loc[-1] in ("int", "float", "str", "bool"):
         loc = loc[:-1]  # a union member's name, not a field
     field = ".".join(loc) or "body"
     if isinstance(value, bytes | bytearray):  # a body that is not JSON (or not sent as JSON)
@@ -112,8 +111,8 @@ async def _data_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": {
         "message": f"the database refused a value of this request: {reason}",
         "field": "request", "value": None,
-        "valid": "numbers within the range of their ids or columns, text without NUL "
-                 "characters or unpaired surrogates"}}, status_code=422)
+        "valid": f"numbers within the range of their ids or columns; {TEXT_VALID}"}},
+        status_code=422)
 
 
 def add_exception_handlers(app: FastAPI) -> None:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from geo.incidents.duplicates import Related
 from geo.incidents.escalation import Escalation, EscalationReport
 from geo.incidents.loop import ALLOWED
-from geo.store.models import INCIDENT_STATUSES, Incident
+from geo.store.models import INCIDENT_STATUSES, INT4_MAX, INT8_MAX, Incident
 
 _STATUSES = ", ".join(INCIDENT_STATUSES)
 _VERSION = ("The version you last read; if the incident changed since, the answer is 409 "
@@ -29,7 +29,7 @@ class StatusChange(_In):
                         examples=["accepted"])
     note: str | None = Field(None, description="Why (required for rejected; ≤ 2000 chars).")
     version: int | None = Field(None, description=_VERSION)
-    worker_id: int | None = Field(None, ge=1, le=2**31 - 1,
+    worker_id: int | None = Field(None, ge=1, le=INT4_MAX,
                                   description="Only with status dispatched: dispatch to this "
                                               "worker.")
 
@@ -46,7 +46,7 @@ class EvaluationIn(_In):
 class MergeIn(_In):
     """Merge this incident into the one it repeats."""
 
-    into: int = Field(ge=1, le=2**63 - 1, description="Id of the incident this one duplicates.")
+    into: int = Field(ge=1, le=INT8_MAX, description="Id of the incident this one duplicates.")
     note: str | None = None
     version: int | None = Field(None, description=_VERSION)
 

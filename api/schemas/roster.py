@@ -11,7 +11,7 @@ import datetime as dt
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.schemas.grids import Link
-from geo.store.models import DUTY_KINDS, WORKER_ROLES
+from geo.store.models import DUTY_KINDS, INT4_MAX, WORKER_ROLES
 
 _ROLES = ", ".join(WORKER_ROLES)
 
@@ -108,7 +108,7 @@ class ShiftIn(_In):
 class DutyCreate(_In):
     """A worker's duty on a grid."""
 
-    worker_id: int = Field(ge=1, le=2**31 - 1, description="The worker (GET /api/v1/workers).")
+    worker_id: int = Field(ge=1, le=INT4_MAX, description="The worker (GET /api/v1/workers).")
     grid_code: str = Field(description="A current grid.")
     kind: str = Field(description=f"One of {', '.join(DUTY_KINDS)} (A角 / B角).")
     shifts: list[ShiftIn] = Field(default_factory=list,

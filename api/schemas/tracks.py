@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, StrictFloat, StrictInt, StrictStr
 
 from api.schemas.grids import Link
+from geo.store.models import INT4_MAX
 
 
 class TrackPointIn(BaseModel):
@@ -25,7 +26,7 @@ class TrackPointIn(BaseModel):
 class TrackUpload(BaseModel):
     """A batch of one worker's fixes, in any order."""
 
-    worker_id: int = Field(ge=1, le=2**31 - 1, description="The worker (GET /api/v1/workers).")
+    worker_id: int = Field(ge=1, le=INT4_MAX, description="The worker (GET /api/v1/workers).")
     points: list[TrackPointIn] = Field(description="The fixes; checked one by one, the first "
                                                    "bad one refuses the upload.")
     crs: str | None = Field(None, description="wgs84 (default), gcj02, bd09, cgcs2000 or "

@@ -51,7 +51,7 @@ from sqlalchemy import ColumnElement, and_, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from geo.errors import Conflict, InvalidInput, NotFound, storable_text
-from geo.store.models import INCIDENT_STATUSES, Incident, IncidentEvent, Worker
+from geo.store.models import INCIDENT_STATUSES, INT4_MAX, Incident, IncidentEvent, Worker
 
 #: Status -> the statuses it may change to (see the module docstring).
 ALLOWED: dict[str, tuple[str, ...]] = {
@@ -182,7 +182,7 @@ def _dispatch_worker(session: Session, incident: Incident, worker_id: Any) -> in
                            field="worker_id", value=None,
                            valid="the id of an active worker (GET /api/v1/workers)")
         return None
-    known = isinstance(worker_id, int) and 1 <= worker_id <= _INT4_MAX
+    known = isinstance(worker_id, int) and 1 <= worker_id <= INT4_MAX
     worker = session.get(Worker, worker_id) if known else None
     if worker is None or not worker.active:
         raise InvalidInput(f"worker_id {worker_id!r} is not the id of an active worker",
@@ -196,7 +196,6 @@ def _dispatch_worker(session: Session, incident: Incident, worker_id: Any) -> in
 #: ``unassigned_reason`` of an incident its worker declined (``dispatched -> registered``):
 #: it waits, without a worker, in the dispatcher's queue until dispatched to someone.
 DECLINED = "declined by the worker it was dispatched to; dispatch it to another worker"
-_INT4_MAX = 2**31 - 1
 
 def change_status(session: Session, incident_id: int, to_status: str, *, note: str | None = None,
                   actor: str, expected_version: int | None = None,

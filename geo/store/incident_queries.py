@@ -34,7 +34,15 @@ from sqlalchemy.orm import Session, aliased
 
 from geo.errors import InvalidInput, NotFound, check_moment
 from geo.incidents.loop import PENDING_STATUSES
-from geo.store.models import INCIDENT_STATUSES, Category, Grid, Incident, IncidentEvent, Worker
+from geo.store.models import (
+    INCIDENT_STATUSES,
+    INT8_MAX,
+    Category,
+    Grid,
+    Incident,
+    IncidentEvent,
+    Worker,
+)
 
 TIME_VALID = ("an ISO 8601 date or date-time such as 2025-06-01 or 2025-06-01T08:30:00+08:00 "
               "(without an offset it is local time)")
@@ -179,7 +187,7 @@ def decode_cursor(value: str | None) -> tuple[dt.datetime, int] | None:
         at, incident_id = json.loads(raw)
         moment = dt.datetime.fromisoformat(at)
         if moment.tzinfo is None or not isinstance(incident_id, int) \
-                or not 0 <= incident_id < 2**63:
+                or not 0 <= incident_id <= INT8_MAX:
             raise ValueError
         return moment, incident_id
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):

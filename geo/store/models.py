@@ -29,6 +29,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 WORKER_ROLES = ("grid_worker", "patrol", "volunteer", "dispatcher", "manager")
 DUTY_KINDS = ("primary", "backup")
 USER_ROLES = ("patrol", "dispatcher", "planner", "admin")
+#: The largest ids of ``serial`` (int4) and ``bigserial`` (int8) columns: larger ids given by
+#: users are refused before they reach the database.
+INT4_MAX = 2**31 - 1
+INT8_MAX = 2**63 - 1
 INCIDENT_SOURCES = ("hotline", "app", "patrol", "camera", "sensor", "other")
 CATEGORY_KINDS = ("component", "event")
 

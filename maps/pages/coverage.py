@@ -17,7 +17,7 @@ import folium
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from geo.errors import InvalidInput
+from geo.errors import EARLIEST_MOMENT, LATEST_MOMENT, InvalidInput
 from geo.settings import Settings, get_settings
 from geo.store.coverage import Rules
 from geo.store.map_common import feature_collection
@@ -74,7 +74,7 @@ class Params(BaseModel):
     parent: str | None = Field(
         None, description="the code of a current grid: only its children at `level`")
     date: dt.date | None = Field(
-        None, ge=dt.date(1970, 1, 1), lt=dt.date(2200, 1, 1),
+        None, ge=EARLIEST_MOMENT.date(), lt=LATEST_MOMENT.date(),
         description="a local day as YYYY-MM-DD (instead of from/to), 1970 to 2199")
     start: str | None = Field(None, alias="from", description=WINDOW_VALID)
     end: str | None = Field(None, alias="to", description=WINDOW_VALID)

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from geo.settings import Settings, get_settings
 from geo.store.grid_queries import parse_at
 from geo.store.map_dispatch import DispatchView, Person, dispatch_view
+from geo.store.models import INT8_MAX
 from maps.basemap import Basemap, shift_geojson, shift_lonlat
 from maps.panel import (
     BASE_CSS,
@@ -81,7 +82,7 @@ class Params(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    incident_id: int = Field(..., ge=1, le=2**63 - 1,
+    incident_id: int = Field(..., ge=1, le=INT8_MAX,
                              description="the id of an incident (a whole number from 1 to "
                                          "9223372036854775807)")
     at: str | None = Field(None, description="an ISO 8601 date-time for who is on duty "

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from geo.errors import InvalidInput
 from geo.plans.validate import geojson
 from geo.store import plans as plan_store
+from geo.store.models import INT4_MAX
 from maps.basemap import Basemap
 from maps.panel import BASE_CSS, add_panel, esc, fitted_map
 
@@ -75,7 +76,7 @@ class Params(BaseModel):
 
     parent: str = Field(..., min_length=1, max_length=64,
                         description="the code of a current community or street with grids")
-    plan: int | None = Field(None, ge=1, le=2**31 - 1,
+    plan: int | None = Field(None, ge=1, le=INT4_MAX,
                      description="the id of a plan to continue (optional; a whole "
                                  "number from 1 to 2147483647)")
 

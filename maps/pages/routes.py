@@ -22,6 +22,7 @@ import shapely
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
+from geo.errors import EARLIEST_MOMENT, LATEST_MOMENT
 from geo.settings import Settings, get_settings
 from geo.store.map_routes import TeamDay, team_day
 from maps.basemap import Basemap, shift_geojson, shift_lonlat
@@ -117,7 +118,7 @@ class Params(BaseModel):
 
     team: str = Field(..., min_length=1, description="the code (or id) of a team")
     date: dt.date | None = Field(
-        None, ge=dt.date(1970, 1, 1), lt=dt.date(2200, 1, 1),
+        None, ge=EARLIEST_MOMENT.date(), lt=LATEST_MOMENT.date(),
         description="a local day as YYYY-MM-DD (default: today), 1970 to 2199")
     near_m: float = Field(100.0, gt=0, le=1000,
                           description="metres either side of a route, more than 0 and at most "
