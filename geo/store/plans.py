@@ -23,13 +23,13 @@ from geo.incidents.loop import FINAL_STATUSES
 from geo.plans.edits import Draft
 from geo.store.models import Plan, PlanEdit
 
-_CURRENT_GRID = text("""
+# What a Draft is read from (see _draft).
+_DRAFT = """
     SELECT code, version, name, level, parent_code, population, households, attrs,
-           ST_AsBinary(geom) AS wkb
+           ST_AsBinary(geom) AS wkb"""
+_CURRENT_GRID = text(_DRAFT + """
       FROM grid WHERE valid_to IS NULL AND code = :code""")
-_CURRENT_CHILDREN = text("""
-    SELECT code, version, name, level, parent_code, population, households, attrs,
-           ST_AsBinary(geom) AS wkb
+_CURRENT_CHILDREN = text(_DRAFT + """
       FROM grid WHERE valid_to IS NULL AND parent_code = :parent ORDER BY code""")
 
 
@@ -55,14 +55,10 @@ def current_grid(session: Session, code: str) -> Draft:
 
 # The versions in force just before ``at`` (a plan's apply time: the versions it closed end
 # at ``at``, the ones it opened start there).
-_CHILDREN_BEFORE = text("""
-    SELECT code, version, name, level, parent_code, population, households, attrs,
-           ST_AsBinary(geom) AS wkb
+_CHILDREN_BEFORE = text(_DRAFT + """
       FROM grid WHERE parent_code = :parent AND valid_from < :at
        AND (valid_to IS NULL OR valid_to >= :at) ORDER BY code""")
-_GRID_BEFORE = text("""
-    SELECT code, version, name, level, parent_code, population, households, attrs,
-           ST_AsBinary(geom) AS wkb
+_GRID_BEFORE = text(_DRAFT + """
       FROM grid WHERE code = :code AND valid_from < :at
        AND (valid_to IS NULL OR valid_to >= :at) ORDER BY valid_from DESC LIMIT 1""")
 
@@ -108,10 +104,10 @@ def all_codes(session: Session) -> set[str]:
     return set(session.scalars(text("SELECT DISTINCT code FROM grid")))
 
 
-_VERSIONS = text("SELECT code, version FROM grid WHERE valid_to IS NULL AND code IN :codes "
+_VERSIONS_SQL = ("SELECT code, version FROM grid WHERE valid_to IS NULL AND code IN :codes "
                  "ORDER BY code")
-_VERSIONS_LOCKED = text("SELECT code, version FROM grid WHERE valid_to IS NULL "
-                        "AND code IN :codes ORDER BY code FOR UPDATE")
+_VERSIONS = text(_VERSIONS_SQL)
+_VERSIONS_LOCKED = text(_VERSIONS_SQL + " FOR UPDATE")
 
 
 def lock_versions(session: Session, codes: Sequence[str], *,
