@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from typer.testing import Result
 
 from data.incident_export import export_incidents
 from geo.errors import InvalidInput
@@ -164,3 +166,13 @@ def test_a_failed_export_leaves_the_file_as_it_was(db: str, tmp_path: Path) -> N
             export_incidents(s, target, status="Closed")
     assert target.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")] == []
+
+
+def test_a_report_path_that_cannot_be_written_refuses_first(
+        db: str, tmp_path: Path, cli: Callable[..., Result]) -> None:
+    path = write_csv(tmp_path / "r.csv", HEADER, [["R-1", *IN_G1, "E0101", "", "x"]])
+    result = cli("incidents", "import", str(path), "--report",
+                 str(tmp_path / "missing" / "rejects.csv"), "--quiet")
+    assert result.exit_code == 2, result.output
+    assert "missing" in result.output
+    assert _count(db) == (0, 0)
