@@ -100,7 +100,7 @@ def stale_conflict(session: Session, plan_id: int,
     """The 409 of a plan whose grids changed since it was drafted: which grids, their
     versions then and now, and the plans that changed them."""
     codes = [s["code"] for s in stale]
-    by = store.plans_that_changed(session, codes)
+    by = store.plans_that_changed(session, stale)
     names = ", ".join(f"{s['code']} (drafted on version {s['drafted_on']}, now "
                       f"{s['now'] or 'retired'})" if s["drafted_on"] else
                       f"{s['code']} (the new code is taken)" for s in stale)

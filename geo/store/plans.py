@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,12 +122,27 @@ def lock_versions(session: Session, codes: Sequence[str], *,
     return {r.code: int(r.version) for r in rows}
 
 
-def plans_that_changed(session: Session, codes: Sequence[str]) -> list[int]:
-    """Applied plans whose result touched any of ``codes``, newest first."""
-    rows = session.execute(text("SELECT id FROM plan WHERE status = 'applied' "
-                                "AND result->'touched' ?| CAST(:codes AS text[]) "
-                                "ORDER BY applied_at DESC, id DESC"), {"codes": list(codes)})
+def plans_that_changed(session: Session, stale: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Applied plans that changed the ``stale`` grids (``code``, ``drafted_on``) since a draft
+    read them, newest first: those that touched a grid when or after its drafted version was
+    retired (for a code taken since, when or after it first appeared). A plan that produced
+    the drafted version itself is not one of them."""
+    rows = session.execute(_CHANGED_BY, {"codes": [str(s["code"]) for s in stale],
+                                         "versions": [int(s["drafted_on"]) for s in stale]})
     return [int(r.id) for r in rows]
+
+
+_CHANGED_BY = text("""
+WITH stale AS (
+    SELECT s.code, CASE WHEN s.v > 0
+        THEN (SELECT g.valid_to FROM grid g WHERE g.code = s.code AND g.version = s.v)
+        ELSE (SELECT min(g.valid_from) FROM grid g WHERE g.code = s.code) END AS since
+    FROM unnest(CAST(:codes AS text[]), CAST(:versions AS int[])) AS s(code, v))
+SELECT p.id FROM plan p
+WHERE p.status = 'applied' AND EXISTS (
+    SELECT 1 FROM stale WHERE p.result->'touched' ? stale.code
+    AND (stale.since IS NULL OR p.applied_at >= stale.since))
+ORDER BY p.applied_at DESC, p.id DESC""")
 
 
 # --------------------------------------------------------------------------- plans

@@ -55,6 +55,21 @@ def test_a_draft_overtaken_by_another_plan_names_what_changed(client: TestClient
         assert stale["G12"]["now"] == 0 and stale["G12"]["why"] == "retired"
 
 
+def test_changed_by_plans_leaves_out_the_plan_the_draft_was_drafted_on(
+        client: TestClient, auth: Auth, ids: dict[str, int]) -> None:
+    first = new_plan(client, auth)
+    edit(client, auth, first, op="split", code="G11", line=SPLIT, new_code="G13")
+    apply(client, auth, first)  # G11 and G13 are now versions the first plan made
+    draft = new_plan(client, auth)
+    edit(client, auth, draft, op="merge", codes=["G11", "G13"], into="G11")
+    later = new_plan(client, auth)
+    edit(client, auth, later, op="retire", code="G13", successor="G11")
+    apply(client, auth, later)
+    detail = apply(client, auth, draft, 409)
+    assert detail["changed_by_plans"] == [later]
+    assert f"changed by plan {later}" in detail["message"]
+
+
 def test_an_invalid_polygon_is_reported_not_a_crash(client: TestClient, auth: Auth,
                                                     ids: dict[str, int]) -> None:
     plan_id = new_plan(client, auth)
