@@ -26,11 +26,14 @@ Warnings (not blocking):
   largest is named with its area.
 
 Every problem names the grids (``codes``), the area in m², a point inside it
-(lon, lat) and carries the area's geometry so that a map can draw it.
+(lon, lat) and carries the area's geometry so that a map can draw it; an
+``invalid_geometry`` has the place GEOS names as its point and the polygon as
+drawn (no area), ``orphans`` the children left behind.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -98,6 +101,21 @@ def _point(geom: BaseGeometry) -> tuple[float, float]:
     return (float(p.x), float(p.y))
 
 
+_AT = re.compile(r"\[(-?[0-9.eE+-]+) (-?[0-9.eE+-]+)")
+
+
+def _where(reason: str, geom: BaseGeometry | None) -> tuple[float, float] | None:
+    """Where ``geom`` is invalid: the place GEOS names in ``reason`` (a self-intersection,
+    a ring crossing), else a point of its outline; None without a geometry."""
+    found = _AT.search(reason)
+    if found:
+        return (float(found.group(1)), float(found.group(2)))
+    if geom is None:
+        return None
+    first = shapely.get_coordinates(geom)[:1]
+    return (float(first[0, 0]), float(first[0, 1])) if len(first) else None
+
+
 def _parts(geom: BaseGeometry, meter: topology.AreaMeter,
            tol: float) -> list[tuple[BaseGeometry, float]]:
     parts = list(topology.polygonal(geom).geoms)
@@ -136,7 +154,10 @@ def validate(state: PlanState, parent_geom: BaseGeometry, tolerance_m2: float, *
     touched = [c for c in state.touched() if c in state.after]
     invalid = {c: r for c in touched if (r := topology.invalid_reason(state.after[c].geom))}
     for code, reason in sorted(invalid.items()):
-        out.problems.append(Problem("invalid_geometry", [code], f"grid {code!r}: {reason}"))
+        geom = state.after[code].geom
+        shown = None if geom is None or geom.is_empty else geom
+        out.problems.append(Problem("invalid_geometry", [code], f"grid {code!r}: {reason}",
+                                    point=_where(reason, shown), geometry=shown))
     mine = [(c, state.after[c].geom) for c in touched if c not in invalid]
     fixed = [(c, d.geom) for c, d in sorted(state.after.items()) if c not in touched]
     geom_of = dict(mine + fixed)
@@ -184,9 +205,11 @@ def _check_grandchildren(state: PlanState,
             continue
         if code in state.retired:
             names = sorted(k for k, _ in kids)
+            left = _union([g for _, g in kids])
             out.problems.append(Problem(
                 "orphans", [code, *names], f"grid {code} retires but still has children: "
-                f"{', '.join(names[:10])}; retire or re-import them first"))
+                f"{', '.join(names[:10])}; retire or re-import them first",
+                float(meter.areas([left])[0]), _point(left), left))
             continue
         if code not in geom_of:
             continue
