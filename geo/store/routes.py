@@ -274,7 +274,12 @@ def get_route(session: Session, route_id: int) -> RouteRow:
 def list_routes(session: Session, *, team_id: int | None = None, team: str | None = None,
                 grid: str | None = None, code: str | None = None, limit: int = 100,
                 offset: int = 0) -> tuple[list[RouteRow], int]:
-    """Routes ordered by code, filtered by team (id or code), a claimed grid, or code."""
+    """Routes ordered by code, filtered by team (id or code), a claimed grid, or code.
+
+    A team or grid that does not exist is a NotFound naming the filter (a typo is not an
+    empty list); a team or grid without routes gives an empty list.
+    """
+    _check_filters(session, team_id=team_id, team=team, grid=grid)
     where = """ WHERE (CAST(:team_id AS integer) IS NULL OR r.team_id = :team_id)
                   AND (CAST(:team AS text) IS NULL OR t.code = :team)
                   AND (CAST(:grid AS text) IS NULL OR r.grid_codes @> ARRAY[CAST(:grid AS text)])
@@ -285,6 +290,27 @@ def list_routes(session: Session, *, team_id: int | None = None, team: str | Non
                                 + " ORDER BY r.code, r.id LIMIT :limit OFFSET :offset"),
                            {**params, "limit": limit, "offset": offset})
     return [_row(r) for r in rows], total
+
+
+def _check_filters(session: Session, *, team_id: int | None, team: str | None,
+                   grid: str | None) -> None:
+    found = session.execute(text("""
+        SELECT CAST(:team_id AS integer) IS NULL
+                   OR EXISTS (SELECT 1 FROM team WHERE id = :team_id) AS team_id,
+               CAST(:team AS text) IS NULL
+                   OR EXISTS (SELECT 1 FROM team WHERE code = :team) AS team,
+               CAST(:grid AS text) IS NULL
+                   OR EXISTS (SELECT 1 FROM grid WHERE code = :grid) AS grid"""),
+        {"team_id": team_id, "team": team, "grid": grid}).one()
+    if not found.team_id:
+        raise NotFound(f"there is no team with id {team_id}", field="team_id", value=team_id,
+                       valid="the id of a team (GET /api/v1/teams)")
+    if not found.team:
+        raise NotFound(f"there is no team {team!r}", field="team", value=team,
+                       valid="the code of a team (GET /api/v1/teams)")
+    if not found.grid:
+        raise NotFound(f"there is no grid with code {grid!r}", field="grid", value=grid,
+                       valid="the code of a grid, current or retired (GET /api/v1/grids)")
 
 
 # --------------------------------------------------------------------------- incidents

@@ -85,6 +85,11 @@ def test_create_read_list_update_delete(client: TestClient, auth: Auth, setup: s
     assert [f["properties"]["code"] for f in by_team["features"]] == ["R-T2"]
     by_grid = client.get("/api/v1/routes?grid=G1", headers=reader).json()
     assert [f["id"] for f in by_grid["features"]] == [rid]
+    for query, field in (("team=NOPE", "team"), ("team_id=99999", "team_id"),
+                         ("grid=NOPE", "grid")):
+        missing = client.get(f"/api/v1/routes?{query}", headers=reader)
+        assert missing.status_code == 404, query
+        assert missing.json()["detail"]["field"] == field
 
     renamed = client.patch(f"/api/v1/routes/{rid}", headers=editor,
                            json={"properties": {"name": "夜巡改", "team_id": None, "team": "T2"}})
