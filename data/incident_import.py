@@ -365,9 +365,9 @@ def _rows_with_fields(rows: Iterable[SourceRow], importer: _Importer,
 
 
 def _index(session: Session) -> Any:
-    from geo.index_cache import get_index
+    from geo.index_cache import index_for_intake
 
-    return get_index(session)
+    return index_for_intake(session)
 
 
 def import_file(session: Session, path: str | Path, options: ImportOptions, *,

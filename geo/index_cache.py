@@ -127,3 +127,13 @@ def clear() -> None:
     """Forget every cached index (tests; a process that dropped its databases)."""
     with _guard:
         _entries.clear()
+
+
+def index_for_intake(session: Session) -> AssignmentIndex:
+    """:func:`get_index` for a transaction that stores incidents: it first takes the
+    grids' shared lock (:mod:`geo.store.grid_lock`), held until it commits, so that a
+    plan apply either sees its incidents or commits before it reads the grids."""
+    from geo.store.grid_lock import hold_shared
+
+    hold_shared(session)
+    return get_index(session)

@@ -26,7 +26,7 @@ from geo.errors import InvalidInput
 from geo.incidents.intake import register
 from geo.incidents.replay import check_replay
 from geo.incidents.schema import KEY_MAX, validate_incident
-from geo.index_cache import get_index
+from geo.index_cache import index_for_intake
 from geo.store import grid_queries, incident_queries
 from geo.store.incident_queries import IncidentFilter
 
@@ -75,7 +75,7 @@ def create_incident(
         raw["idempotency_key"] = idempotency_key
     item = validate_incident(raw, tz=settings.tz)
     result = register(session, item, actor=principal.name, settings=settings,
-                      index=get_index(session))
+                      index=index_for_intake(session))
     check_replay(item, result)
     href = str(request.url_for("get_incident", incident_id=result.id))
     response.headers["Location"] = href

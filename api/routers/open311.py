@@ -36,7 +36,7 @@ from geo.errors import DomainError, InvalidInput
 from geo.incidents.intake import register
 from geo.incidents.replay import check_replay
 from geo.incidents.schema import validate_incident
-from geo.index_cache import get_index
+from geo.index_cache import index_for_intake
 from geo.settings import Settings
 from geo.store import open311 as store
 from geo.store.db import session_scope
@@ -196,7 +196,7 @@ def _post(settings: Settings, items: Sequence[tuple[str, str]], api_key: str | N
                                     idempotency_key=idempotency_key)
         item = validate_incident(raw, tz=settings.tz)
         done = register(session, item, actor=f"open311:{principal.name}", settings=settings,
-                        index=get_index(session))
+                        index=index_for_intake(session))
         check_replay(item, done)
     sla_hours = ((done.due_at - done.reported_at).total_seconds() / 3600
                  if done.due_at is not None else None)

@@ -243,7 +243,8 @@ def register_many(session: Session, items: Sequence[IncidentIn], *, actor: str,
     settings : Settings
         Snap tolerance, time zone, ``auto_dispatch``, the duplicate rule.
     index : AssignmentIndex
-        Usually ``geo.index_cache.get_index(session)``.
+        Usually ``geo.index_cache.index_for_intake(session)``, which also holds the
+        grids' shared lock so that a plan apply cannot retire its grids unseen.
     now : datetime, optional
         The time of items without ``reported_at`` (default: the clock).
     on_reject : callable, optional

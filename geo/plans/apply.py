@@ -44,6 +44,7 @@ from geo.plans.edits import PlanState
 from geo.settings import Settings
 from geo.store import incidents as incident_store
 from geo.store import plans as store
+from geo.store.grid_lock import lock_exclusive
 from geo.store.grids import GridRecord, write_versions
 from geo.store.incident_queries import grid_chain
 
@@ -89,7 +90,7 @@ def _reassign(session: Session, state: PlanState, heirs: Mapping[str, list[tuple
               *, plan_id: int, actor: str, at: dt.datetime, settings: Settings
               ) -> dict[str, Any]:
     touched = set(state.touched())
-    points = store.incidents_near(session, _union_all(state), since=at)
+    points = store.incidents_near(session, _union_all(state), since=at, lock=True)
     keep = np.array([bool(o and g in touched) for o, g in
                      zip(points.open, points.grid_code, strict=True)], dtype=bool)
     idx = [int(k) for k in np.flatnonzero(keep)]
@@ -108,16 +109,19 @@ def _reassign(session: Session, state: PlanState, heirs: Mapping[str, list[tuple
     details = []
     for (k, code), choice in zip(moved, choices, strict=True):
         incident_id = int(points.id[k])
-        store.reassign_incident(session, incident_id, grid_code=code, grid_id=ids[code],
-                                worker_id=choice.worker_id, rule=choice.rule)
+        worker_id, rule = choice.worker_id, choice.rule
+        if points.escalation_level[k]:  # it stays with the manager it was escalated to
+            worker_id, rule = points.worker_id[k], points.rule[k] or choice.rule
+        version = store.reassign_incident(session, incident_id, grid_code=code,
+                                          grid_id=ids[code], worker_id=worker_id, rule=rule)
         data = {"kind": "replan", "plan_id": plan_id, "from_grid": points.grid_code[k],
                 "to_grid": code, "to_grid_id": ids[code], "from_worker": points.worker_id[k],
-                "to_worker": choice.worker_id, "rule": choice.rule}
+                "to_worker": worker_id, "rule": rule, "version": version}
         record_event(session, incident_id, actor=actor, from_status=points.status[k],
                      to_status=points.status[k], data=data,
                      note=f"grid plan {plan_id}: {points.grid_code[k]} -> {code}")
         details.append({"id": incident_id, "from": points.grid_code[k], "to": code,
-                        "worker_id": choice.worker_id, "rule": choice.rule})
+                        "worker_id": worker_id, "rule": rule})
     stayed = [int(points.id[k]) for k, code in zip(idx, new_code, strict=True)
               if code == points.grid_code[k]]
     store.refresh_grid_version(session, stayed)
@@ -158,6 +162,7 @@ def apply_plan(session: Session, plan_id: int, *, user_id: int | None, actor: st
     InvalidInput
         The plan has no edits or its result does not validate (``extra.validation``).
     """
+    lock_exclusive(session)  # before reading grids or incidents: see geo.store.grid_lock
     plan = store.get_plan(session, plan_id, lock=True)
     if plan.status != "draft":  # before the replay: an applied plan replays on its own past
         raise Conflict(f"plan {plan_id} is already {plan.status}", field="status",

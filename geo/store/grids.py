@@ -17,6 +17,7 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session
 
 from geo.errors import InvalidInput
+from geo.store.grid_lock import lock_exclusive
 
 #: Depth of the well-known levels, coarsest first; other levels sit one below their parent.
 LEVEL_DEPTH: dict[str, int] = {
@@ -128,8 +129,11 @@ def write_versions(session: Session, records: Sequence[GridRecord], *,
     """Write ``records`` as the current grids: new codes are created, changed codes get a
     new version (the old one closes at ``at``), identical ones are left alone.
 
-    Runs inside the caller's transaction; nothing is committed here.
+    Runs inside the caller's transaction; nothing is committed here. Takes the grids'
+    exclusive lock first (:mod:`geo.store.grid_lock`): the versions it reads are the
+    committed ones, and no intake places an incident on the grids it closes unseen.
     """
+    lock_exclusive(session)
     at = at or dt.datetime.now(dt.UTC)
     codes = [r.code for r in records]
     if len(set(codes)) != len(codes):

@@ -21,6 +21,7 @@ from geo import topology
 from geo.errors import NotFound
 from geo.incidents.loop import FINAL_STATUSES
 from geo.plans.edits import Draft
+from geo.store.grid_lock import lock_exclusive
 from geo.store.models import Plan, PlanEdit
 
 # What a Draft is read from (see _draft).
@@ -212,22 +213,25 @@ class IncidentPoints:
     category: list[str]
     open: np.ndarray
     recent: np.ndarray
+    rule: list[str | None]
+    escalation_level: list[int]
 
     def __len__(self) -> int:
         return len(self.id)
 
 
-def incidents_near(session: Session, geom: BaseGeometry, *, since: dt.datetime) -> IncidentPoints:
-    """Incidents in the bounding box of ``geom`` reported since ``since`` (``recent``) or open."""
+def incidents_near(session: Session, geom: BaseGeometry, *, since: dt.datetime,
+                   lock: bool = False) -> IncidentPoints:
+    """Incidents in the bounding box of ``geom`` reported since ``since`` (``recent``) or open.
+
+    With ``lock`` only the open ones, locked ``FOR UPDATE`` in id order: a change
+    committed meanwhile (a rejection, a merge, an escalation) is read as committed, and
+    one that became final is left out.
+    """
     minx, miny, maxx, maxy = geom.bounds
-    rows = session.execute(text("""
-        SELECT id, ST_X(geom) AS lon, ST_Y(geom) AS lat, grid_code, worker_id, status,
-               category_code, reported_at >= :since AS recent
-          FROM incident
-         WHERE geom && ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, 4326)
-           AND (reported_at >= :since OR NOT status = ANY(:final))
-         ORDER BY id"""), {"since": since, "minx": minx, "miny": miny, "maxx": maxx,
-                           "maxy": maxy, "final": list(FINAL_STATUSES)}).all()
+    sql = _NEAR_LOCKED if lock else _NEAR
+    rows = session.execute(sql, {"since": since, "minx": minx, "miny": miny, "maxx": maxx,
+                                 "maxy": maxy, "final": list(FINAL_STATUSES)}).all()
     final = set(FINAL_STATUSES)
     return IncidentPoints(
         id=np.array([r.id for r in rows], dtype=np.int64),
@@ -237,7 +241,21 @@ def incidents_near(session: Session, geom: BaseGeometry, *, since: dt.datetime) 
         status=[r.status for r in rows], category=[r.category_code for r in rows],
         open=np.array([r.status not in final for r in rows], dtype=bool),
         recent=np.array([bool(r.recent) for r in rows], dtype=bool),
+        rule=[r.rule for r in rows], escalation_level=[int(r.escalation_level) for r in rows],
     )
+
+
+_NEAR_SQL = """
+    SELECT id, ST_X(geom) AS lon, ST_Y(geom) AS lat, grid_code, worker_id, status,
+           category_code, reported_at >= :since AS recent, rule, escalation_level
+      FROM incident
+     WHERE geom && ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, 4326)"""
+_NEAR = text(_NEAR_SQL + """
+       AND (reported_at >= :since OR NOT status = ANY(:final))
+     ORDER BY id""")
+_NEAR_LOCKED = text(_NEAR_SQL + """
+       AND NOT status = ANY(:final)
+     ORDER BY id FOR UPDATE""")
 
 
 def primary_workers(session: Session, codes: Sequence[str]) -> dict[str, list[tuple[int, str,
@@ -283,9 +301,10 @@ def move_duty(session: Session, duty_id: int, to_code: str) -> bool:
 
 
 def retire_grids(session: Session, codes: Sequence[str], at: dt.datetime) -> int:
-    """Close the current versions of ``codes`` at ``at``."""
+    """Close the current versions of ``codes`` at ``at`` (under the grids' exclusive lock)."""
     if not codes:
         return 0
+    lock_exclusive(session)
     result = session.execute(text("UPDATE grid SET valid_to = :at WHERE valid_to IS NULL "
                                   "AND code IN :codes")
                              .bindparams(bindparam("codes", expanding=True)),
@@ -305,13 +324,13 @@ def current_ids(session: Session, codes: Sequence[str]) -> dict[str, int]:
 
 
 def reassign_incident(session: Session, incident_id: int, *, grid_code: str, grid_id: int,
-                      worker_id: int | None, rule: str) -> None:
-    """Point an open incident at a new grid version and worker."""
-    session.execute(text("UPDATE incident SET grid_code = :code, grid_id = :gid, "
-                         "worker_id = :worker, rule = :rule, version = version + 1 "
-                         "WHERE id = :id"),
-                    {"code": grid_code, "gid": grid_id, "worker": worker_id, "rule": rule,
-                     "id": incident_id})
+                      worker_id: int | None, rule: str | None) -> int:
+    """Point an open incident at a new grid version and worker; its new version."""
+    return int(session.execute(text(
+        "UPDATE incident SET grid_code = :code, grid_id = :gid, worker_id = :worker, "
+        "rule = :rule, version = version + 1 WHERE id = :id RETURNING version"),
+        {"code": grid_code, "gid": grid_id, "worker": worker_id, "rule": rule,
+         "id": incident_id}).scalar_one())
 
 
 def refresh_grid_version(session: Session, incident_ids: Sequence[int]) -> None:

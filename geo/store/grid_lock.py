@@ -1,0 +1,71 @@
+"""The grids' transaction lock: grid changes exclusive, incident intake shared.
+
+An incident is placed by the assignment index of the grids its transaction saw.
+If a plan apply (or a grid import) committed new grids between that read and
+the incident's insert, the incident would keep a grid the apply had just
+retired, and the apply, which re-places the open incidents it can see, would
+not see it. So:
+
+- every intake holds :func:`hold_shared` from before it reads the grids' epoch
+  until it commits (many intakes at once, never waiting on each other);
+- every grid change takes :func:`lock_exclusive` before it reads what it
+  changes: it waits for the intakes in flight to commit (their incidents are
+  then visible to it) and the intakes that come after it wait for its commit
+  (they then read the new epoch and rebuild their index).
+
+Both are PostgreSQL transaction-level advisory locks on :data:`LOCK_KEY`: they
+cost no row write and are released at commit or rollback. A grid change waits
+at most ``wait_s`` (a bulk import holds the shared lock for its whole
+transaction, and every intake queues behind a waiting grid change), then gives
+up with a :class:`~geo.errors.Conflict` that asks to retry.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from geo.errors import Conflict
+
+#: ``pg_advisory_xact_lock`` key of the grids (b"grid" as an int).
+LOCK_KEY = int.from_bytes(b"grid", "big")
+#: How long a grid change waits for the intakes in flight, by default.
+WAIT_S = 3.0
+
+
+def hold_shared(session: Session) -> None:
+    """Hold the grids' lock shared until ``session``'s transaction ends (intake)."""
+    session.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": LOCK_KEY})
+
+
+def lock_exclusive(session: Session, *, wait_s: float | None = None) -> None:
+    """Hold the grids' lock alone until ``session``'s transaction ends (grid changes).
+
+    Waits at most ``wait_s`` seconds (:data:`WAIT_S` by default); taking it again in
+    the same transaction is immediate.
+
+    Raises
+    ------
+    Conflict
+        Intakes (a bulk import) or another grid change held it longer than ``wait_s``;
+        nothing was changed, the caller's transaction must be rolled back.
+    """
+    if session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": LOCK_KEY}):
+        return
+    wait_s = WAIT_S if wait_s is None else wait_s
+    saved = session.scalar(text("SELECT current_setting('lock_timeout')"))
+    session.execute(text("SELECT set_config('lock_timeout', :ms, true)"),
+                    {"ms": f"{max(1, round(wait_s * 1000))}ms"})
+    try:
+        with session.begin_nested():
+            session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) != "55P03":  # lock_not_available
+            raise
+        raise Conflict(f"the grids are in use by a bulk import or another grid change; "
+                       f"waited {wait_s:g} s", field="grids", value="busy",
+                       valid="the same request again once the running import or plan apply "
+                             "has finished") from exc
+    finally:
+        session.execute(text("SELECT set_config('lock_timeout', :v, true)"), {"v": saved})
