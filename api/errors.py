@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException
 
 from geo.errors import TEXT_VALID, Conflict, DomainError, ImportRefused, InvalidInput, NotFound
@@ -115,9 +115,28 @@ async def _data_error(request: Request, exc: Exception) -> JSONResponse:
         status_code=422)
 
 
+#: SQLSTATEs of a transaction PostgreSQL aborted because of another one running at once.
+CONCURRENCY_STATES = {"40P01": "deadlock", "40001": "serialization failure"}
+
+
+async def _operational_error(request: Request, exc: Exception) -> JSONResponse:
+    """A transaction aborted by a concurrent one (deadlock, serialization failure) was rolled
+    back whole: 409, to be retried. Any other operational error stays a server error."""
+    assert isinstance(exc, OperationalError)
+    state = getattr(exc.orig, "sqlstate", None)
+    if state not in CONCURRENCY_STATES:
+        raise exc
+    return JSONResponse({"detail": {
+        "message": f"a concurrent change of the same records aborted this one "
+                   f"({CONCURRENCY_STATES[state]}); nothing was changed",
+        "field": "request", "value": None,
+        "valid": "the same request again"}}, status_code=409)
+
+
 def add_exception_handlers(app: FastAPI) -> None:
     """Register the handlers that turn domain and validation errors into JSON answers."""
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(DataError, _data_error)
+    app.add_exception_handler(OperationalError, _operational_error)

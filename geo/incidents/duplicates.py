@@ -110,11 +110,55 @@ def link_candidates(session: Session, new_ids: Sequence[int], settings: Settings
     result = session.execute(_LINK, {
         "ids": ids, "open": list(OPEN_STATUSES), "radius_m": float(settings.duplicate_radius_m),
         "window_s": float(settings.duplicate_window_h) * 3600.0})
-    return int(getattr(result, "rowcount", 0) or 0)
+    linked = int(getattr(result, "rowcount", 0) or 0)
+    if linked:
+        session.execute(_FOLLOW_MERGES, {"ids": ids})
+    return linked
+
+
+# A link's target merged away while the link was written (the link's foreign key check
+# waited for that merge to commit; this statement sees it): link to the survivor, so that
+# links stay one level deep.
+_FOLLOW_MERGES = text("""
+UPDATE incident AS n SET candidate_of = t.duplicate_of
+  FROM incident AS t
+ WHERE n.id = ANY(CAST(:ids AS bigint[])) AND t.id = n.candidate_of
+   AND t.status = 'duplicate' AND t.duplicate_of IS NOT NULL AND t.duplicate_of <> n.id""")
+
+
+# Every row a merge changes, locked in id order in one statement before anything changes:
+# merges that share an incident (the same pair, a chain, a cycle, two duplicates into one
+# incident) then wait for each other instead of deadlocking.
+_MERGED_ROWS = """
+SELECT id FROM incident
+ WHERE id IN (:duplicate, :into) OR candidate_of = :duplicate OR duplicate_of = :duplicate"""
+_LOCK_MERGE = text(_MERGED_ROWS + " ORDER BY id FOR UPDATE")
+_MERGE_ROWS = text(_MERGED_ROWS)
+
+
+class _Relock(Exception):
+    """The rows linked to the duplicate changed while its merge waited for them."""
+
+
+def _lock_merged_rows(session: Session, duplicate_id: int, into_id: int) -> None:
+    """Lock the rows of a merge in id order. The set is read before the wait: a merge that
+    committed meanwhile may have linked more rows to the duplicate. Once the duplicate is
+    locked nothing more can be linked to it, so read the set again and, when it grew, give
+    the locks back (a savepoint) and take the new set in order."""
+    params = {"duplicate": duplicate_id, "into": into_id}
+    for _ in range(5):
+        try:
+            with session.begin_nested():
+                held = set(session.scalars(_LOCK_MERGE, params))
+                if not set(session.scalars(_MERGE_ROWS, params)) - held:
+                    return
+                raise _Relock
+        except _Relock:
+            continue
 
 
 def _lock_pair(session: Session, duplicate_id: int, into_id: int) -> tuple[Incident, Incident]:
-    # Lock in id order so that two merges of the same pair cannot deadlock.
+    _lock_merged_rows(session, duplicate_id, into_id)
     first, second = sorted((duplicate_id, into_id))
     locked: dict[int, Incident] = {}
     for incident_id in (first, second):
@@ -186,6 +230,8 @@ def merge(session: Session, duplicate_id: int, into_id: int, *, actor: str,
     duplicate.closed_at = at if at is not None else func.now()
     session.flush()
     into.version = into.version + 1  # it changed too: its candidates and its event
+    if into.candidate_of == duplicate.id:  # it is the survivor now, no longer a candidate
+        into.candidate_of = None
     moved = _repoint(session, duplicate.id, into.id)
     text_note = (note.strip() or None) if note else None
     record_event(session, duplicate.id, actor=actor, from_status=from_status,
