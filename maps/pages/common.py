@@ -49,18 +49,23 @@ def page_map(session: Session, basemap: Basemap, *, under: str | None,
 
 
 def add_outlines(m: folium.Map, basemap: Basemap, features: list[dict[str, Any]], *,
-                 name: str, lang: str) -> None:
-    """Grid boundaries as a line layer (no fill), the name and code on hover."""
+                 name: str, lang: str, interactive: bool = True) -> None:
+    """Grid boundaries as a line layer (no fill), the name and code on hover; nothing when
+    there are none. ``interactive=False`` for outlines drawn over a layer with its own
+    tooltips: on the canvas renderer an outline would catch the pointer inside its area."""
+    if not features:
+        return
     for feature in features:
         props = feature["properties"]
         props["name"] = html.escape(str(props["name"]))
     collection = shift_geojson(basemap, {"type": "FeatureCollection", "features": features})
     text = _TEXT[lang]
+    tooltip = folium.GeoJsonTooltip(fields=["name", "code"],
+                                    aliases=[text["name"], text["code"]]) if interactive else None
     folium.GeoJson(
         collection, name=name,
         style_function=lambda _: {"color": "#444", "weight": 1, "fill": False, "opacity": 0.7},
-        tooltip=folium.GeoJsonTooltip(fields=["name", "code"],
-                                      aliases=[text["name"], text["code"]]),
+        tooltip=tooltip, interactive=interactive,
     ).add_to(m)
 
 

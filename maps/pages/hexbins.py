@@ -76,7 +76,7 @@ def build(session: Session, params: Params, basemap: Basemap, *, lang: str = "zh
     ).add_to(m)
     if params.outline != "none":
         add_outlines(m, basemap, grid_outlines(session, level=params.outline, under=params.grid),
-                     name=LEVEL_NAMES[lang][params.outline], lang=lang)
+                     name=LEVEL_NAMES[lang][params.outline], lang=lang, interactive=False)
     folium.LayerControl(collapsed=False).add_to(m)
     add_legend(m, f"{text['incidents']} ({text[params.scheme]})",
                list(zip(classes.colours, classes.labels(integer=True), strict=True)))

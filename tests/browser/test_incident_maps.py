@@ -71,6 +71,17 @@ def test_hexbins_with_legend(live_server: LiveServer, page: Page) -> None:
         m.eachLayer(l => { if (l.feature && l.feature.properties.cell) n++; });
         return n; }""")
     assert hexagons > 100
+    # hovering a cell inside a street shows the cell's count and id, not the street's name
+    x, y, cell = page.evaluate("""() => {
+        const m = Object.values(window).find(v => v instanceof L.Map); let best = null;
+        m.eachLayer(l => { if (l.feature && l.feature.properties.cell && !best) best = l; });
+        const p = m.latLngToContainerPoint(best.getCenter());
+        const box = m.getContainer().getBoundingClientRect();
+        return [box.left + p.x, box.top + p.y, best.feature.properties.cell]; }""")
+    page.mouse.move(x, y)
+    page.wait_for_selector(".leaflet-tooltip")
+    tip = page.locator(".leaflet-tooltip").inner_text()
+    assert cell in tip, tip
 
 
 def test_grids_popup_in_chinese_and_english(live_server: LiveServer, page: Page) -> None:

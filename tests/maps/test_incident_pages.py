@@ -128,6 +128,9 @@ def test_hexbins_counts_and_legend(built: Session, settings: Settings) -> None:
     cell = h3.latlng_to_cell(city.G11[1], city.G11[0], 9)
     assert f'"cell": "{cell}"' in page
     assert 'id="pg-legend"' in page and _has(page, "等间距")
+    for under in ("C1", "G11"):  # no street outline under a community or grid: none drawn
+        page = _render(built, settings, "hexbins", grid=under)
+        assert '"cell": ' in page
     bad = pytest.raises(InvalidInput)
     with bad as err:
         _render(built, settings, "hexbins", scheme="jenks")
