@@ -365,8 +365,16 @@ def _existing(session: Session, items: dict[int, IncidentIn],
     for k, item in items.items():
         hit = found.by_external.get((item.source, item.external_id)) \
             if item.external_id is not None else None
-        if hit is None and item.idempotency_key is not None:
-            hit = found.by_key.get(item.idempotency_key)
+        by_key = found.by_key.get(item.idempotency_key) \
+            if item.idempotency_key is not None else None
+        if hit is not None and by_key is not None and hit != by_key:
+            raise Conflict(f"Idempotency-Key {item.idempotency_key!r} belongs to incident "
+                           f"{by_key}, but external_id {item.external_id!r} to incident {hit}",
+                           field="Idempotency-Key", value=item.idempotency_key,
+                           valid="the key and external_id of one report (a retry repeats "
+                                 "both), or new ones for a new report",
+                           extra={"incident_id": by_key, "external_id_incident": hit})
+        hit = hit if hit is not None else by_key
         if hit is None:
             raise Conflict("a concurrent registration of the same incident did not finish; "
                            "retry", field="external_id", value=item.external_id,

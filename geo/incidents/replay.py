@@ -29,6 +29,12 @@ _M_PER_DEG = 111_320.0
 def differences(item: IncidentIn, stored: Registered) -> list[str]:
     """What the retried ``item`` says differently from the ``stored`` incident."""
     out: list[str] = []
+    if item.external_id is not None and item.external_id != stored.external_id:
+        out.append(f"external_id {item.external_id!r} (stored: {stored.external_id!r})")
+    if item.idempotency_key is not None and stored.idempotency_key is not None \
+            and item.idempotency_key != stored.idempotency_key:
+        out.append(f"Idempotency-Key {item.idempotency_key!r} "
+                   f"(stored: {stored.idempotency_key!r})")
     if item.category != stored.category:
         out.append(f"category {item.category!r} (stored: {stored.category!r})")
     if item.source != stored.source:

@@ -47,6 +47,20 @@ def test_a_key_reused_for_another_report_is_a_conflict(client: TestClient, auth:
     clash = _post(client, keyed, category="E2")
     assert clash.status_code == 409 and clash.json()["detail"]["field"] == "Idempotency-Key"
     assert _count(session) == 2
+    # the same key with another external id is another report, not a retry
+    ided = {**d, "Idempotency-Key": "k-2"}
+    kept = _post(client, ided, external_id="HL-2")
+    assert kept.status_code == 201
+    other = _post(client, ided, external_id="HL-3")
+    assert other.status_code == 409, other.text
+    assert "external_id 'HL-3'" in other.json()["detail"]["message"]
+    # a key of one incident with the external id of another: refused, naming both
+    mixed = _post(client, {**d, "Idempotency-Key": "k-1"}, external_id="HL-1")
+    assert mixed.status_code == 409, mixed.text
+    detail = mixed.json()["detail"]
+    assert detail["field"] == "Idempotency-Key" and detail["incident_id"] != first.json()["id"]
+    assert detail["external_id_incident"] == first.json()["id"]
+    assert _count(session) == 3
 
 
 def test_an_open311_key_reused_for_another_report(client: TestClient, auth: Auth,
