@@ -28,7 +28,7 @@ log = logging.getLogger("patrolgrid.jobs")
 def run_escalation_once(settings: Settings, now: dt.datetime | None = None) -> EscalationReport:
     """One escalation run in its own transaction; skipped when another run holds the lock."""
     with session_scope(settings.database_url) as session:
-        return escalate_overdue(session, now or dt.datetime.now(dt.UTC), settings, wait=False)
+        return escalate_overdue(session, now, settings, wait=False)
 
 
 async def _escalation_loop(app: FastAPI, settings: Settings, stop: asyncio.Event) -> None:

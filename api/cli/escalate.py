@@ -18,10 +18,11 @@ from geo.store.grid_queries import parse_at
 SHOWN = 50
 
 
-def _now(value: str | None) -> dt.datetime:
+def _now(value: str | None) -> dt.datetime | None:
+    """``--now`` as a moment; None without it (the clock once the run's lock is held)."""
     conf = settings()
     try:
-        return parse_at(value, conf.tz) or dt.datetime.now(dt.UTC)
+        return parse_at(value, conf.tz)
     except InvalidInput as exc:
         raise InvalidInput(f"--now {value!r} is not a date-time", field="now", value=value,
                            valid=str(exc.valid)) from exc

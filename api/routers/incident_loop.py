@@ -11,7 +11,6 @@ the body (``version``; a stale one answers 409) or as ``If-Match`` (412).
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -166,7 +165,7 @@ def escalate(session: SessionDep, settings: SettingsDep, principal: Dispatcher,
     """Run the escalation now (the server also runs it every ``escalation_interval_s``):
     overdue incidents move one level up to that level's manager."""
     try:
-        when = parse_at(now, settings.tz) or dt.datetime.now(dt.UTC)
+        when = parse_at(now, settings.tz)  # None: the clock once the run's lock is held
     except InvalidInput as exc:
         raise InvalidInput(f"now {now!r} is not a date-time", field="now", value=now,
                            valid=str(exc.valid)) from exc

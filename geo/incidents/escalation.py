@@ -176,7 +176,7 @@ def _lock(session: Session, wait: bool) -> bool:
     return bool(session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": LOCK_KEY}))
 
 
-def escalate_overdue(session: Session, now: dt.datetime, settings: Settings, *,
+def escalate_overdue(session: Session, now: dt.datetime | None, settings: Settings, *,
                      dry_run: bool = False, wait: bool = True,
                      actor: str = ACTOR) -> EscalationReport:
     """Escalate every overdue incident whose next step is due, one level up.
@@ -185,8 +185,10 @@ def escalate_overdue(session: Session, now: dt.datetime, settings: Settings, *,
     ----------
     session : Session
         The transaction to work in (the caller commits; in a dry run, roll back).
-    now : datetime
-        The moment to judge by (timezone-aware).
+    now : datetime or None
+        The moment to judge by (timezone-aware); None for the database's clock read
+        after the run's lock is taken, so that an escalation is never stamped before a
+        change it waited for.
     settings : Settings
         ``timezone`` of the shifts.
     dry_run : bool
@@ -201,11 +203,15 @@ def escalate_overdue(session: Session, now: dt.datetime, settings: Settings, *,
     -------
     EscalationReport
     """
-    if now.tzinfo is None:
+    if now is not None and now.tzinfo is None:
         raise InvalidInput("now must carry a time zone offset", field="now",
                            value=now.isoformat(), valid="a timezone-aware date-time")
+    locked = _lock(session, wait)
+    if now is None:
+        now = session.scalar(text("SELECT clock_timestamp()"))
+        assert now is not None
     report = EscalationReport(now=now, dry_run=dry_run)
-    if not _lock(session, wait):
+    if not locked:
         report.skipped = True
         return report
     rows = list(session.execute(_DUE, {"pending": list(PENDING_STATUSES), "now": now})

@@ -323,9 +323,10 @@ def get_incident(session: Session, incident_id: int, *,
 
 
 def events(session: Session, incident_id: int) -> list[EventRow]:
-    """The incident's events, oldest first."""
+    """The incident's events in the order they were written (each under the incident's row
+    lock, so the order of the changes; ``at`` is the time each transaction began)."""
     rows = session.scalars(select(IncidentEvent).where(IncidentEvent.incident_id == incident_id)
-                           .order_by(IncidentEvent.at, IncidentEvent.id))
+                           .order_by(IncidentEvent.id))
     return [EventRow(id=e.id, at=e.at, actor=e.actor, from_status=e.from_status,
                      to_status=e.to_status, note=e.note, data=e.data or {}) for e in rows]
 

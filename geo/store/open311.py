@@ -60,7 +60,7 @@ def category(session: Session, code: str) -> dict[str, Any]:
 def _select() -> Any:
     last = (select(IncidentEvent.at.label("updated_at"), IncidentEvent.note.label("last_note"))
             .where(IncidentEvent.incident_id == Incident.id)
-            .order_by(IncidentEvent.at.desc(), IncidentEvent.id.desc()).limit(1)
+            .order_by(IncidentEvent.id.desc()).limit(1)
             .lateral("last_event"))
     return (
         select(Incident.id, Incident.status, Incident.category_code, Incident.description,

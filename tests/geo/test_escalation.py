@@ -246,3 +246,34 @@ def test_registered_through_the_intake(session: Session, city: dict[str, int]) -
     assert (step.incident_id, step.from_worker_id, step.worker_code) == (
         got.id, got.worker.id, "MC1")
     assert row(session, got.id)["status"] == got.status
+
+
+def test_a_run_without_now_judges_by_the_clock_after_its_lock(session: Session,
+                                                              db_url: str) -> None:
+    session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})  # a run going on
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        with db.session_scope(db_url) as s:
+            out["now"] = escalate_overdue(s, None, SETTINGS).now
+
+    waiting = threading.Thread(target=run, daemon=True)
+    waiting.start()
+    waiting.join(timeout=0.5)
+    assert waiting.is_alive()
+    released = dt.datetime.now(dt.UTC)
+    session.commit()
+    waiting.join(timeout=30)
+    assert out["now"] >= released
+
+
+def test_events_are_listed_in_the_order_they_were_written(session: Session,
+                                                          city: dict[str, int]) -> None:
+    from geo.store.incident_queries import events as listed
+
+    iid = add_incident(session)
+    for to, when in (("dispatched", at(11)), ("accepted", at(10.5))):  # a later one began first
+        session.execute(text("INSERT INTO incident_event (incident_id, at, from_status, "
+                             "to_status) VALUES (:i, :at, 'x', :to)"),
+                        {"i": iid, "at": when, "to": to})
+    assert [e.to_status for e in listed(session, iid)] == ["dispatched", "accepted"]
