@@ -79,6 +79,17 @@ def _current(session: Session, codes: Sequence[str]) -> dict[str, dict[str, Any]
     return {r["code"]: dict(r) for r in rows}
 
 
+def _last_versions(session: Session, codes: Sequence[str]) -> dict[str, int]:
+    """The last version of each of ``codes`` that has only closed versions (a retired grid
+    imported again continues its numbering)."""
+    if not codes:
+        return {}
+    rows = session.execute(text("SELECT code, max(version) AS v FROM grid WHERE code IN :codes "
+                                "GROUP BY code").bindparams(bindparam("codes", expanding=True)),
+                           {"codes": list(codes)})
+    return {r.code: int(r.v) for r in rows}
+
+
 def _same(record: GridRecord, row: dict[str, Any]) -> bool:
     if (record.name, record.level, record.parent_code, record.population, record.households,
             record.attrs or {}) != (row["name"], row["level"], row["parent_code"],
@@ -142,6 +153,7 @@ def write_versions(session: Session, records: Sequence[GridRecord], *,
                            valid="one record per code (merge the parts into one MultiPolygon)")
     depths = _depths(session, records)
     current = _current(session, codes)
+    retired = _last_versions(session, [c for c in codes if c not in current])
     counts = WriteCounts()
     to_close: list[int] = []
     to_insert: list[dict[str, Any]] = []
@@ -156,7 +168,8 @@ def write_versions(session: Session, records: Sequence[GridRecord], *,
             counts.updated.append(rec.code)
             to_close.append(row["id"])
         to_insert.append({
-            "code": rec.code, "version": (row["version"] + 1) if row else 1, "name": rec.name,
+            "code": rec.code, "name": rec.name,
+            "version": (row["version"] if row else retired.get(rec.code, 0)) + 1,
             "level": rec.level, "depth": depths[rec.code], "parent_code": rec.parent_code,
             "population": rec.population, "households": rec.households,
             "attrs": _json(rec.attrs), "wkb": shapely.to_wkb(as_multipolygon(rec.geom)),
