@@ -212,14 +212,16 @@ def compare(state: PlanState, parent_geom: BaseGeometry, *, lon: np.ndarray, lat
         grids.append({"code": code, "status": status, "before": b, "after": a,
                       "open_moving_out": out_of, "successor": state.retired.get(code),
                       "inherited_by": [{"code": c, "share": s} for c, s in heirs.get(code, [])]})
-    pairs: dict[tuple[str, str], int] = {}
+    pairs: dict[tuple[str, str | None], int] = {}
     for f, t in zip(before.cover[moving], after.cover[moving], strict=True):
-        pairs[(str(f), str(t))] = pairs.get((str(f), str(t)), 0) + 1
+        key = (str(f), None if t is None else str(t))  # None: outside every grid after it
+        pairs[key] = pairs.get(key, 0) + 1
     return {
         "grids": grids,
         "moves": {"open_incidents": int(moving.sum()),
                   "pairs": [{"from": f, "to": t, "count": n}
-                            for (f, t), n in sorted(pairs.items())],
+                            for (f, t), n in sorted(pairs.items(),
+                                                    key=lambda p: (p[0][0], p[0][1] or ""))],
                   "incident_ids": [int(i) for i in ids[moving][:500]]},
         "workers": _worker_loads(workers_before, workers_after, load_b, load_a),
         "roster": [{"grid": old, "to": shares[0][0] if shares else None, "shares":

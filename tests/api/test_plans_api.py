@@ -248,6 +248,11 @@ def test_impact_before_and_after(client: TestClient, auth: Auth, reported: list[
     assert out["moves"]["open_incidents"] == 1
     assert out["moves"]["pairs"] == [{"from": "G11", "to": "G12", "count": 1}]
     assert out["moves"]["incident_ids"] == [reported[2]]
+    shrunk = new_plan(client, auth)  # the open incident ends outside every grid: to null
+    edit(client, auth, shrunk, op="replace", code="G11", geometry=square(120.0, 120.0005),
+         take_from_neighbours=False)
+    gone = client.get(f"{URL}/{shrunk}/impact", headers=auth("planner")).json()["moves"]
+    assert gone["pairs"] == [{"from": "G11", "to": None, "count": 3}]
     assert [w["code"] for w in g11["before"]["workers"]] == ["WG11"]
     workers = {w["code"]: w for w in out["workers"]}
     assert (workers["WG11"]["workload_before"], workers["WG11"]["workload_after"]) == (3, 2)
