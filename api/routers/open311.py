@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Form, Header, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -51,6 +52,8 @@ class GeoReportRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def route(request: Request) -> Response:
+            if _content_type(request) == URLENCODED:
+                await request.body()  # kept: the form is read again as UTF-8 (_urlencoded)
             try:
                 return await handler(request)
             except DomainError as exc:
@@ -173,6 +176,25 @@ def service_definition(service_code: str, settings: SettingsDep, api_key: ApiKey
     return open311.service_definition(service_code)
 
 
+URLENCODED = "application/x-www-form-urlencoded"
+
+
+def _content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _urlencoded(body: bytes) -> list[tuple[str, str]]:
+    """A urlencoded form as UTF-8, raw bytes and %-escapes alike (Starlette reads raw bytes
+    as Latin-1, so ``curl -d 'description=暴露垃圾'`` would store mojibake)."""
+    try:
+        return parse_qsl(body.decode("utf-8"), keep_blank_values=True, encoding="utf-8",
+                         errors="strict")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"the form is not UTF-8 text: {exc.reason} at byte {exc.start}",
+                           field="form", value=body[max(0, exc.start - 8):exc.start + 8].hex(),
+                           valid="a form encoded as UTF-8 (raw or %-escaped)") from exc
+
+
 def _form_items(form: Any) -> list[tuple[str, str]]:
     items: list[tuple[str, str]] = []
     for key, value in form.multi_items():
@@ -236,15 +258,16 @@ async def post_request(
     its worker and its deadline exactly as ``POST /api/v1/incidents`` gives them.
     ``attribute[<code>]`` fields and the person fields are kept with the incident, never
     shown again."""
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind not in ("application/x-www-form-urlencoded", "multipart/form-data"):
+    kind = _content_type(request)
+    if kind not in (URLENCODED, "multipart/form-data"):
         # no form, so no api_key field: the credentials are checked first (401/403)
         await run_in_threadpool(_check_key, settings, request.query_params.get("api_key"),
                                 authorization)
         raise InvalidInput("a service request is posted as a form", field="Content-Type",
                            value=kind or None, valid="application/x-www-form-urlencoded or "
                            "multipart/form-data")
-    items = _form_items(await request.form())
+    items = (_urlencoded(await request.body()) if kind == URLENCODED
+             else _form_items(await request.form()))
     api_key = api_key or request.query_params.get("api_key")  # the spec allows either
     created, body = await run_in_threadpool(_post, settings, items, api_key, authorization,
                                             idempotency_key)

@@ -308,3 +308,21 @@ def test_reads_need_a_key_unless_opened_to_the_public(settings: Settings,
         assert bare.get(f"{V2}/services.json").status_code == 200
         assert bare.get(f"{V2}/requests.json").status_code == 200
         _error(_post(bare, None), 401, "api_key")
+
+
+def test_a_form_with_raw_utf8_text_is_read_as_utf8(client: TestClient, city: dict[str, int],
+                                                    key: str, session: Session) -> None:
+    # what `curl -d 'description=暴露垃圾'` sends: the UTF-8 bytes, not %-escaped
+    body = (f"service_code=E1&lat={IN_G1['lat']}&long={IN_G1['long']}&api_key={key}&"
+            "description=暴露垃圾 门口").encode()
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    response = client.post(f"{V2}/requests.json", content=body, headers=headers)
+    assert response.status_code == 201, response.text
+    new_id = int(response.json()[0]["service_request_id"])
+    assert session.scalar(text("SELECT description FROM incident WHERE id = :id"),
+                          {"id": new_id}) == "暴露垃圾 门口"
+    before = _count(session)
+    gbk = body.replace("暴露垃圾 门口".encode(), "暴露垃圾".encode("gbk"))
+    _error(client.post(f"{V2}/requests.json", content=gbk, headers=headers), 400, "form")
+    session.rollback()
+    assert _count(session) == before
