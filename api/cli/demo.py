@@ -12,7 +12,7 @@ from data.demo.city import DEFAULT_SEED
 from data.demo.incidents import DEFAULT_COUNT
 from data.demo.load import load_demo
 from data.demo.tracks import DEFAULT_DAYS as TRACK_DAYS
-from geo.store.db import session_scope
+from geo.store.db import session_scope, vacuum_analyze
 
 app = typer.Typer(help="The demo city: real streets and communities of Gulou, Fuzhou.",
                   no_args_is_help=True)
@@ -42,6 +42,8 @@ def load(
     with reported_errors(), session_scope(cfg.database_url) as session:
         report = load_demo(session, seed=seed, incidents=count, settings=cfg,
                            track_days=track_days)
+    if report.changed:
+        vacuum_analyze(cfg.database_url)  # fresh statistics: the map pages' plans need them
     table = Table(title=f"demo city 鼓楼区 (seed {report.seed})")
     for column in ("what", "created", "updated", "unchanged"):
         table.add_column(column, justify="left" if column == "what" else "right")

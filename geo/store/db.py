@@ -130,3 +130,15 @@ def migrate(url: str, revision: str = "head") -> None:
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     command.upgrade(cfg, revision)
+
+
+#: Tables a bulk load rewrites (the demo plays every incident through the loop).
+BULK_TABLES = ("incident", "incident_event", "grid", "worker", "duty", "track_point")
+
+
+def vacuum_analyze(url: str, tables: tuple[str, ...] = BULK_TABLES) -> None:
+    """``VACUUM (ANALYZE)`` of ``tables`` after a bulk load: without it the planner has no
+    statistics (autovacuum may be off, or not have run yet) and picks plans that are ten
+    times slower, and the rows the load updated stay dead in the heap."""
+    with get_engine(url).connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f"VACUUM (ANALYZE) {', '.join(tables)}"))
