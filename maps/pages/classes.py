@@ -3,7 +3,9 @@
 Schemes: ``quantiles`` (the same number of areas per class), ``equal_interval``
 and ``head_tail_breaks`` (for heavy-tailed counts: classes split at the mean of
 what lies above the previous mean; ``k`` is then the most classes). With fewer
-distinct values than ``k`` there are as many classes as values. Values that are
+distinct values than ``k`` there are as many classes as values. For whole
+numbers (counts) the bounds are whole numbers too, so no two classes share a
+label and every class can hold a count. Values that are
 None (no figure, e.g. a rate of nothing) get no class and the grey ``NO_DATA``.
 """
 
@@ -76,6 +78,9 @@ def classify(values: Sequence[float | None], scheme: Scheme = "quantiles", k: in
                 result = mapclassify.HeadTailBreaks(data)
         bins = sorted({float(b) for b in result.bins})[:k]
         bins[-1] = float(distinct[-1])
+        if np.all(data == np.floor(data)):  # counts: a bound between two integers is the
+            bins = sorted({math.floor(b) for b in bins})  # lower one (same classes, and
+            # labels that neither overlap nor name a class no value can fall in)
     ramp = cm.linear.YlOrRd_09  # type: ignore[attr-defined]
     steps = [0.15 + 0.85 * i / max(1, len(bins) - 1) for i in range(len(bins))]
     colours = [ramp.rgb_hex_str(ramp.vmin + (ramp.vmax - ramp.vmin) * (1 - s if reverse else s))
