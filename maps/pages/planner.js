@@ -3,7 +3,8 @@
 function patrolgridPlanner(map, cfg) {
   "use strict";
   const L_ = cfg.labels;
-  const state = {plan: cfg.plan, selected: [], tool: null, drawer: null, busy: false};
+  const state = {plan: cfg.plan, selected: [], tool: null, drawer: null, pending: null,
+                 busy: false};
   const $ = (id) => document.getElementById(id);
   // The token the page was opened with (?access_token=), else the sign-in cookie of
   // /maps/login, which the API takes from this page's script (the X-Patrolgrid-Page header);
@@ -79,7 +80,7 @@ function patrolgridPlanner(map, cfg) {
     status(state.selected.join(", "));
   }
 
-  async function ensurePlan() {
+  async function ensurePlan() {  // only ever called by send(), one at a time (state.busy)
     if (state.plan) { return state.plan; }
     const plan = await api("POST", "/plans", {name: `planner ${cfg.parent} ` +
                                               new Date().toISOString().slice(0, 16),
@@ -149,11 +150,21 @@ function patrolgridPlanner(map, cfg) {
     return state.selected[0];
   }
 
+  // One handler for every drawn shape: it goes to the tool active when the shape was
+  // finished, once. A tool switched away from, or cancelled (Esc), sends nothing.
+  map.on(L.Draw.Event.CREATED, (e) => {
+    const done = state.pending;
+    state.pending = null;
+    state.drawer = null;
+    if (done && !state.busy) { done(e.layer.toGeoJSON().geometry); }
+  });
+  map.on(L.Draw.Event.DRAWSTOP, () => { state.pending = null; state.drawer = null; });
+
   function draw(kind, done) {
-    if (state.drawer) { state.drawer.disable(); }
+    if (state.drawer) { state.drawer.disable(); }  // its DRAWSTOP forgets its shape's use
     state.drawer = kind === "line" ? new L.Draw.Polyline(map, {})
       : new L.Draw.Polygon(map, {allowIntersection: true, showArea: false});
-    map.once(L.Draw.Event.CREATED, (e) => { state.drawer = null; done(e.layer.toGeoJSON().geometry); });
+    state.pending = done;
     state.drawer.enable();
   }
 
@@ -183,7 +194,7 @@ function patrolgridPlanner(map, cfg) {
     },
   };
   for (const op of Object.keys(tools)) {
-    $("pg-tool-" + op).addEventListener("click", () => tools[op]());
+    $("pg-tool-" + op).addEventListener("click", () => { if (!state.busy) { tools[op](); } });
   }
 
   $("pg-apply").addEventListener("click", async () => {
@@ -197,6 +208,8 @@ function patrolgridPlanner(map, cfg) {
       const versions = Object.entries(result.versions).map(([c, v]) => `${c} v${v}`).join(", ");
       status(`applied: ${versions}` + (result.roster.length ? " · roster to confirm" : ""));
       $("pg-status").dataset.applied = "1";
+      state.plan = null;  // the next edit starts a new plan on the grids now in force
+      state.selected = [];
     } catch (err) {
       status(err.message, true);
     } finally {
@@ -205,10 +218,18 @@ function patrolgridPlanner(map, cfg) {
   });
 
   if (state.plan) {
-    api("GET", `/plans/${state.plan}`).then((plan) => {
+    const opened = state.plan;
+    api("GET", `/plans/${opened}`).then((plan) => {
       show(plan.result);
       drawProblems(plan.validation || {ok: false, problems: []});
-      return api("GET", `/plans/${state.plan}/impact`).then(drawImpact);
+      if (plan.status !== "draft") {  // shown as it was applied; edits start a new plan
+        state.plan = null;
+        $("pg-apply").disabled = true;
+        status(`${L_.plan} ${opened}: ${plan.status} ` +
+               (plan.applied ? plan.applied.applied_at.slice(0, 16) : ""));
+        return null;
+      }
+      return api("GET", `/plans/${opened}/impact`).then(drawImpact);
     }).catch((err) => status(err.message, true));
   }
   return {state, tools, grids, problems, map, api};

@@ -100,6 +100,7 @@ def test_draw_preview_apply(page: Page, server: LiveServer) -> None:
     assert any(r.startswith(f"{code}-B") and "created" in r for r in rows), rows
     assert page.is_enabled("#pg-apply")
     page.screenshot(path="tests/artifacts/planner-preview.png")
+    applied_id = page.evaluate("() => window.planner.state.plan")
     page.click("#pg-apply")
     page.wait_for_function("() => document.getElementById('pg-status').dataset.applied === '1'",
                            timeout=30_000)
@@ -113,7 +114,49 @@ def test_draw_preview_apply(page: Page, server: LiveServer) -> None:
                                   ).all())
     assert versions == {code: 2, f"{code}-B": 1}
     page.screenshot(path="tests/artifacts/planner-applied.png")
+    assert page.evaluate("() => window.planner.state.plan") is None  # next edit: a new plan
+    click(page, lon, lat)
+    page.click("#pg-tool-retire")
+    page.wait_for_function("() => window.planner.state.plan !== null && "
+                           "!window.planner.state.busy", timeout=30_000)
+    assert "409" not in (page.text_content("#pg-status") or "")
     assert page.log.console_errors == [] and page.log.failed == []  # type: ignore[attr-defined]
+    # reopened, the applied plan is shown as applied, read only
+    page.goto(server.url("/maps/planner", parent=PARENT, plan=applied_id))
+    page.wait_for_function("() => (document.getElementById('pg-status').textContent || '')"
+                           ".includes('applied')", timeout=30_000)
+    assert page.evaluate("() => window.planner.state.plan") is None
+    assert not page.is_enabled("#pg-apply")
+
+
+def _plans(server: LiveServer) -> list[tuple[int, list[str]]]:
+    with db.session_scope(server.settings.database_url) as s:
+        rows = s.execute(text("SELECT p.id, array_remove(array_agg(e.op ORDER BY e.seq), NULL) "
+                              "FROM plan p LEFT JOIN plan_edit e ON e.plan_id = p.id "
+                              "GROUP BY p.id ORDER BY p.id")).all()
+    return [(int(r[0]), list(r[1])) for r in rows]
+
+
+def test_a_cancelled_or_switched_tool_sends_nothing(page: Page, server: LiveServer) -> None:
+    open_planner(page, server)
+    before = _plans(server)
+    _, lon, lat, west, east = first_grid(server)
+    click(page, lon, lat)
+    page.click("#pg-tool-split")
+    page.keyboard.press("Escape")  # cancelled
+    page.click("#pg-tool-replace")  # switched away from before drawing
+    page.click("#pg-tool-create")
+    d = (east - west) * 0.05
+    corners = [(lon - d, lat - d), (lon + d, lat - d), (lon, lat + d)]
+    for corner in corners:
+        click(page, *corner)
+    click(page, *corners[0])
+    page.wait_for_function("() => window.planner.state.plan !== null && "
+                           "!window.planner.state.busy", timeout=30_000)
+    page.wait_for_timeout(500)
+    after = _plans(server)
+    assert after[:len(before)] == before
+    assert [ops for _, ops in after[len(before):]] == [["create"]], after
 
 
 def test_validation_problems_are_drawn(page: Page, server: LiveServer) -> None:
