@@ -61,7 +61,8 @@ LABELS = {
            "no_position": "无已知位置", "nobody": "无人", "at": "时刻", "legend": "图例",
            "street": "街道", "community": "社区", "grid": "网格", "unassigned": "未分配网格",
            "on call": "待命（无排班）", "primary": "A角", "backup": "B角", "people": "人",
-           "community_manager": "社区管理员", "street_nearest": "街道最近在岗", "none": "无人"},
+           "community_manager": "社区管理员", "street_nearest": "街道最近在岗", "none": "无人",
+           "seen": "位置时间", "stale": "已过时"},
     "en": {"incident": "Incident", "chain": "Grid chain", "assigned": "Assigned at intake",
            "now": "Responsible now", "nearest": "Nearest on duty", "id": "ID",
            "category": "Category", "status": "Status", "reported": "Reported", "due": "Due",
@@ -73,7 +74,7 @@ LABELS = {
            "unassigned": "outside every grid", "on call": "on call (no duty)",
            "primary": "primary", "backup": "backup", "people": "people",
            "community_manager": "community manager", "street_nearest": "nearest in the street",
-           "none": "nobody"},
+           "none": "nobody", "seen": "Position at", "stale": "stale"},
 }
 
 
@@ -128,24 +129,34 @@ def _add_chain(m: folium.Map, view: DispatchView, basemap: Basemap,
                                                      aliases=["", "", ""])).add_to(m)
 
 
+def _apart_m(a: Person, b: Person) -> float:
+    assert a.lon is not None and a.lat is not None and b.lon is not None and b.lat is not None
+    dx = (a.lon - b.lon) * 111_320.0 * math.cos(math.radians(a.lat))
+    dy = (a.lat - b.lat) * 110_574.0
+    return math.hypot(dx, dy)  # short: a flat-earth distance is exact enough
+
+
 def _together(people: list[Person], within_m: float = 15.0) -> list[list[tuple[int, Person]]]:
-    """The placed people numbered 1.., grouped when within ``within_m`` of a group's first
-    member (one label per group: a patrol walking together shares one position)."""
-    groups: list[list[tuple[int, Person]]] = []
-    for k, p in enumerate(people, start=1):
-        if p.lon is None or p.lat is None:
-            continue
-        for group in groups:
-            head = group[0][1]
-            assert head.lon is not None and head.lat is not None
-            dx = (p.lon - head.lon) * 111_320.0 * math.cos(math.radians(p.lat))
-            dy = (p.lat - head.lat) * 110_574.0
-            if math.hypot(dx, dy) <= within_m:  # short: a flat-earth distance is exact enough
-                group.append((k, p))
-                break
-        else:
-            groups.append([(k, p)])
-    return groups
+    """The placed people numbered 1.., grouped when a chain of people each within
+    ``within_m`` of the next links them (one label per group: a patrol walking together
+    shares one position, and no two labels are drawn over each other)."""
+    placed = [(k, p) for k, p in enumerate(people, start=1)
+              if p.lon is not None and p.lat is not None]
+    group_of = list(range(len(placed)))
+
+    def root(i: int) -> int:
+        while group_of[i] != i:
+            i = group_of[i]
+        return i
+
+    for i in range(len(placed)):
+        for j in range(i):
+            if _apart_m(placed[i][1], placed[j][1]) <= within_m:
+                group_of[root(i)] = root(j)
+    groups: dict[int, list[tuple[int, Person]]] = {}
+    for i, item in enumerate(placed):
+        groups.setdefault(root(i), []).append(item)
+    return list(groups.values())
 
 
 def _add_people(m: folium.Map, view: DispatchView, basemap: Basemap,
@@ -205,11 +216,26 @@ def _panel(m: folium.Map, view: DispatchView, labels: dict[str, str],
     if inc.description:
         rows.insert(3, (labels["description"], esc(inc.description)))
     body = rows_table(rows) + f"<h2>{esc(labels['nearest'])}</h2>" + grid_table(
-        ["#", labels["name"], labels["duty"], labels["distance"], labels["phone"]],
+        ["#", labels["name"], labels["duty"], labels["distance"], labels["seen"],
+         labels["phone"]],
         [[str(k), f'{esc(p.name)}<br><span class="note">{esc(p.code)} · {esc(p.role)}</span>',
-          esc(_duty_text(p.duty, labels)), esc(metres(p.distance_m)), esc(p.phone)]
-         for k, p in enumerate(view.nearest, start=1)], numeric=(0, 3, 4))
+          esc(_duty_text(p.duty, labels)), esc(metres(p.distance_m)),
+          _seen(p, view.at, labels, settings), esc(p.phone)]
+         for k, p in enumerate(view.nearest, start=1)], numeric=(0, 3, 5))
     add_panel(m, title, body)
+
+
+#: A last known position older than this (before the map's moment) is flagged stale.
+STALE_AFTER = dt.timedelta(hours=24)
+
+
+def _seen(p: Person, at: dt.datetime, labels: dict[str, str], settings: Settings) -> str:
+    """When the person's position was taken, flagged when older than :data:`STALE_AFTER`."""
+    seen = esc(_local(p.last_seen_at, settings))
+    if p.last_seen_at is None or at - p.last_seen_at <= STALE_AFTER:
+        return seen
+    days = (at - p.last_seen_at).total_seconds() / 86_400
+    return f'{seen}<br><span class="note pg-stale">{esc(labels["stale"])} ({days:,.0f} d)</span>'
 
 
 def _bounds(view: DispatchView) -> tuple[float, float, float, float]:
