@@ -52,7 +52,7 @@ BASE_CSS = f"""
 STATUS_NAMES = {
     "zh": {"registered": "已登记", "dispatched": "已派遣", "accepted": "已受理",
            "in_progress": "处置中", "disposed": "已处置", "verified": "已核查", "closed": "已结案",
-           "rejected": "不予受理", "duplicate": "重复"},
+           "rejected": "不予受理", "duplicate": "重复", "open": "未办结"},
     "en": {"in_progress": "in progress"},
 }
 WEEKDAYS = {"zh": ("周一", "周二", "周三", "周四", "周五", "周六", "周日"),

@@ -58,5 +58,5 @@ def render(
 def list_pages() -> None:
     """The pages there are and their parameters (as ``--param`` and the URL name them)."""
     for kind, module in sorted(pages.PAGES.items()):
-        fields = ", ".join(f.alias or name for name, f in module.Params.model_fields.items())
+        fields = ", ".join(pages.page_params(module.Params))
         console.print(f"[bold]{kind}[/bold]  {fields}")

@@ -67,12 +67,13 @@ def parse_params(module: ModuleType, raw: Mapping[str, Any]) -> BaseModel:
             name = ".".join(str(p) for p in err["loc"]) or "params"
             top = str(err["loc"][0]) if err["loc"] else ""
             if err["type"] == "extra_forbidden":
-                valid = "a parameter of this page: " + ", ".join([*fields, *COMMON_PARAMS])
+                valid = "a parameter of this page: " + ", ".join(
+                    [*page_params(params_cls), *COMMON_PARAMS])
             else:
                 info = fields.get(top)
                 valid = (info.description if info is not None and info.description
                          else err["msg"])
-            value = err.get("input")
+            value = None if err["type"] == "missing" else err.get("input")  # not the whole dict
             problems.append({"field": name, "value": value if isinstance(
                 value, str | int | float | bool | None) else str(value),
                 "message": f"{name}: {err['msg']}", "valid": valid})
@@ -80,6 +81,13 @@ def parse_params(module: ModuleType, raw: Mapping[str, Any]) -> BaseModel:
         raise InvalidInput(str(first["message"]), field=str(first["field"]),
                            value=first["value"], valid=str(first["valid"]),
                            extra={"errors": problems}) from None
+
+
+def page_params(params_cls: type[BaseModel]) -> list[str]:
+    """The parameters a page takes, as its URL names them: not the shared ones it refuses
+    (typed ``None``, as ``status`` on the grids page)."""
+    return [f.alias or name for name, f in params_cls.model_fields.items()
+            if f.annotation is not type(None)]
 
 
 def check_lang(lang: str | None) -> str:

@@ -17,7 +17,7 @@ from geo.store.map_grids import grids_extent
 from geo.store.models import Category, Grid
 from maps.basemap import Basemap, new_map, shift_geojson
 from maps.pages.filters import IncidentParams
-from maps.panel import centre, esc, fit, rows_table
+from maps.panel import centre, esc, fit, rows_table, status_name
 
 OutlineLevel = Literal["grid", "community", "street", "none"]
 LEVEL_NAMES = {
@@ -83,7 +83,9 @@ def describe_filters(session: Session, params: IncidentParams, flt: IncidentFilt
         names = {code: name for code, name in session.execute(
             select(Category.code, label).where(Category.code.in_(flt.categories)))}
         rows.append((text["category"], esc(", ".join(names.get(c, c) for c in flt.categories))))
-    rows.append((text["status"], esc(", ".join(params.status) if params.status else text["all"])))
+    if type(params).model_fields["status"].annotation is not type(None):  # not on grids
+        rows.append((text["status"], esc(", ".join(status_name(s, lang) for s in params.status)
+                                          if params.status else text["all"])))
     if flt.grid:
         name = session.scalar(select(Grid.name).where(Grid.code == flt.grid,
                                                       Grid.valid_to.is_(None)))

@@ -161,3 +161,5 @@ def test_cli_render_writes_a_standalone_file(cli: Callable[..., Result], tmp_pat
     assert listed.exit_code == 0 and "sample" in listed.output
     coverage = next(line for line in listed.output.splitlines() if line.startswith("coverage"))
     assert "from, to" in coverage and "start" not in coverage  # the names -p and URLs take
+    grids = next(line for line in listed.output.splitlines() if line.startswith("grids"))
+    assert "status" not in grids  # refused by that page, so not offered

@@ -166,9 +166,14 @@ def test_grids_page_popups(built: Session, settings: Settings) -> None:
     en = _render(built, settings, "grids", level="community", lang="en")
     assert "resolution rate" in en and "average time to close (h)" in en
     assert '"code": "C1"' in en and '"reported": 8' in en and '"code": "G11"' not in en
+    assert "状态" not in page  # no status row: the figures count every status
+    assert "未办结" in _render(built, settings, "heatmap", status="open")
     with pytest.raises(InvalidInput) as err:
         _render(built, settings, "grids", status="open")
     assert err.value.field == "status" and "every status" in (err.value.valid or "")
+    with pytest.raises(InvalidInput) as err:
+        _render(built, settings, "dispatch")
+    assert err.value.field == "incident_id" and err.value.value is None
     with pytest.raises(InvalidInput) as err:
         _render(built, settings, "grids", metric="speed")
     assert err.value.field == "metric" and "resolution_rate" in (err.value.valid or "")
