@@ -93,6 +93,13 @@ def _authorize(request: Request, session: SessionDep, roles: tuple[str, ...] | N
     if roles is not None and principal.role not in {*roles, "admin"}:
         detail = {"message": f"role {principal.role!r} may not see this page", "field": "role",
                   "value": principal.role, "valid": ", ".join(sorted({*roles, "admin"}))}
+        if _wants_html(request):
+            rows = "".join(f"<tr><th>{k}</th><td>{html.escape(str(detail[k]))}</td></tr>"
+                           for k in ("field", "value", "valid"))
+            message = html.escape(str(detail["message"]))
+            return _html("403", f'<h1>403</h1><p class="error">{message}</p>'
+                         f"<table>{rows}</table><p><a href=\"/maps\">/maps</a> · "
+                         '<a href="/maps/logout">退出 / sign out</a></p>', 403)
         return JSONResponse({"detail": detail}, status_code=403)
     return principal
 
@@ -158,12 +165,20 @@ def index(request: Request, session: SessionDep) -> Response:
     caller = _authorize(request, session, None)
     if isinstance(caller, Response):
         return caller
+    mine = [(kind, module) for kind, module in sorted(pages.PAGES.items())
+            if getattr(module, "ROLES", None) is None
+            or caller.role in {*module.ROLES, "admin"}]  # only pages this role may open
+    needs = {kind: [f.alias or name for name, f in module.Params.model_fields.items()
+                    if f.is_required()] for kind, module in mine if kind not in PATH_FIELDS}
     items = "".join(f'<li><a href="/maps/{kind}">{html.escape(_title(module))}</a> '
-                    f"<code>{kind}</code></li>" for kind, module in sorted(pages.PAGES.items())
-                    if kind not in PATH_FIELDS)
+                    f"<code>{kind}</code></li>" for kind, module in mine
+                    if kind not in PATH_FIELDS and not needs[kind])
+    items += "".join(f"<li>{html.escape(_title(module))} <code>/maps/{kind}?" + "&amp;".join(
+                     f"{n}={{{n}}}" for n in needs[kind]) + "</code></li>"
+                     for kind, module in mine if kind not in PATH_FIELDS and needs[kind])
     items += "".join(f"<li>{html.escape(_title(module))} <code>/maps/{kind}/{{"
                      f"{PATH_FIELDS[kind]}}}</code></li>"
-                     for kind, module in sorted(pages.PAGES.items()) if kind in PATH_FIELDS)
+                     for kind, module in mine if kind in PATH_FIELDS)
     return _html("patrolgrid 地图", f"<h1>patrolgrid 地图 · maps</h1><p>{html.escape(caller.name)}"
                  f' (<a href="/maps/logout">退出 / sign out</a>)</p><ul>{items}</ul>')
 

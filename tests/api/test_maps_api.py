@@ -138,6 +138,15 @@ def test_page_roles(client: TestClient, auth: Callable[[str], dict[str, str]],
     r = client.get("/maps/sample", headers=auth("patrol"))
     assert r.status_code == 403 and r.json()["detail"]["valid"] == "admin, dispatcher"
     assert client.get("/maps/sample", headers=auth("dispatcher")).status_code == 200
+    page = client.get("/maps/sample", headers={**auth("patrol"), **HTML})
+    assert page.status_code == 403 and page.headers["content-type"].startswith("text/html")
+    assert "may not see this page" in page.text and 'href="/maps/logout"' in page.text
+    # the index lists only the pages a role may open; one needing a parameter names it
+    patrol = client.get("/maps", headers={**auth("patrol"), **HTML}).text
+    assert "/maps/sample" not in patrol and "/maps/planner" not in patrol
+    planner = client.get("/maps", headers={**auth("planner"), **HTML}).text
+    assert "<code>/maps/planner?parent={parent}</code>" in planner
+    assert 'href="/maps/planner"' not in planner
 
 
 def test_vendor_assets_are_served(client: TestClient) -> None:
