@@ -88,7 +88,10 @@ class IncidentRegistered(BaseModel):
                                                 "and snapped to the nearest one (metres).")
     worker: WorkerOut | None
     rule: str | None = Field(description="The rule that chose the worker: primary, backup, "
-                                         "community_manager, street_nearest or none.")
+                                         "community_manager, street_nearest or none on intake; "
+                                         "dispatcher after a manual dispatch; "
+                                         "escalation_manager, escalation_dispatcher or "
+                                         "escalation_manager_off_shift after an escalation.")
     unassigned_reason: str | None = Field(description="Why there is no grid or no worker.")
     candidate_of: int | None = Field(description="An open incident this one may duplicate.")
     links: list[Link] = Field(default_factory=list)

@@ -25,7 +25,9 @@ The incident is reassigned to the manager of the new level, chosen at ``now``
 4. ``none`` — else the worker stays, and the event says why.
 
 The status does not change; ``escalation_level`` (1 = one level up),
-``escalated_to``, ``escalated_at`` and ``worker_id`` do, ``version`` is bumped,
+``escalated_to``, ``escalated_at`` and ``worker_id`` do, and the incident's ``rule``
+becomes ``escalation_<rule>`` (``escalation_manager`` …; unchanged when nobody was
+found and the worker stays), ``version`` is bumped,
 and an ``incident_event`` (``data.kind = "escalation"``) records from/to grid
 and worker and the rule. Incidents without a grid (the dispatcher's queue) and
 incidents already at the top of the tree are counted, not changed.
@@ -125,7 +127,8 @@ WITH v AS (
 ), moved AS (
     UPDATE incident AS i
        SET escalation_level = v.level, escalated_to = v.to_grid, escalated_at = :now,
-           worker_id = v.worker_id, version = i.version + 1
+           worker_id = v.worker_id, version = i.version + 1,
+           rule = CASE WHEN v.rule = 'none' THEN i.rule ELSE 'escalation_' || v.rule END
       FROM v
      WHERE i.id = v.id
  RETURNING i.id, i.status, i.version, v.level, v.to_grid, v.worker_id, v.from_grid,

@@ -54,7 +54,8 @@ def test_grid_to_community_to_street_then_top(session: Session, city: dict[str, 
     assert first.escalated[0].worker_code == "MC1"
     found = row(session, iid)
     assert (found["escalation_level"], found["escalated_to"], found["worker_id"],
-            found["status"], found["version"]) == (1, "C1", city["MC1"], "accepted", 2)
+            found["status"], found["version"], found["rule"]) == (
+        1, "C1", city["MC1"], "accepted", 2, "escalation_manager")
     assert found["escalated_at"] == at(14.5)
     event = events(session, iid)[-1]
     assert (event["from_status"], event["to_status"], event["at"]) == (
@@ -71,7 +72,8 @@ def test_grid_to_community_to_street_then_top(session: Session, city: dict[str, 
     second = escalate_overdue(session, at(18.52), SETTINGS)
     assert [(e.to_grid, e.level, e.rule, e.worker_code) for e in second.escalated] == [
         ("S1", 2, "dispatcher", "DS1")]
-    assert row(session, iid)["escalated_to"] == "S1"
+    assert (row(session, iid)["escalated_to"], row(session, iid)["rule"]) == (
+        "S1", "escalation_dispatcher")
     before = snapshot(session)
     third = escalate_overdue(session, at(40), SETTINGS)
     assert third.escalated == [] and third.at_top == [iid]
@@ -107,12 +109,14 @@ def test_only_pending_and_assigned_incidents_move(session: Session,
 def test_category_limits_and_nobody(session: Session, city: dict[str, int]) -> None:
     session.execute(text("UPDATE duty SET categories = ARRAY['E2'] WHERE grid_code = 'C1'"))
     iid = add_incident(session, worker_id=city["WG1"])
+    before_rule = row(session, iid)["rule"]
     report = escalate_overdue(session, at(15), SETTINGS)
     [step] = report.escalated
     assert (step.rule, step.worker_id, step.to_grid) == ("none", city["WG1"], "C1")
     assert step.reason is not None and "E1" in step.reason
     found = row(session, iid)
-    assert (found["escalated_to"], found["worker_id"]) == ("C1", city["WG1"])
+    assert (found["escalated_to"], found["worker_id"], found["rule"]) == (
+        "C1", city["WG1"], before_rule)
     assert "E1" in events(session, iid)[-1]["note"]
     other = add_incident(session, worker_id=city["WG1"], category="E2",
                          reported_at=at(10) - dt.timedelta(hours=20))
