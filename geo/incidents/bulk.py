@@ -216,7 +216,12 @@ class BulkIntake:
                         settings=self.settings, index=self.index, now=self.now,
                         roster=self.roster))
                 self.clashes += 1
-        if links is None and duplicates.link_candidates(self.session, ids, self.settings):
+        if links is None:
+            relink = duplicates.link_candidates(self.session, ids, self.settings) > 0
+        else:  # a target merged or rejected while the COPY waited for it
+            linked = [i for i, c in zip(ids, candidate_of, strict=True) if c is not None]
+            relink = bool(linked) and duplicates.follow_targets(self.session, linked) > 0
+        if relink:
             found = store.candidate_links(self.session, ids)
             candidate_of = [found.get(i) for i in ids]
         self.imported.add(ids, cats, us, lons, lats, [c is not None for c in candidate_of])

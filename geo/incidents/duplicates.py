@@ -12,7 +12,9 @@ matter. Among several matches the link goes to the first report: incidents
 that are not themselves candidates first, then the earliest ``reported_at``,
 then the smallest id. Within one batch a new incident links only to an
 earlier one of the batch (by ``reported_at``, then id), so two new reports never
-point at each other. A new incident already linked keeps its link.
+point at each other. A new incident already linked keeps its link. When the
+target is rejected the links to it are dropped (``loop.change_status``), also
+those written while the rejection was under way (:func:`follow_targets`).
 
 Merging
 -------
@@ -112,18 +114,30 @@ def link_candidates(session: Session, new_ids: Sequence[int], settings: Settings
         "window_s": float(settings.duplicate_window_h) * 3600.0})
     linked = int(getattr(result, "rowcount", 0) or 0)
     if linked:
-        session.execute(_FOLLOW_MERGES, {"ids": ids})
+        follow_targets(session, ids)
     return linked
 
 
-# A link's target merged away while the link was written (the link's foreign key check
-# waited for that merge to commit; this statement sees it): link to the survivor, so that
-# links stay one level deep.
-_FOLLOW_MERGES = text("""
-UPDATE incident AS n SET candidate_of = t.duplicate_of
+# A link's target merged away or rejected while the link was written (the link's foreign
+# key check waited for that change to commit; this statement sees it): link to the
+# survivor of a merge, so that links stay one level deep, and drop a link to a rejected
+# incident or to one merged into the new incident itself.
+_FOLLOW_TARGETS = text("""
+UPDATE incident AS n
+   SET candidate_of = CASE WHEN t.status = 'duplicate' THEN nullif(t.duplicate_of, n.id) END
   FROM incident AS t
  WHERE n.id = ANY(CAST(:ids AS bigint[])) AND t.id = n.candidate_of
-   AND t.status = 'duplicate' AND t.duplicate_of IS NOT NULL AND t.duplicate_of <> n.id""")
+   AND (t.status = 'rejected' OR (t.status = 'duplicate' AND t.duplicate_of IS NOT NULL))""")
+
+
+def follow_targets(session: Session, ids: Sequence[int]) -> int:
+    """Re-point the duplicate links of the new incidents ``ids`` whose target was merged
+    (to the survivor) or rejected (no link) by a transaction their link waited for.
+
+    Returns how many links changed.
+    """
+    result = session.execute(_FOLLOW_TARGETS, {"ids": sorted({int(i) for i in ids})})
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 # Every row a merge changes, locked in id order in one statement before anything changes:
@@ -316,4 +330,4 @@ def related(session: Session, incident_id: int) -> list[Related]:
             for r in rows]
 
 
-__all__ = ["Related", "link_candidates", "merge", "related"]
+__all__ = ["Related", "follow_targets", "link_candidates", "merge", "related"]

@@ -24,7 +24,9 @@ Rules on top of the table:
 
 - ``dispatched`` needs a worker: the incident's own, or one given with the
   change (``worker_id``; the incident's ``rule`` becomes ``dispatcher``);
-- ``rejected`` needs a note (the reason told to the reporter);
+- ``rejected`` needs a note (the reason told to the reporter); the duplicate
+  candidate links to the rejected incident are dropped (listed on its event as
+  ``unlinked_candidates``), since it can no longer be merged into;
 - ``duplicate`` is reached only by merging (``geo.incidents.duplicates.merge``),
   which also says which incident it duplicates;
 - ``closed``, ``rejected`` and ``duplicate`` set ``closed_at``;
@@ -266,6 +268,12 @@ def change_status(session: Session, incident_id: int, to_status: str, *, note: s
         incident.worker_id = None
         incident.rule = "none"
         incident.unassigned_reason = DECLINED
+    elif to_status == "rejected":
+        unlinked = session.scalars(
+            text("UPDATE incident SET candidate_of = NULL WHERE candidate_of = :id "
+                 "RETURNING id"), {"id": incident.id}).all()
+        if unlinked:  # "may repeat a rejected report" would offer a merge that is refused
+            data["unlinked_candidates"] = sorted(unlinked)
     from_status = incident.status
     incident.status = to_status
     incident.version = incident.version + 1
