@@ -60,9 +60,11 @@ MOMENT_VALID = "a moment from 1970-01-01 to 2199-12-31"
 
 
 def check_moment(moment: dt.datetime, field: str, value: Any = None) -> dt.datetime:
-    """``moment`` (timezone-aware) when it lies in [1970, 2200); else :class:`InvalidInput`
-    naming ``field`` and the ``value`` given."""
-    if not EARLIEST_MOMENT <= moment < LATEST_MOMENT:
+    """``moment`` (timezone-aware) when its date, read at its own offset, lies in
+    [1970, 2200) (so ``1970-01-01`` in Shanghai is in, as the message says); else
+    :class:`InvalidInput` naming ``field`` and the ``value`` given."""
+    wall = moment.replace(tzinfo=None)
+    if not EARLIEST_MOMENT.replace(tzinfo=None) <= wall < LATEST_MOMENT.replace(tzinfo=None):
         raise InvalidInput(f"{field} {value if value is not None else moment!s} is out of "
                            "range", field=field, value=str(value if value is not None
                                                              else moment),

@@ -225,6 +225,23 @@ def test_moments_near_the_ends_of_the_calendar(client: TestClient, auth: Auth, s
     assert detail["field"] in url, detail
 
 
+@pytest.mark.parametrize(("url", "status"), [
+    ("/api/v1/incidents?from=1970-01-01", 200),              # local midnight: 1969 in UTC
+    ("/api/v1/incidents?from=1969-12-31T23:59:59%2B08:00", 422),
+    ("/api/v1/grids?at=2199-12-31T23:00:00-14:00", 200),     # 2200 in UTC
+    ("/api/v1/grids?at=2200-01-01T00:00:00%2B14:00", 422),   # 2199 in UTC
+    ("/open311/v2/requests.json?start_date=1970-01-01T00:00:00%2B08:00", 200),
+])
+def test_the_calendar_range_is_read_in_the_moments_own_time(
+        client: TestClient, auth: Auth, small_city: dict[str, int], url: str,
+        status: int) -> None:
+    """The message says 1970-01-01 to 2199-12-31: the date as written, at any offset."""
+    answer = client.get(url, headers=auth("admin"))
+    assert answer.status_code == status, (url, answer.text[:300])
+    if status == 422:
+        assert answer.json()["detail"]["valid"] == "a moment from 1970-01-01 to 2199-12-31"
+
+
 def test_the_openapi_document_describes_our_422s(client: TestClient, auth: Auth,
                                                  small_city: dict[str, int]) -> None:
     doc = client.get("/openapi.json").json()
