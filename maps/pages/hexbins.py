@@ -14,6 +14,7 @@ import h3
 from pydantic import Field
 from sqlalchemy.orm import Session
 
+from geo.errors import InvalidInput
 from geo.h3bins import MAX_RESOLUTION, MIN_RESOLUTION, CellBins, bin_points
 from geo.settings import get_settings
 from geo.store.map_grids import grid_outlines
@@ -31,6 +32,9 @@ from maps.pages.filters import IncidentParams
 from maps.panel import BASE_CSS, add_legend, add_panel, rows_table
 
 KIND = "hexbins"
+#: Hexagons one page draws at most (about 4 MB of page); more get a 422 naming the finest
+#: resolution that stays within it (resolution 12 over the demo year made a 19 MB page).
+MAX_CELLS = 20_000
 TITLE = {"zh": "事件六边形分布", "en": "Incidents per H3 hexagon"}
 EXTRA_CSS = BASE_CSS
 _TEXT = {
@@ -63,6 +67,7 @@ def build(session: Session, params: Params, basemap: Basemap, *, lang: str = "zh
     flt = params.to_filter(session)
     points = incident_points(session, flt, timezone=get_settings().timezone)
     bins = bin_points(points.lon, points.lat, params.resolution)
+    check_cells(bins, params.resolution)
     classes = classify(bins.count.tolist(), params.scheme, params.k)
     m = page_map(session, basemap, under=params.grid, bins=bins)
     tooltip = (folium.GeoJsonTooltip(fields=["count", "cell"],
@@ -85,6 +90,22 @@ def build(session: Session, params: Params, basemap: Basemap, *, lang: str = "zh
             (text["scheme"], f"{text[params.scheme]}, k={len(classes.bins)}")]
     add_panel(m, TITLE[lang], rows_table(rows) + describe_filters(session, params, flt, lang))
     return m
+
+
+def check_cells(bins: CellBins, resolution: int) -> None:
+    """Refuse (:class:`InvalidInput` on ``resolution``) more than :data:`MAX_CELLS` hexagons,
+    naming the finest coarser resolution that draws at most that many."""
+    if len(bins) <= MAX_CELLS:
+        return
+    cells = bins.cell_ids()
+    fits = next((r for r in range(resolution - 1, MIN_RESOLUTION - 1, -1)
+                 if len({h3.cell_to_parent(c, r) for c in cells}) <= MAX_CELLS), None)
+    narrower = "fewer incidents (grid, category, since/until)"
+    raise InvalidInput(
+        f"resolution {resolution} makes {len(bins):,} hexagons of these incidents; a page draws "
+        f"at most {MAX_CELLS:,}", field="resolution", value=resolution,
+        valid=(f"an integer {MIN_RESOLUTION}-{fits} for these incidents, or {narrower}"
+               if fits is not None else narrower))
 
 
 def hexagons(bins: CellBins, classes: Classes) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from geo.store.incident_queries import IncidentFilter
 from geo.store.map_grids import grid_figures
 from geo.store.map_incidents import incident_points
 from maps import pages
+from maps.pages import hexbins
 from tests.maps import incident_city as city
 
 WINDOW = {"since": city.SINCE, "until": city.UNTIL}
@@ -135,6 +136,29 @@ def test_hexbins_counts_and_legend(built: Session, settings: Settings) -> None:
     with bad as err:
         _render(built, settings, "hexbins", scheme="jenks")
     assert err.value.field == "scheme" and "quantiles" in (err.value.valid or "")
+
+
+def test_hexbins_refuse_more_hexagons_than_a_page_draws(
+        built: Session, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    points = incident_points(built, IncidentFilter(
+        reported_from=city.MON_10.replace(day=1), reported_to=city.MON_10.replace(month=7,
+                                                                                  day=1)))
+    lonlat = list(zip(points.lon, points.lat, strict=True))
+    cells = {r: len({h3.latlng_to_cell(y, x, r) for x, y in lonlat}) for r in range(6, 13)}
+    assert cells[12] > cells[6]
+    monkeypatch.setattr(hexbins, "MAX_CELLS", cells[12] - 1)
+    fits = max(r for r in range(6, 12) if cells[r] <= cells[12] - 1)
+    with pytest.raises(InvalidInput) as err:
+        _render(built, settings, "hexbins", resolution="12")
+    assert (err.value.field, err.value.value) == ("resolution", 12)
+    assert f"an integer 6-{fits} for these incidents" in (err.value.valid or "")
+    assert f"{cells[12]:,} hexagons" in err.value.message
+    page = _render(built, settings, "hexbins", resolution=str(fits))
+    assert len(re.findall(r'"count": (\d+)', page)) == cells[fits]
+    monkeypatch.setattr(hexbins, "MAX_CELLS", 0)
+    with pytest.raises(InvalidInput) as err:
+        _render(built, settings, "hexbins", resolution="6")
+    assert err.value.valid == "fewer incidents (grid, category, since/until)"
 
 
 def test_grid_figures(built: Session) -> None:
