@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import itertools
 import json
+import re
 from collections.abc import Sequence
 
 import folium
@@ -62,6 +63,53 @@ WEEKDAYS = {"zh": ("周一", "周二", "周三", "周四", "周五", "周六", "
 def status_name(status: str, lang: str) -> str:
     """An incident status in ``lang`` (the code itself when there is no name)."""
     return STATUS_NAMES.get(lang, {}).get(status, status)
+
+
+#: Worker roles as the pages show them.
+ROLE_NAMES = {
+    "zh": {"grid_worker": "网格员", "patrol": "巡逻队员", "volunteer": "志愿者",
+           "dispatcher": "调度员", "manager": "管理员"},
+    "en": {"grid_worker": "grid worker"},
+}
+
+
+def role_name(role: str, lang: str) -> str:
+    """A worker role in ``lang`` (the code itself when there is no name)."""
+    return ROLE_NAMES.get(lang, {}).get(role, role)
+
+
+#: The reasons the worker rules give (``geo.assign``, ``geo.incidents.responsible``), in
+#: Chinese; a reason that matches none is shown as it is.
+_REASONS_ZH = [(re.compile(pattern), template) for pattern, template in (
+    (r"no worker has a duty on grid (?P<g>\S+)", "网格 {g} 无人承担职责"),
+    (r"no worker has a duty on this grid", "本网格无人承担职责"),
+    (r"every worker with a duty on grid (?P<g>\S+) is inactive", "网格 {g} 的人员均已停用"),
+    (r"every worker with a duty on this grid is inactive", "本网格的人员均已停用"),
+    (r"no primary or backup of grid (?P<g>\S+) is on shift for this category",
+     "网格 {g} 的A/B角不在班或不负责此类别"),
+    (r"no primary or backup of this grid is on shift at this time", "本网格的A/B角此时均不在班"),
+    (r"no active duty on this grid serves category '(?P<c>[^']*)'", "本网格无人负责类别 {c}"),
+    (r"no active duty on this grid serves requests without a category",
+     "本网格无人负责未分类的事件"),
+    (r"no manager of community (?P<g>\S+) is on shift", "社区 {g} 的管理员不在班"),
+    (r"no worker of street (?P<g>\S+) with a known position is on duty",
+     "街道 {g} 没有位置已知的在岗人员"),
+    (r"the incident is outside every grid", "事件不在任何网格内"),
+)]
+
+
+def reason_text(reason: str, lang: str) -> str:
+    """A worker rule's reason (parts joined by ``; ``) in ``lang``."""
+    if lang != "zh":
+        return reason
+    parts = []
+    for part in reason.split("; "):
+        for pattern, template in _REASONS_ZH:
+            if (match := pattern.fullmatch(part)) is not None:
+                part = template.format(**match.groupdict())
+                break
+        parts.append(part)
+    return "；".join(parts)
 
 
 def esc(value: object) -> str:

@@ -34,6 +34,8 @@ from maps.panel import (
     fitted_map,
     grid_table,
     metres,
+    reason_text,
+    role_name,
     rows_table,
     status_name,
 )
@@ -62,6 +64,9 @@ LABELS = {
            "street": "街道", "community": "社区", "grid": "网格", "unassigned": "未分配网格",
            "on call": "待命（无排班）", "primary": "A角", "backup": "B角", "people": "人",
            "community_manager": "社区管理员", "street_nearest": "街道最近在岗", "none": "无人",
+           "dispatcher": "调度员指派", "escalation_manager": "升级：管理员",
+           "escalation_dispatcher": "升级：调度员",
+           "escalation_manager_off_shift": "升级：管理员（不在班）",
            "seen": "位置时间", "stale": "已过时"},
     "en": {"incident": "Incident", "chain": "Grid chain", "assigned": "Assigned at intake",
            "now": "Responsible now", "nearest": "Nearest on duty", "id": "ID",
@@ -74,7 +79,11 @@ LABELS = {
            "unassigned": "outside every grid", "on call": "on call (no duty)",
            "primary": "primary", "backup": "backup", "people": "people",
            "community_manager": "community manager", "street_nearest": "nearest in the street",
-           "none": "nobody", "seen": "Position at", "stale": "stale"},
+           "none": "nobody", "dispatcher": "dispatched by hand",
+           "escalation_manager": "escalated: manager",
+           "escalation_dispatcher": "escalated: dispatcher",
+           "escalation_manager_off_shift": "escalated: manager off shift",
+           "seen": "Position at", "stale": "stale"},
 }
 
 
@@ -108,12 +117,12 @@ def _duty_text(duty: str | None, labels: dict[str, str]) -> str:
     return f"{labels.get(kind, kind)} {grid}"
 
 
-def _person_text(p: Person | None, labels: dict[str, str]) -> str:
+def _person_text(p: Person | None, labels: dict[str, str], lang: str) -> str:
     if p is None:
         return esc(labels["nobody"])
     where = metres(p.distance_m) if p.distance_m is not None else labels["no_position"]
     phone = f", {p.phone}" if p.phone else ""
-    return esc(f"{p.name} ({p.code}, {p.role}{phone}) · {where}")
+    return esc(f"{p.name} ({p.code}, {role_name(p.role, lang)}{phone}) · {where}")
 
 
 def _add_chain(m: folium.Map, view: DispatchView, basemap: Basemap,
@@ -188,7 +197,7 @@ def _add_people(m: folium.Map, view: DispatchView, basemap: Basemap,
             continue
         folium.Marker(_point(basemap, person.lon, person.lat),
                       icon=folium.Icon(color=colour, icon="user", prefix="fa"),
-                      tooltip=f"{esc(labels[key])}: {_person_text(person, labels)}").add_to(m)
+                      tooltip=f"{esc(labels[key])}: {_person_text(person, labels, lang)}").add_to(m)
     category = inc.category_name or inc.category
     folium.Marker(here, icon=folium.Icon(color="red", icon="triangle-exclamation", prefix="fa"),
                   tooltip=esc(f"#{inc.id} {category} · {status_name(inc.status, lang)}"),
@@ -207,18 +216,19 @@ def _panel(m: folium.Map, view: DispatchView, labels: dict[str, str],
             (labels["due"], esc(due)),
             (labels["where"], esc(f"{inc.lon:.6f}, {inc.lat:.6f}")),
             (labels["chain"], esc(chain or labels["unassigned"])),
-            (labels["assigned"], _person_text(view.assigned, labels)
+            (labels["assigned"], _person_text(view.assigned, labels, lang)
              + (f" · {esc(labels.get(inc.rule, inc.rule))}" if inc.rule else "")),
-            (labels["now"], _person_text(view.now, labels)
+            (labels["now"], _person_text(view.now, labels, lang)
              + f" · {esc(labels.get(view.now_rule, view.now_rule))}"
-             + (f" ({esc(view.now_reason)})" if view.now_reason else "")),
+             + (f" ({esc(reason_text(view.now_reason, lang))})" if view.now_reason else "")),
             (labels["at"], esc(_local(view.at, settings)))]
     if inc.description:
         rows.insert(3, (labels["description"], esc(inc.description)))
     body = rows_table(rows) + f"<h2>{esc(labels['nearest'])}</h2>" + grid_table(
         ["#", labels["name"], labels["duty"], labels["distance"], labels["seen"],
          labels["phone"]],
-        [[str(k), f'{esc(p.name)}<br><span class="note">{esc(p.code)} · {esc(p.role)}</span>',
+        [[str(k), f'{esc(p.name)}<br><span class="note">{esc(p.code)} · '
+                  f'{esc(role_name(p.role, lang))}</span>',
           esc(_duty_text(p.duty, labels)), esc(metres(p.distance_m)),
           _seen(p, view.at, labels, settings), esc(p.phone)]
          for k, p in enumerate(view.nearest, start=1)], numeric=(0, 3, 5))
