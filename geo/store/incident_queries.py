@@ -3,8 +3,9 @@
 Filters (all optional, combined with AND):
 
 - ``bbox``: the point lies in ``minlon,minlat,maxlon,maxlat`` (WGS-84, edges included);
-- ``grid``: the incident's grid is that grid or any current grid below it (a
-  code that only exists in history matches its own incidents);
+- ``grid``: the incident's grid is that grid or any grid below it, current or
+  retired by a plan (below the parent of its last version); a code that only
+  exists in history matches its own incidents;
 - ``status``: one of the statuses (comma-separated list);
 - ``category``: one of the category codes (comma-separated list);
 - ``from``/``to``: ``reported_at >= from`` and ``reported_at < to``;
@@ -30,6 +31,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, func, literal, not_, or_, select, tuple_
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session, aliased
 
 from geo.errors import InvalidInput, NotFound, check_moment
@@ -237,13 +239,16 @@ def _row(r: Any) -> IncidentRow:
 
 
 def _grid_tree(session: Session, code: str) -> Any:
-    """A subquery of ``code`` and the codes of every current grid below it."""
+    """A subquery of ``code`` and the codes of every grid below it, by the latest version
+    of each code (a grid retired by a plan stays below its last parent)."""
     if session.scalar(select(Grid.id).where(Grid.code == code).limit(1)) is None:
         raise NotFound(f"there is no grid with code {code!r}", field="grid", value=code,
                        valid="the code of a grid (GET /api/v1/grids)")
+    latest = (select(Grid.code, Grid.parent_code).ext(distinct_on(Grid.code))
+              .order_by(Grid.code, Grid.valid_to.is_(None).desc(), Grid.version.desc())
+              .subquery("latest"))
     tree = select(literal(code).label("code")).cte("tree", recursive=True)
-    tree = tree.union(select(Grid.code).join(tree, Grid.parent_code == tree.c.code)
-                      .where(Grid.valid_to.is_(None)))
+    tree = tree.union(select(latest.c.code).join(tree, latest.c.parent_code == tree.c.code))
     return select(tree.c.code)
 
 
@@ -332,13 +337,16 @@ def events(session: Session, incident_id: int) -> list[EventRow]:
 
 
 def grid_chain(session: Session, code: str | None) -> list[tuple[str, str, str]]:
-    """``(code, name, level)`` of a current grid and its ancestors, coarsest first."""
+    """``(code, name, level)`` of a grid and its ancestors, coarsest first: the current
+    version of each code, or its last one when a plan retired it."""
     chain: list[tuple[str, str, str]] = []
     seen: set[str] = set()
     while code is not None and code not in seen:
         seen.add(code)
         r = session.execute(select(Grid.code, Grid.name, Grid.level, Grid.parent_code)
-                            .where(Grid.code == code, Grid.valid_to.is_(None))).first()
+                            .where(Grid.code == code)
+                            .order_by(Grid.valid_to.is_(None).desc(), Grid.version.desc())
+                            .limit(1)).first()
         if r is None:
             break
         chain.append((r.code, r.name, r.level))

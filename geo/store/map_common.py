@@ -28,9 +28,10 @@ PRECISION = 1e-6
 
 _GRIDS = text("""
 SELECT code, name, level, parent_code, ST_AsGeoJSON(geom, 6) AS geojson,
-       ST_Area(geom::geography) AS area_m2
-  FROM grid
- WHERE valid_to IS NULL AND code = ANY(:codes)
+       ST_Area(geom::geography) AS area_m2, valid_to
+  FROM (SELECT DISTINCT ON (code) * FROM grid
+         WHERE code = ANY(:codes) AND (valid_to IS NULL OR :retired)
+         ORDER BY code, valid_to IS NULL DESC, version DESC) AS g
  ORDER BY depth, code
 """)
 
@@ -41,20 +42,24 @@ def feature_collection(features: Iterable[dict[str, Any]], **extra: Any) -> dict
 
 
 def grid_features(session: Session, codes: Sequence[str], *,
-                  properties: Mapping[str, Mapping[str, Any]] | None = None
-                  ) -> list[dict[str, Any]]:
+                  properties: Mapping[str, Mapping[str, Any]] | None = None,
+                  retired: bool = False) -> list[dict[str, Any]]:
     """The current grids of ``codes`` as Features, coarsest first then by code.
 
     Each has ``code, name, level, parent_code, area_m2`` plus the entries of
-    ``properties[code]`` when given. Codes that are not current grids are left out.
+    ``properties[code]`` when given. Codes that are not current grids are left out,
+    unless ``retired``: then the last version of a grid a plan retired is given, with
+    ``retired_at`` (ISO 8601; None on current grids).
     """
     if not codes:
         return []
     extra = properties or {}
     out = []
-    for r in session.execute(_GRIDS, {"codes": sorted(set(codes))}):
+    for r in session.execute(_GRIDS, {"codes": sorted(set(codes)), "retired": retired}):
         props = {"code": r.code, "name": r.name, "level": r.level,
                  "parent_code": r.parent_code, "area_m2": round(float(r.area_m2), 1)}
+        if retired:
+            props["retired_at"] = r.valid_to.isoformat() if r.valid_to else None
         props.update(extra.get(r.code, {}))
         out.append({"type": "Feature", "id": r.code, "geometry": json.loads(r.geojson),
                     "properties": props})

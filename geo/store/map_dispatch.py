@@ -3,7 +3,8 @@
 For an incident and a moment ``at`` (default now):
 
 - the incident (:func:`geo.store.incident_queries.get_incident`);
-- its **grid chain** up to the street, coarsest first, with the polygons;
+- its **grid chain** up to the street, coarsest first, with the polygons (the
+  last version, with ``retired_at``, of a grid a plan retired since);
 - the **assigned** worker (the one stored at intake, with the rule that chose
   them) and the worker the rules of :mod:`geo.incidents.responsible` choose
   **now** (``at``: shifts move on), each with their last known position and the
@@ -167,7 +168,7 @@ def dispatch_view(session: Session, incident_id: int, *, tz: ZoneInfo,
         raise NotFound(exc.message, field="incident_id", value=incident_id,
                        valid=exc.valid) from None
     links = grid_chain(session, inc.grid_code)
-    chain = grid_features(session, [c for c, _, _ in links])
+    chain = grid_features(session, [c for c, _, _ in links], retired=True)
     depth = {c: k for k, (c, _, _) in enumerate(links)}
     chain.sort(key=lambda f: depth[f["id"]])
     assigned = _worker(session, inc.worker_id, inc, rule=inc.rule)

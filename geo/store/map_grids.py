@@ -2,8 +2,10 @@
 
 Outlines are simplified for drawing (``ST_SimplifyPreserveTopology`` with a
 tolerance in degrees of about 2 m, 6 decimals). The figures of a grid count the
-incidents of the grid and of every current grid below it, reported in the
-window (and of the categories) asked for:
+incidents of the grid and of every grid below it, reported in the window (and
+of the categories) asked for; a grid retired by a plan counts below the parent
+of its last version, so its history stays in its community and street (not in
+the grid that took its area: incidents keep the grid they were assigned to):
 
 - ``reported``: all of them; ``open``: those whose status is not final now;
 - ``overdue``: still pending (registered, dispatched, accepted, in progress)
@@ -51,12 +53,16 @@ SELECT ST_XMin(e) AS x0, ST_YMin(e) AS y0, ST_XMax(e) AS x1, ST_YMax(e) AS y1
   FROM (SELECT ST_Extent(geom) AS e FROM grid
          WHERE valid_to IS NULL AND code IN (SELECT code FROM scope)) AS box""")  # noqa: S608
 
+# The tree goes down the latest version of every code, current or retired: the incidents
+# of a grid retired by a plan stay in the figures of the community and street it was in.
 _FIGURES = text("""
-WITH RECURSIVE tree(root, code) AS (
+WITH RECURSIVE latest AS (
+    SELECT DISTINCT ON (code) code, parent_code FROM grid
+     ORDER BY code, valid_to IS NULL DESC, version DESC
+), tree(root, code) AS (
     SELECT code, code FROM grid WHERE valid_to IS NULL AND code = ANY(:roots)
-  UNION ALL
-    SELECT t.root, g.code FROM grid g JOIN tree t ON g.parent_code = t.code
-     WHERE g.valid_to IS NULL
+  UNION
+    SELECT t.root, l.code FROM latest l JOIN tree t ON l.parent_code = t.code
 )
 SELECT t.root AS code,
        count(i.id) AS reported,

@@ -67,7 +67,7 @@ LABELS = {
            "dispatcher": "调度员指派", "escalation_manager": "升级：管理员",
            "escalation_dispatcher": "升级：调度员",
            "escalation_manager_off_shift": "升级：管理员（不在班）",
-           "seen": "位置时间", "stale": "已过时"},
+           "seen": "位置时间", "stale": "已过时", "retired": "已撤销"},
     "en": {"incident": "Incident", "chain": "Grid chain", "assigned": "Assigned at intake",
            "now": "Responsible now", "nearest": "Nearest on duty", "id": "ID",
            "category": "Category", "status": "Status", "reported": "Reported", "due": "Due",
@@ -83,7 +83,7 @@ LABELS = {
            "escalation_manager": "escalated: manager",
            "escalation_dispatcher": "escalated: dispatcher",
            "escalation_manager_off_shift": "escalated: manager off shift",
-           "seen": "Position at", "stale": "stale"},
+           "seen": "Position at", "stale": "stale", "retired": "retired"},
 }
 
 
@@ -126,10 +126,13 @@ def _person_text(p: Person | None, labels: dict[str, str], lang: str) -> str:
 
 
 def _add_chain(m: folium.Map, view: DispatchView, basemap: Basemap,
-               labels: dict[str, str]) -> None:
+               labels: dict[str, str], settings: Settings) -> None:
     for f in view.chain["features"]:
         level = f["properties"]["level"]
         f["properties"]["level_text"] = labels.get(level, level)
+        if f["properties"].get("retired_at"):  # a plan retired it after the assignment
+            retired = dt.datetime.fromisoformat(f["properties"]["retired_at"])
+            f["properties"]["name"] += f" ({labels['retired']} {_local(retired, settings)})"
         style = LEVEL_STYLES.get(level, GRID_STYLE) if f["id"] != view.incident.grid_code \
             else GRID_STYLE
         folium.GeoJson(shift_geojson(basemap, f), name=f"{labels.get(level, level)}: "
@@ -268,7 +271,7 @@ def build(session: Session, params: Params, basemap: Basemap, *, lang: str = "zh
     view = dispatch_view(session, params.incident_id, tz=conf.tz,
                          at=parse_at(params.at, conf.tz), nearest=params.nearest)
     m, _ = fitted_map(basemap, _bounds(view), zoom=15)
-    _add_chain(m, view, basemap, labels)
+    _add_chain(m, view, basemap, labels, conf)
     _add_people(m, view, basemap, labels, lang)
     folium.LayerControl(collapsed=False, position="topright").add_to(m)
     _panel(m, view, labels, conf, f"{TITLE[lang]} · #{view.incident.id}", lang)

@@ -6,11 +6,15 @@ and G12 (east half).
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from collections.abc import Callable
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
 
+from geo.store.map_grids import grid_figures
 from tests.api.test_plan_apply import apply
 from tests.api.test_plans_api import URL, edit, ids, new_plan, square
 
@@ -112,3 +116,28 @@ def test_a_grid_in_separate_pieces_is_a_warning(client: TestClient, auth: Auth,
     assert warning["codes"] == ["G19"] and not warning["blocking"]
     assert 10_000 < warning["area_m2"] < 12_000 and warning["point"][0] < 120.0025
     assert plan["validation"]["ok"]
+
+
+def test_a_retired_grid_keeps_its_incidents_in_its_community(
+        client: TestClient, auth: Auth, ids: dict[str, int], session: Session) -> None:
+    answer = client.post("/api/v1/incidents", headers=auth("dispatcher"), json={
+        "lon": 120.015, "lat": 30.01, "category": "C0101", "source": "hotline"})
+    assert answer.status_code == 201 and answer.json()["grid"]["code"] == "G12", answer.text
+    incident = answer.json()["id"]
+    rejected = client.post(f"/api/v1/incidents/{incident}/status", headers=auth("dispatcher"),
+                           json={"status": "rejected", "note": "not ours"})
+    assert rejected.status_code == 200, rejected.text
+    merge = new_plan(client, auth)
+    edit(client, auth, merge, op="merge", codes=["G11", "G12"], into="G11")
+    apply(client, auth, merge)  # G12 is retired; the final incident keeps it
+    listed = client.get("/api/v1/incidents?grid=C1", headers=auth("dispatcher")).json()
+    assert [f["id"] for f in listed["features"]] == [incident]
+    detail = client.get(f"/api/v1/incidents/{incident}", headers=auth("dispatcher")).json()
+    assert [c["code"] for c in detail["grid_chain"]] == ["S1", "C1", "G12"]
+    session.expire_all()
+    window = {"since": dt.datetime(2000, 1, 1, tzinfo=dt.UTC),
+              "until": dt.datetime(2200, 1, 1, tzinfo=dt.UTC)}
+    figures = grid_figures(session, ["S1", "C1", "G11"], **window)
+    assert [figures[c].reported for c in ("S1", "C1", "G11")] == [1, 1, 0]
+    page = client.get(f"/maps/dispatch/{incident}", headers=auth("dispatcher")).text
+    assert "网格12 (已撤销" in page or json.dumps("网格12 (已撤销")[1:-1] in page
