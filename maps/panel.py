@@ -41,6 +41,7 @@ BASE_CSS = f"""
 .{PANEL_CLASS} th{{white-space:nowrap}}
 .{PANEL_CLASS} .num{{text-align:right;white-space:nowrap}}
 .{PANEL_CLASS} .note{{color:#555;font-size:12px}}
+.{PANEL_CLASS} .pg-empty{{color:#a50f15;font-weight:bold;margin:4px 0}}
 .pg-legend{{position:fixed;bottom:24px;right:10px;z-index:1000;background:rgba(255,255,255,.95);
   padding:6px 8px;border-radius:6px;box-shadow:0 1px 5px rgba(0,0,0,.4);
   font:12px/1.4 'Noto Sans CJK SC','Noto Sans SC',sans-serif}}

@@ -27,9 +27,12 @@ LEVEL_NAMES = {
 }
 _TEXT = {
     "zh": {"window": "时间", "category": "类别", "status": "状态", "grid": "范围",
-           "all": "全部", "name": "名称", "code": "编码"},
+           "all": "全部", "name": "名称", "code": "编码",
+           "empty": "没有符合这些条件的事件：请放宽时间、类别、状态或范围。"},
     "en": {"window": "window", "category": "categories", "status": "statuses",
-           "grid": "area", "all": "all", "name": "name", "code": "code"},
+           "grid": "area", "all": "all", "name": "name", "code": "code",
+           "empty": "No incident matches these filters: widen the window, categories, "
+                    "statuses or area."},
 }
 #: Shown when there are no grids at all (an empty database): the whole world.
 _WORLD = (-170.0, -60.0, 170.0, 75.0)
@@ -70,9 +73,12 @@ def add_outlines(m: folium.Map, basemap: Basemap, features: list[dict[str, Any]]
 
 
 def describe_filters(session: Session, params: IncidentParams, flt: IncidentFilter,
-                     lang: str) -> str:
-    """The window and filters of a page as a small table (HTML)."""
+                     lang: str, *, matched: int) -> str:
+    """The window and filters of a page as a small table (HTML), after a note saying
+    that nothing matched when ``matched`` (the incidents the filters found) is 0."""
     text = _TEXT[lang]
+    note = "" if matched else f'<p class="pg-empty" id="pg-empty">{esc(text["empty"])}</p>'
+
     tz = get_settings().tz
     assert flt.reported_from is not None and flt.reported_to is not None
     window = (f"{flt.reported_from.astimezone(tz):%Y-%m-%d %H:%M} – "
@@ -90,4 +96,4 @@ def describe_filters(session: Session, params: IncidentParams, flt: IncidentFilt
         name = session.scalar(select(Grid.name).where(Grid.code == flt.grid,
                                                       Grid.valid_to.is_(None)))
         rows.append((text["grid"], esc(f"{name} ({flt.grid})")))
-    return rows_table(rows)
+    return note + rows_table(rows)

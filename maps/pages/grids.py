@@ -90,10 +90,12 @@ def build(session: Session, params: Params, basemap: Basemap, *, lang: str = "zh
                                         params.metric == "avg_close_h" else "{:,.0f}",
                                         integer=params.metric in ("reported", "open", "overdue")),
         strict=True)))
+    reported = sum(f.reported for f in figures.values())
     rows = [(text["grids"], f"{len(features):,}"), (text["metric"], html.escape(
-        text[params.metric])), (text["reported"], f"{sum(f.reported for f in figures.values()):,}"),
+        text[params.metric])), (text["reported"], f"{reported:,}"),
         (text["overdue"], f"{sum(f.overdue for f in figures.values()):,}")]
-    add_panel(m, TITLE[lang], rows_table(rows) + describe_filters(session, params, flt, lang))
+    add_panel(m, TITLE[lang], rows_table(rows) + describe_filters(session, params, flt, lang,
+                                                           matched=reported))
     return m
 
 

@@ -107,7 +107,8 @@ def build(session: Session, params: Params, basemap: Basemap, *, lang: str = "zh
     cells = text["cells"] if params.mode == "static" else text["frame_cells"]
     rows = [(text["incidents"], f"{len(points):,}"), (cells, f"{len(bins):,}"),
             (text["resolution"], str(resolution)), (text["mode"], text[params.mode])]
-    add_panel(m, TITLE[lang], rows_table(rows) + describe_filters(session, params, flt, lang))
+    add_panel(m, TITLE[lang], rows_table(rows) + describe_filters(session, params, flt, lang,
+                                                           matched=len(points)))
     return m
 
 

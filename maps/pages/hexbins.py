@@ -87,8 +87,10 @@ def build(session: Session, params: Params, basemap: Basemap, *, lang: str = "zh
                list(zip(classes.colours, classes.labels(integer=True), strict=True)))
     rows = [(text["incidents"], f"{len(points):,}"), (text["cells"], f"{len(bins):,}"),
             (text["resolution"], str(params.resolution)),
-            (text["scheme"], f"{text[params.scheme]}, k={len(classes.bins)}")]
-    add_panel(m, TITLE[lang], rows_table(rows) + describe_filters(session, params, flt, lang))
+            (text["scheme"], f"{text[params.scheme]}, k={len(classes.bins)}" if len(bins)
+             else "—")]
+    add_panel(m, TITLE[lang], rows_table(rows) + describe_filters(session, params, flt, lang,
+                                                           matched=len(points)))
     return m
 
 

@@ -161,6 +161,16 @@ def test_hexbins_refuse_more_hexagons_than_a_page_draws(
     assert err.value.valid == "fewer incidents (grid, category, since/until)"
 
 
+@pytest.mark.parametrize("kind", ["heatmap", "hexbins", "grids"])
+def test_a_page_says_when_no_incident_matches(built: Session, settings: Settings,
+                                              kind: str) -> None:
+    assert 'id="pg-empty"' not in _render(built, settings, kind)
+    for lang, words in (("zh", "没有符合这些条件的事件"), ("en", "No incident matches")):
+        page = _render(built, settings, kind, lang=lang, since="2020-01-01", until="2020-02-01")
+        assert 'id="pg-empty"' in page and _has(page, words), (kind, lang)
+        assert "k=0" not in page
+
+
 def test_grid_figures(built: Session) -> None:
     f = grid_figures(built, ["G11", "G12", "G21", "C1", "CHI"], since=city.MON_10.replace(day=1),
                      until=city.MON_10.replace(month=7, day=1))
