@@ -9,9 +9,11 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from sqlalchemy import exc as sa_exc
 
 from geo.errors import DomainError, InvalidInput
 from geo.settings import Settings, get_settings
+from geo.store.db import UPGRADE_HINT, explain_database_error
 
 console = Console()
 err_console = Console(stderr=True)
@@ -24,15 +26,21 @@ def settings() -> Settings:
 
 @contextmanager
 def reported_errors() -> Iterator[None]:
-    """Turn domain errors into a red message (with what is valid) and exit code 2."""
+    """Turn domain errors into a red message (with what is valid) and exit code 2; a
+    database that is unreachable or not migrated likewise, with what fixes it."""
     try:
         yield
     except DomainError as exc:
-        details = exc.to_dict()
         err_console.print(f"[red]error:[/red] {exc.message}")
         if exc.valid:
             err_console.print(f"  valid: {exc.valid}")
-        del details
+        raise typer.Exit(code=2) from exc
+    except (sa_exc.OperationalError, sa_exc.ProgrammingError) as exc:
+        why = explain_database_error(exc, settings().database_url)
+        if why is None:
+            raise
+        err_console.print(f"[red]error:[/red] {why}")
+        err_console.print(f"  valid: {UPGRADE_HINT}")
         raise typer.Exit(code=2) from exc
 
 

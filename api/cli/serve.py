@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from api.cli.common import console, settings
+from api.cli.common import console, err_console, settings
+from geo.store.db import UPGRADE_HINT, schema_problem
 
 
 def serve(
@@ -12,10 +13,16 @@ def serve(
     port: int | None = typer.Option(None, help="Port (default from settings)."),
     workers: int | None = typer.Option(None, help="Worker processes (default from settings)."),
 ) -> None:
-    """Serve the API on http://HOST:PORT, printing the URLs of the docs and pages."""
+    """Serve the API on http://HOST:PORT, printing the URLs of the docs and pages.
+    Exit status 2, before serving, when the database is unreachable or not migrated."""
     import uvicorn
 
     cfg = settings()
+    problem = schema_problem(cfg.database_url)
+    if problem is not None:  # every request would fail: say why, and what fixes it
+        err_console.print(f"[red]error:[/red] {problem}")
+        err_console.print(f"  valid: {UPGRADE_HINT}")
+        raise typer.Exit(code=2)
     host = host or cfg.host
     port = port or cfg.port
     base = f"http://{host}:{port}"

@@ -8,6 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -142,3 +143,53 @@ def vacuum_analyze(url: str, tables: tuple[str, ...] = BULK_TABLES) -> None:
     times slower, and the rows the load updated stay dead in the heap."""
     with get_engine(url).connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text(f"VACUUM (ANALYZE) {', '.join(tables)}"))
+
+
+#: What fixes a database that is missing, unreachable or behind the code's migrations.
+UPGRADE_HINT = ("DATABASE_URL naming a running PostgreSQL with PostGIS; `patrolgrid db "
+                "upgrade` creates the database when missing and migrates it")
+
+
+def head_revision() -> str:
+    """The newest migration of this code (Alembic's head)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    assert head is not None
+    return head
+
+
+def schema_problem(url: str) -> str | None:
+    """Why the database at ``url`` cannot serve this code (unreachable, missing, not
+    migrated, or at another migration than this code's newest), or None when it can."""
+    name = make_url(url).render_as_string(hide_password=True)
+    try:
+        with get_engine(url).connect() as conn:
+            found = conn.execute(text("SELECT to_regclass('alembic_version') IS NOT NULL")
+                                 ).scalar_one()
+            revision = (conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+                        if found else None)
+    except sa_exc.OperationalError as exc:
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        return f"cannot connect to the database {name}: {reason}"
+    head = head_revision()
+    if revision is None:
+        return f"the database {name} has no patrolgrid tables (it was never migrated)"
+    if revision != head:
+        return (f"the database {name} is at migration {revision}, this code needs {head}")
+    return None
+
+
+def explain_database_error(exc: BaseException, url: str) -> str | None:
+    """A one-line explanation of a database error that a missing, unreachable or
+    unmigrated database causes (no connection, undefined table or column); None for
+    other errors."""
+    if isinstance(exc, sa_exc.OperationalError) and getattr(exc.orig, "sqlstate", None) is None:
+        return schema_problem(url) or str(exc.orig or exc).strip().splitlines()[0]
+    if isinstance(exc, sa_exc.ProgrammingError) and getattr(exc.orig, "sqlstate", None) in (
+            "42P01", "42703", "42883"):  # undefined table, column, function
+        return schema_problem(url) or str(exc.orig).strip().splitlines()[0]
+    return None

@@ -1,0 +1,73 @@
+"""The CLI and the server against a database that is missing, empty or behind the code."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy.engine import make_url
+from typer.testing import CliRunner, Result
+
+from api.cli import app
+from geo.settings import get_settings
+from geo.store import db
+
+
+@pytest.fixture
+def other_url(db_url: str) -> Iterator[str]:
+    """The URL of a database of this test's own that does not exist yet."""
+    url = make_url(db_url).set(database=f"patrolgrid_test_{uuid.uuid4().hex[:12]}")
+    text = url.render_as_string(hide_password=False)
+    yield text
+    db.drop_database(text)
+
+
+def _run(url: str, monkeypatch: pytest.MonkeyPatch, *args: str) -> Result:
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.delenv("PATROLGRID_DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    try:
+        return CliRunner().invoke(app, list(args))
+    finally:
+        get_settings.cache_clear()
+
+
+COMMANDS = [("demo", "load", "--no-incidents", "--track-days", "0"),
+            ("grids", "export", "/tmp/never-written.geojson"), ("serve", "--port", "1")]
+
+
+@pytest.mark.parametrize("args", COMMANDS)
+def test_a_missing_database_is_named_with_the_fix(other_url: str, args: tuple[str, ...],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    result = _run(other_url, monkeypatch, *args)
+    out = " ".join(result.output.split())
+    assert result.exit_code == 2, result.output
+    assert "cannot connect to the database" in out and "does not exist" in out
+    assert "patrolgrid db upgrade" in out and "Traceback" not in out
+
+
+@pytest.mark.parametrize("args", COMMANDS)
+def test_an_empty_database_is_named_with_the_fix(other_url: str, args: tuple[str, ...],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    db.create_database(other_url)
+    result = _run(other_url, monkeypatch, *args)
+    out = " ".join(result.output.split())
+    assert result.exit_code == 2, result.output
+    assert "has no patrolgrid tables" in out and "patrolgrid db upgrade" in out, out
+
+
+def test_the_server_refuses_a_database_behind_the_code(other_url: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    db.create_database(other_url)
+    db.migrate(other_url, "0007")
+    result = _run(other_url, monkeypatch, "serve", "--port", "1")
+    out = " ".join(result.output.split())
+    assert result.exit_code == 2, result.output
+    assert f"is at migration 0007, this code needs {db.head_revision()}" in out, out
+
+
+def test_db_upgrade_fixes_what_it_names(other_url: str,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _run(other_url, monkeypatch, "db", "upgrade").exit_code == 0
+    assert db.schema_problem(other_url) is None
