@@ -155,8 +155,12 @@ def _read_gpx(path: Path, label: str) -> RawPoints:
                 i = len(out.t_us)
                 moment = point.time
                 if moment is None:
-                    raise InvalidInput(f"{label}[{i}] has no <time>", field=f"{label}[{i}].t",
-                                       value=None, valid="every <trkpt> with a <time>")
+                    raw = _raw_gpx_time(path, i)  # gpxpy drops a time it cannot read
+                    raise InvalidInput(
+                        f"{label}[{i}] has no <time>" if raw is None else
+                        f"{label}[{i}] has an unreadable <time> {raw!r}", field=f"{label}[{i}].t",
+                        value=raw, valid="every <trkpt> with a <time> in ISO 8601, e.g. "
+                                         "2024-06-03T08:00:00Z")
                 if moment.tzinfo is None:  # GPX times are UTC by the standard
                     moment = moment.replace(tzinfo=dt.UTC)
                 out.add(point.longitude, point.latitude, parse_time(moment, f"{label}[{i}].t"))
@@ -165,6 +169,22 @@ def _read_gpx(path: Path, label: str) -> RawPoints:
                            valid="a GPX file with <trkpt> points in <trk><trkseg> "
                                  "(routes and waypoints carry no times)")
     return out
+
+
+def _raw_gpx_time(path: Path, index: int) -> str | None:
+    """The text of the ``<time>`` of the ``index``-th ``<trkpt>`` (None when it has none)."""
+    import xml.etree.ElementTree as ET
+
+    k = 0
+    for _, element in ET.iterparse(path):
+        if element.tag.rsplit("}", 1)[-1] != "trkpt":
+            continue
+        if k == index:
+            found = [c.text for c in element if c.tag.rsplit("}", 1)[-1] == "time"]
+            return found[0].strip() if found and found[0] is not None else None
+        k += 1
+        element.clear()
+    return None
 
 
 # --------------------------------------------------------------------------- PLT

@@ -188,6 +188,20 @@ def test_bad_files_are_refused_naming_the_point(tmp_path: Path, name: str, conte
         assert "swapped" in caught.value.message
 
 
+def test_an_unreadable_gpx_time_is_named_not_called_missing(tmp_path: Path) -> None:
+    path = tmp_path / "walk.gpx"
+    point = "<trkpt lat='26.1' lon='119.3'><time>{}</time></trkpt>"
+    path.write_text("<gpx version='1.1' creator='t' xmlns='http://www.topografix.com/GPX/1/1'>"
+                    "<trk><trkseg>" + point.format("2024-05-01T08:00:00Z") + "</trkseg>"
+                    "<trkseg>" + point.format("2024-05-01T08:00:05Z") + point.format(" gestern ")
+                    + "</trkseg></trk></gpx>", encoding="utf-8")
+    with pytest.raises(InvalidInput) as caught:
+        read_tracks([path])
+    assert (caught.value.field, caught.value.value) == ("walk.gpx[2].t", "gestern")
+    assert "unreadable <time> 'gestern'" in caught.value.message
+    assert "ISO 8601" in (caught.value.valid or "")
+
+
 # --------------------------------------------------------------------------- the CLI
 
 def _count(session: Session, sql: str, **params: Any) -> Any:
