@@ -105,9 +105,17 @@ def render(session: Session, settings: Settings, kind: str, raw: Mapping[str, An
     """The HTML of page ``kind`` for the raw parameters ``raw``.
 
     Raises NotFound for an unknown kind (or an id the page does not find) and
-    InvalidInput for a bad parameter, basemap or language.
+    InvalidInput for a bad parameter, basemap or language, or for a page that works
+    through the API (``NEEDS_SERVER``) asked for as a standalone file (``inline``).
     """
     module = page_module(kind)
+    if inline and getattr(module, "NEEDS_SERVER", False):
+        standalone = sorted(k for k, m in PAGES.items() if not getattr(m, "NEEDS_SERVER", False))
+        raise InvalidInput(
+            f"the {kind} page works through the API, so it cannot be a standalone file",
+            field="kind", value=kind,
+            valid=f"one of {', '.join(standalone)}; open {kind} from the server "
+                  f"({getattr(module, 'SERVER_PATH', '/maps/' + kind)})")
     language = check_lang(lang)
     chosen = basemap_from_settings(settings, basemap)
     params = parse_params(module, raw)

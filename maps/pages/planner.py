@@ -38,6 +38,9 @@ from maps.basemap import Basemap
 from maps.panel import BASE_CSS, add_panel, esc, fitted_map
 
 KIND = "planner"
+#: Its tools post edits to the API: a standalone file (``maps render``) could not.
+NEEDS_SERVER = True
+SERVER_PATH = "/maps/planner?parent=CODE"
 TITLE = {"zh": "网格规划", "en": "Grid planner"}
 ROLES = ("planner",)
 DRAW_JS = "https://cdnjs.cloudflare.com/ajax/libs/leaflet.draw/1.0.2/leaflet.draw.js"

@@ -121,6 +121,16 @@ def test_maps_render_refuses_an_unknown_team(cli: Callable[..., Result], busy_ci
     assert not out.exists()
 
 
+def test_maps_render_refuses_the_planner_which_needs_the_api(
+        cli: Callable[..., Result], busy_city: int, tmp_path: Path) -> None:
+    out = tmp_path / "planner.html"
+    result = cli("maps", "render", "planner", "--out", out, "-p", "parent=C1")
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and "cannot be a standalone file" in text, result.output
+    assert "/maps/planner?parent=CODE" in text and "hexbins" in text
+    assert not out.exists()
+
+
 def test_date_default_is_today(client: TestClient, auth: Auth, busy_city: int) -> None:
     r = client.get("/maps/routes/T1", headers=auth("patrol"))
     assert r.status_code == 200
