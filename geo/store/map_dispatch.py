@@ -5,10 +5,12 @@ For an incident and a moment ``at`` (default now):
 - the incident (:func:`geo.store.incident_queries.get_incident`);
 - its **grid chain** up to the street, coarsest first, with the polygons (the
   last version, with ``retired_at``, of a grid a plan retired since);
-- the **assigned** worker (the one stored at intake, with the rule that chose
-  them) and the worker the rules of :mod:`geo.incidents.responsible` choose
-  **now** (``at``: shifts move on), each with their last known position and the
-  geodesic distance to the incident when they have one;
+- the **assigned** worker (the one who holds the incident, with the rule that
+  gave it to them: the intake's, ``dispatcher`` or ``escalation_*``), the one the
+  **intake** chose when that differs, and the worker the rules of
+  :mod:`geo.incidents.responsible` choose **now** (``at``: shifts move on), each
+  with their last known position and the geodesic distance to the incident when
+  they have one;
 - the **nearest on-duty** workers: active grid workers, patrol members and
   volunteers with a last known position, on duty at ``at`` for the incident's
   category (a duty on shift, or no duty at all: on call; the rule-4 test of
@@ -106,6 +108,18 @@ class DispatchView:
     now_rule: str
     now_reason: str | None
     nearest: list[Person] = field(default_factory=list)
+    #: The worker and rule chosen at intake (its ``intake`` event), when someone or
+    #: something (a dispatcher, an escalation, a decline, a plan) changed the worker since.
+    intake: Person | None = None
+    intake_rule: str | None = None
+
+
+# The worker and rule the intake chose, as its event recorded them.
+_INTAKE = text("""
+SELECT CAST(data->>'worker_id' AS integer) AS worker_id, data->>'rule' AS rule
+  FROM incident_event
+ WHERE incident_id = :id AND data->>'kind' = 'intake'
+ ORDER BY id LIMIT 1""")
 
 
 def _person(r: Any, **extra: Any) -> Person:
@@ -172,6 +186,11 @@ def dispatch_view(session: Session, incident_id: int, *, tz: ZoneInfo,
     depth = {c: k for k, (c, _, _) in enumerate(links)}
     chain.sort(key=lambda f: depth[f["id"]])
     assigned = _worker(session, inc.worker_id, inc, rule=inc.rule)
+    first = session.execute(_INTAKE, {"id": inc.id}).first()
+    intake, intake_rule = None, None
+    if first is not None and (first.worker_id != inc.worker_id or first.rule != inc.rule):
+        intake = _worker(session, first.worker_id, inc, rule=first.rule)
+        intake_rule = first.rule
     community, street = responsible.community_and_street(links)
     view = RosterView(duties=duties_on(session, [c for c in (inc.grid_code, community) if c]),
                       street_workers=street_workers(session, [street] if street else []))
@@ -180,5 +199,5 @@ def dispatch_view(session: Session, incident_id: int, *, tz: ZoneInfo,
     now = _worker(session, choice.worker_id, inc, rule=choice.rule)
     return DispatchView(incident=inc, at=when, chain=feature_collection(chain),
                         assigned=assigned, now=now, now_rule=choice.rule,
-                        now_reason=choice.reason,
+                        now_reason=choice.reason, intake=intake, intake_rule=intake_rule,
                         nearest=nearest_on_duty(session, inc, at=when, tz=tz, count=nearest))

@@ -1,12 +1,14 @@
 """``/maps/dispatch/{incident_id}``: one incident, its grids, who answers for it, who is near.
 
 The incident (a red marker), its grid chain up to the street (street outlined,
-community dashed, grid filled), the worker it was assigned to at intake and the
-worker the responsibility rules choose at ``at`` (default now; they differ when
-shifts have changed), and the nearest on-duty field workers (grid workers,
-patrol members, volunteers) with their geodesic distance from the incident,
-each joined to it by a dashed line. Workers without a known position are listed
-in the panel but not drawn. Data: :func:`geo.store.map_dispatch.dispatch_view`.
+community dashed, grid filled), the worker who holds it (with the rule that gave
+it to them), the one the intake chose when that differs (a dispatcher, an
+escalation or a decline changed it), the worker the responsibility rules choose
+at ``at`` (default now; they differ when shifts have changed), and the nearest
+on-duty field workers (grid workers, patrol members, volunteers) with their
+geodesic distance from the incident, each joined to it by a dashed line.
+Workers without a known position are listed in the panel but not drawn.
+Data: :func:`geo.store.map_dispatch.dispatch_view`.
 """
 
 from __future__ import annotations
@@ -55,7 +57,8 @@ GRID_STYLE: dict[str, Any] = {"color": "#e6550d", "weight": 2, "fillColor": GRID
                               "fillOpacity": 0.35}
 
 LABELS = {
-    "zh": {"incident": "事件", "chain": "所属网格", "assigned": "受理时指派", "now": "当前应由",
+    "zh": {"incident": "事件", "chain": "所属网格", "assigned": "承办人", "intake": "受理时指派",
+           "now": "当前应由",
            "nearest": "附近在岗人员", "id": "编号", "category": "类别", "status": "状态",
            "reported": "上报时间", "due": "办结时限", "overdue": "已超期", "where": "位置",
            "description": "描述", "rule": "规则", "distance": "距离", "name": "姓名",
@@ -68,7 +71,8 @@ LABELS = {
            "escalation_dispatcher": "升级：调度员",
            "escalation_manager_off_shift": "升级：管理员（不在班）",
            "seen": "位置时间", "stale": "已过时", "retired": "已撤销"},
-    "en": {"incident": "Incident", "chain": "Grid chain", "assigned": "Assigned at intake",
+    "en": {"incident": "Incident", "chain": "Grid chain", "assigned": "Assigned worker",
+           "intake": "Chosen at intake",
            "now": "Responsible now", "nearest": "Nearest on duty", "id": "ID",
            "category": "Category", "status": "Status", "reported": "Reported", "due": "Due",
            "overdue": "overdue", "where": "Position", "description": "Description",
@@ -221,6 +225,10 @@ def _panel(m: folium.Map, view: DispatchView, labels: dict[str, str],
             (labels["chain"], esc(chain or labels["unassigned"])),
             (labels["assigned"], _person_text(view.assigned, labels, lang)
              + (f" · {esc(labels.get(inc.rule, inc.rule))}" if inc.rule else "")),
+            *([(labels["intake"], _person_text(view.intake, labels, lang)
+                + (f" · {esc(labels.get(view.intake_rule, view.intake_rule))}"
+                   if view.intake_rule and view.intake_rule != "none" else ""))]
+              if view.intake_rule is not None else []),
             (labels["now"], _person_text(view.now, labels, lang)
              + f" · {esc(labels.get(view.now_rule, view.now_rule))}"
              + (f" ({esc(reason_text(view.now_reason, lang))})" if view.now_reason else "")),

@@ -31,7 +31,7 @@ def test_dispatch_map(live_server: LiveServer, page: Page, incident_id: int) -> 
     assert sorted(numbers) == [1, 2, 3, 4, 5]
     assert info["kinds"]["path"] >= 3 + 2 * len(labels)
     text = panel_text(page)
-    assert f"#{incident_id}" in text and "附近在岗人员" in text and "受理时指派" in text
+    assert f"#{incident_id}" in text and "附近在岗人员" in text and "承办人" in text
     assert page.locator("#pg-panel table").nth(1).locator("tr").count() == 1 + 5
 
 

@@ -13,7 +13,10 @@ from sqlalchemy.orm import Session
 
 from geo.assign import on_duty
 from geo.errors import NotFound
+from geo.incidents.loop import change_status
+from geo.settings import Settings
 from geo.store.map_dispatch import dispatch_view
+from maps.pages import render
 from tests.maps.pages.conftest import (
     EAST_M,
     INCIDENT,
@@ -73,6 +76,25 @@ def test_weekend_dispatch_moves_with_the_shifts(session: Session, reported: int)
     assert got.assigned is not None and got.assigned.code == "W1"
     assert got.now is not None and (got.now.code, got.now_rule) == ("D-1", "street_nearest")
     assert got.now.distance_m == pytest.approx(_metres(10.0), abs=0.1)
+
+
+def test_the_worker_who_holds_it_and_the_one_the_intake_chose(
+        session: Session, small_city: SmallCity, reported: int) -> None:
+    session.execute(text(
+        "INSERT INTO incident_event (incident_id, actor, to_status, data) VALUES (:i, 'intake', "
+        "'registered', jsonb_build_object('kind', 'intake', 'worker_id', :w, 'rule', 'primary'))"),
+        {"i": reported, "w": small_city.workers["W1"]})
+    got = dispatch_view(session, reported, tz=SHANGHAI, at=MONDAY)
+    assert got.intake is None and got.intake_rule is None  # nobody changed it: one row
+    change_status(session, reported, "dispatched", actor="d", worker_id=small_city.workers["W2"])
+    got = dispatch_view(session, reported, tz=SHANGHAI, at=MONDAY)
+    assert got.assigned is not None and (got.assigned.code, got.assigned.rule) == (
+        "W2", "dispatcher")
+    assert got.intake is not None and (got.intake.code, got.intake_rule) == ("W1", "primary")
+    page = render(session, Settings(), "dispatch", {"incident_id": reported,
+                                                    "at": MONDAY.isoformat()}, lang="en")
+    assert "Assigned worker" in page and "Chosen at intake" in page
+    assert "dispatched by hand" in page
 
 
 def test_an_incident_outside_every_grid(session: Session, small_city: SmallCity) -> None:
