@@ -44,6 +44,7 @@ from geo.coverage import (
 from geo.errors import InvalidInput, NotFound, check_day
 from geo.routes.hotspots import Hotspot, top_cells
 from geo.routes.network import MetricFrame
+from geo.settings import get_settings
 from geo.store.grids import LEVEL_DEPTH
 from geo.store.routes import get_route
 from geo.store.track_queries import load_points
@@ -59,6 +60,9 @@ class Rules:
     hotspot_top: int = 20
     hotspot_lookback_days: float = 90.0
     hotspot_reach_m: float = 25.0
+    #: The longest leg a cleaned track keeps (speed limit x gap + jitter): a leg crossing
+    #: an area has a fix at most this far from it.
+    leg_m: float = 370.0
 
     @classmethod
     def from_settings(cls, settings: Any, *, distance_m: float | None = None) -> Rules:
@@ -69,7 +73,15 @@ class Rules:
                    hotspot_resolution=int(settings.hotspot_resolution),
                    hotspot_top=int(settings.hotspot_top),
                    hotspot_lookback_days=float(settings.hotspot_lookback_days),
-                   hotspot_reach_m=float(settings.hotspot_reach_m))
+                   hotspot_reach_m=float(settings.hotspot_reach_m),
+                   leg_m=longest_leg_m(settings))
+
+
+def longest_leg_m(settings: Any) -> float:
+    """The longest leg the track cleaning keeps under ``settings``: the speed limit over the
+    longest pause that is not a gap, plus the GPS jitter it allows."""
+    return float(settings.track_max_speed_mps * settings.track_max_gap_s
+                 + settings.track_jitter_m)
 
 
 @dataclass
@@ -112,9 +124,10 @@ SELECT code, name, level, parent_code, ST_Area(geom::geography) AS area_m2,
 
 _NEAR = text("""
 WITH box AS (SELECT ST_MakeEnvelope(:xmin, :ymin, :xmax, :ymax, 4326) AS geom),
+reach AS (SELECT ST_MakeEnvelope(:rxmin, :rymin, :rxmax, :rymax, 4326) AS geom),
 who AS (
-  SELECT DISTINCT p.worker_id FROM track_point p, box
-   WHERE p.t >= :start AND p.t < :end AND p.geom && box.geom
+  SELECT DISTINCT p.worker_id FROM track_point p, reach
+   WHERE p.t >= :start AND p.t < :end AND p.geom && reach.geom
      AND (CAST(:workers AS integer[]) IS NULL OR p.worker_id = ANY(CAST(:workers AS integer[])))
 ),
 win AS (
@@ -179,15 +192,21 @@ def grown_box(bounds: Sequence[float], margin_m: float) -> tuple[float, float, f
 
 
 def points_near(session: Session, *, start: dt.datetime, end: dt.datetime,
-                box: Sequence[float], workers: Sequence[int] | None = None) -> NearPoints:
+                box: Sequence[float], leg_m: float,
+                workers: Sequence[int] | None = None) -> NearPoints:
     """Track points in ``[start, end)`` in a lon/lat box, with the legs that cross it.
 
     A point outside the box is kept when a leg to or from it crosses the box, so
     lines run on to their true ends; a line starts anew where it leaves and
-    re-enters. Only workers with a fix in the box are read.
+    re-enters. The workers read are those with a fix within ``leg_m`` (the longest
+    leg a track keeps, :attr:`Rules.leg_m`) of the box: a leg crossing the box with
+    both fixes outside it counts too.
     """
+    reach = grown_box(box, leg_m)
     rows = session.execute(_NEAR, {"xmin": box[0], "ymin": box[1], "xmax": box[2],
-                                   "ymax": box[3], "start": start, "end": end,
+                                   "ymax": box[3], "rxmin": reach[0], "rymin": reach[1],
+                                   "rxmax": reach[2], "rymax": reach[3],
+                                   "start": start, "end": end,
                                    "workers": list(workers) if workers is not None else None}
                            ).all()
     if not rows:
@@ -260,7 +279,7 @@ def grid_coverage(session: Session, code: str, *, start: dt.datetime, end: dt.da
     (area,) = areas(session, code=code)
     bounds = shapely.from_wkb(area.wkb).bounds
     pts = points_near(session, start=start, end=end,
-                      box=grown_box(bounds, rules.distance_m + rules.cell_m))
+                      box=grown_box(bounds, rules.distance_m + rules.cell_m), leg_m=rules.leg_m)
     spots, since = hotspots_of(session, [code], until=end, rules=rules)
     (row,) = _measure([area], pts, _frame_of(bounds), rules, spots)
     row["hotspots"] |= {"reach_m": rules.hotspot_reach_m,
@@ -291,7 +310,7 @@ def level_coverage(session: Session, level: str, *, start: dt.datetime, end: dt.
         geoms = shapely.from_wkb([a.wkb for a in found])
         bounds = [float(v) for v in shapely.total_bounds(geoms)]
         raw = load_points(session, start=start, end=end)
-        box = grown_box(bounds, rules.distance_m + 400.0)
+        box = grown_box(bounds, rules.distance_m + rules.leg_m)
         inside = ((raw.lon >= box[0]) & (raw.lon <= box[2]) & (raw.lat >= box[1])
                   & (raw.lat <= box[3]))
         starts = raw.seg_start.copy()
@@ -353,8 +372,10 @@ def parse_day(value: str | dt.date) -> dt.date:
 
 
 def route_actual(session: Session, route_id: int, day: dt.date, *, tz: ZoneInfo,
-                 tolerance_m: float) -> dict[str, Any]:
-    """Planned vs actual for a route on a local day: share walked and missed pieces."""
+                 tolerance_m: float, leg_m: float | None = None) -> dict[str, Any]:
+    """Planned vs actual for a route on a local day: share walked and missed pieces
+    (``leg_m``: :func:`longest_leg_m` of the settings by default)."""
+    reach = leg_m if leg_m is not None else longest_leg_m(get_settings())
     route = get_route(session, route_id)
     windows = schedule_windows(route.schedule, day, tz)
     if not windows:
@@ -373,7 +394,8 @@ def route_actual(session: Session, route_id: int, day: dt.date, *, tz: ZoneInfo,
     for start, end in windows:
         if not members:
             break
-        pts = points_near(session, start=start, end=end, box=box, workers=members)
+        pts = points_near(session, start=start, end=end, box=box, leg_m=reach,
+                          workers=members)
         x, y = frame.xy(pts.lon, pts.lat)
         lines += track_lines(x, y, pts.starts)
         walkers |= set(pts.worker_id.tolist())

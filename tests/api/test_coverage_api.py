@@ -129,6 +129,30 @@ def test_grid_coverage_matches_the_exact_answer_and_counts_hotspots(
     assert only["count"] == 2
 
 
+def test_a_leg_across_a_small_grid_with_no_fix_near_it_counts(
+        client: TestClient, auth: Auth, city: dict[str, int], session: Session) -> None:
+    # a grid 100 m wide, and two fixes 100 m west and 100 m east of it, 110 s apart
+    small = box(119.33, 26.08, 119.33 + 100 / M_LON, 26.081)
+    write_versions(session, [GridRecord("G9", "小网格", "grid", MultiPolygon([small]))])
+    session.commit()
+    west, east = 119.33 - 100 / M_LON, 119.33 + 200 / M_LON
+    post_track(client, auth, city["P-1"], [
+        {"lon": west, "lat": 26.0805, "t": T0.isoformat()},
+        {"lon": east, "lat": 26.0805, "t": (T0 + dt.timedelta(seconds=110)).isoformat()}])
+    reader = auth("patrol")
+    one = client.get("/api/v1/coverage", params={"grid": "G9", **DAY}, headers=reader).json()
+    frame = MetricFrame(119.33, 26.0805)
+    exact = exact_coverage(frame.to_metric(small),
+                           [frame.to_metric(LineString([(west, 26.0805), (east, 26.0805)]))],
+                           25.0)
+    assert one["coverage"] == pytest.approx(exact, abs=0.01) and exact > 0.4
+    assert (one["tracks"], one["workers"]) == (1, 1)
+    ranked = client.get("/api/v1/coverage", params={"level": "grid", **DAY},
+                        headers=reader).json()
+    [item] = [i for i in ranked["items"] if i["grid"] == "G9"]
+    assert item["coverage"] == pytest.approx(one["coverage"], abs=1e-6)
+
+
 @pytest.mark.parametrize(("params", "status", "field"), [
     ({}, 422, "grid"),
     ({"grid": "G1", "level": "grid"}, 422, "grid"),
