@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from api.cli.common import console, err_console, reported_errors, settings
+from api.cli.common import check_writable, console, err_console, reported_errors, settings
 from data.grid_import import CheckOptions, export_grids, import_grids
 from data.grid_io import ReadOptions
 from geo.errors import ImportRefused
@@ -77,6 +77,7 @@ def import_(
                          else tolerance_m2)
     refused: ImportRefused | None = None
     with reported_errors():
+        check_writable(report, "--report")
         try:
             with session_scope(cfg.database_url) as session:
                 result = import_grids(session, path, read, check, commit=commit)
@@ -171,6 +172,8 @@ def export(
     = None,
 ) -> None:
     """Write the current grids to a GeoJSON or GeoPackage file (replacing it)."""
-    with reported_errors(), session_scope(settings().database_url) as session:
-        count = export_grids(session, path, level=level)
+    with reported_errors():
+        check_writable(path, "PATH")
+        with session_scope(settings().database_url) as session:
+            count = export_grids(session, path, level=level)
     console.print(f"exported {count} grid(s) to {path}")

@@ -23,6 +23,7 @@ from data.incident_export import export_incidents
 from data.incident_fields import DEFAULT_BATCH
 from data.incident_import import ImportOptions, ImportSummary, import_file
 from data.incident_io import open_rows
+from geo.errors import InvalidInput
 from geo.store.db import session_scope
 
 app = typer.Typer(help="Incidents: bulk import and export.", no_args_is_help=True)
@@ -188,6 +189,12 @@ def export(
     cfg = settings()
     since, until = (None if t is None else t if t.tzinfo else t.replace(tzinfo=cfg.tz)
                     for t in (since, until))
-    with reported_errors(), session_scope(cfg.database_url) as session:
-        count = export_incidents(session, path, status=status, since=since, until=until)
+    with reported_errors():
+        check_writable(path, "PATH")
+        if since is not None and until is not None and until <= since:
+            raise InvalidInput(f"--to ({until.isoformat()}) is not after --from "
+                               f"({since.isoformat()})", field="--to", value=until.isoformat(),
+                               valid="a time after --from")
+        with session_scope(cfg.database_url) as session:
+            count = export_incidents(session, path, status=status, since=since, until=until)
     console.print(f"exported {count:,} incident(s) to {path}")

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from api.cli.common import console, reported_errors, settings
+from api.cli.common import check_writable, console, reported_errors, settings
 from geo.errors import InvalidInput
 from geo.store.db import session_scope
 from maps import pages
@@ -47,6 +47,7 @@ def render(
     """Write map page KIND as one HTML file with every script, style and font inside it."""
     cfg = settings()
     with reported_errors():
+        check_writable(out, "--out")
         raw = parse_pairs(param or [])
         with session_scope(cfg.database_url) as session:
             body = pages.render(session, cfg, kind, raw, basemap=basemap, lang=lang, inline=True)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from api.cli.common import console, err_console, reported_errors, settings
+from api.cli.common import check_writable, console, err_console, reported_errors, settings
 from data.roster_io import export_roster, import_roster
 from geo.errors import ImportRefused
 from geo.store.db import session_scope
@@ -72,6 +72,8 @@ def export(
     path: Annotated[Path, typer.Argument(dir_okay=False, help="CSV file to write (replaced).")],
 ) -> None:
     """Write every worker, team and duty as a roster CSV (the import format)."""
-    with reported_errors(), session_scope(settings().database_url) as session:
-        count = export_roster(session, path)
+    with reported_errors():
+        check_writable(path, "PATH")
+        with session_scope(settings().database_url) as session:
+            count = export_roster(session, path)
     console.print(f"exported {count} row(s) to {path}")

@@ -9,9 +9,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from api.cli.common import console, reported_errors, settings
+from api.cli.common import check_writable, console, reported_errors, settings
 from data.roster_shifts import format_shifts
 from data.route_io import read_route_file
+from geo.errors import InvalidInput
 from geo.routes.plan import plan_route
 from geo.store import routes as route_store
 from geo.store.db import session_scope
@@ -69,8 +70,14 @@ def export(
     path: Annotated[Path, typer.Argument(dir_okay=False, help="GeoJSON file to write.")],
 ) -> None:
     """Write every route as a GeoJSON FeatureCollection that imports back unchanged."""
-    with reported_errors(), session_scope(settings().database_url) as session:
-        rows, _ = route_store.list_routes(session, limit=1_000_000)
+    with reported_errors():
+        check_writable(path, "PATH")
+        if path.suffix.lower() not in (".geojson", ".json"):
+            raise InvalidInput(f"cannot export routes to {path.name!r}: they are written as "
+                               "GeoJSON", field="PATH", value=str(path),
+                               valid="a file ending in .geojson or .json")
+        with session_scope(settings().database_url) as session:
+            rows, _ = route_store.list_routes(session, limit=1_000_000)
     features = []
     for r in rows:
         feature = r.feature()
@@ -93,9 +100,11 @@ def plan(
 ) -> None:
     """Plan a closed loop through the grid's incident hotspots (like POST /routes/plan)."""
     cfg = settings()
-    with reported_errors(), session_scope(cfg.database_url) as session:
-        planned = plan_route(session, cfg, length_m=length_m, grid=grid, team=team,
-                             network=network)
+    with reported_errors():
+        check_writable(out, "--out")
+        with session_scope(cfg.database_url) as session:
+            planned = plan_route(session, cfg, length_m=length_m, grid=grid, team=team,
+                                 network=network)
     feature = planned.feature()
     props = feature["properties"]
     console.print(f"loop of {props['length_m']:.0f} m (budget {length_m:g}) on network "
