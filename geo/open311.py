@@ -197,8 +197,8 @@ def intake_fields(form: Iterable[tuple[str, str]], *,
     Raises
     ------
     InvalidInput
-        An unknown form field; ``lat``/``long`` missing (with ``address_string`` or
-        not: this server does not geocode).
+        An unknown form field, a field given twice with different values; ``lat``/``long``
+        missing (with ``address_string`` or not: this server does not geocode).
     """
     items = list(form)
     fields: dict[str, str | None] = {}
@@ -209,7 +209,12 @@ def intake_fields(form: Iterable[tuple[str, str]], *,
             raise InvalidInput(f"{key!r} is not a GeoReport v2 field of a service request",
                                field=key, value=str(value)[:80],
                                valid=", ".join(FORM_FIELDS) + ", attribute[<code>]")
-        fields[key] = _clean(value, key)
+        clean = _clean(value, key)
+        if key in fields and fields[key] != clean:  # which one did the reporter mean?
+            raise InvalidInput(f"{key} is given twice, as {fields[key]!r} and {clean!r}",
+                               field=key, value=str(value)[:80],
+                               valid=f"{key} once (a repeat must carry the same value)")
+        fields[key] = clean
     if fields.get("lat") is None or fields.get("long") is None:
         missing = "lat" if fields.get("lat") is None else "long"
         where = (" (address_string and address_id are not geocoded here)"

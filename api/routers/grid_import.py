@@ -6,11 +6,11 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, Depends, File, Form, UploadFile
 
 from api.auth import Planner
 from api.deps import SessionDep, SettingsDep
-from api.uploads import save_upload
+from api.uploads import known_form_fields, save_upload
 from data.grid_import import CheckOptions, import_grids
 from data.grid_io import ReadOptions, suffix_of
 
@@ -18,7 +18,7 @@ router = APIRouter(tags=["grids"])
 
 
 
-@router.post("/grids/import")
+@router.post("/grids/import", dependencies=[Depends(known_form_fields)])
 def import_grid_file(
     session: SessionDep, settings: SettingsDep, _: Planner,
     file: Annotated[UploadFile, File(description="GeoJSON, GeoPackage, zipped Shapefile or CSV "

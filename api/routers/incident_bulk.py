@@ -6,18 +6,18 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, Depends, File, Form, UploadFile
 
 from api.auth import Dispatcher
 from api.deps import SessionDep, SettingsDep
-from api.uploads import save_upload
+from api.uploads import known_form_fields, save_upload
 from data.incident_import import KEEP_REJECTS, ImportOptions, import_file
 from data.incident_io import format_of
 
 router = APIRouter(tags=["incidents"])
 
 
-@router.post("/incidents/bulk")
+@router.post("/incidents/bulk", dependencies=[Depends(known_form_fields)])
 def import_incident_file(
     session: SessionDep, settings: SettingsDep, principal: Dispatcher,
     file: Annotated[UploadFile, File(description="CSV with a header row, GeoJSON "

@@ -23,7 +23,7 @@ from api.auth import Reader, require_role
 from api.deps import SessionDep, SettingsDep
 from api.schemas.grids import Link
 from api.schemas.tracks import TrackCollection, TrackUpload
-from api.uploads import save_upload
+from api.uploads import known_form_fields, save_upload
 from data.track_io import read_tracks
 from geo.settings import Settings
 from geo.store import track_queries
@@ -77,7 +77,7 @@ def upload_points(body: TrackUpload, response: Response, session: SessionDep,
                   body.max_gap_s, body.dry_run)
 
 
-@router.post("/import", status_code=201)
+@router.post("/import", status_code=201, dependencies=[Depends(known_form_fields)])
 def upload_files(
     response: Response, session: SessionDep, settings: SettingsDep, _: TrackWriter,
     file: Annotated[list[UploadFile], File(description="GPX, GeoLife PLT, CSV or GeoJSON "

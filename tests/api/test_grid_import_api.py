@@ -103,3 +103,12 @@ def test_upload_size_limit(db_url: str, auth: Auth, shared_data: Path) -> None:
     assert answer.status_code == 413
     assert answer.json()["detail"]["field"] == "file"
     assert grid_rows(db_url) == 0
+
+
+def test_a_misspelt_option_is_refused_not_ignored(client: TestClient, auth: Auth,
+                                                  shared_data: Path, db_url: str) -> None:
+    beats = shared_data / "chicago" / "police_beats.geojson"
+    answer = upload(client, beats, auth("planner"), comit="true")
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["detail"]["field"] == "comit"
+    assert "commit" in answer.json()["detail"]["valid"] and grid_rows(db_url) == 0

@@ -94,3 +94,30 @@ def test_refusals_name_the_field(client: TestClient, auth: Auth, city: str) -> N
     named = post(client, auth("dispatcher"), CSV, "upload.bin", format="csv")
     assert named.status_code == 200 and named.json()["accepted"] == 2
     assert count(city) == 2
+
+
+@pytest.mark.parametrize(("data", "field", "message"), [
+    ({"time_feild": "when"}, "time_feild", "is not a field of this form"),
+    ({"bogus": "1"}, "bogus", "is not a field of this form"),
+])
+def test_an_unknown_form_field_is_refused_and_nothing_written(
+        client: TestClient, auth: Auth, city: str, data: dict[str, str], field: str,
+        message: str) -> None:
+    response = post(client, auth("dispatcher"), CSV, **data)
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert detail["field"] == field and message in detail["message"]
+    assert "time_field" in detail["valid"] and "file" in detail["valid"]
+    assert count(city) == 0
+
+
+def test_a_form_field_repeated_with_another_value_is_refused(client: TestClient, auth: Auth,
+                                                             city: str) -> None:
+    files = {"file": ("in.csv", CSV.encode(), "text/csv")}
+    response = client.post(URL, headers=auth("dispatcher"), files=files,
+                           data={"time_field": ["when", "ref"], "default_category": "E0101"})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"]["field"] == "time_field"
+    same = client.post(URL, headers=auth("dispatcher"), files=files,
+                       data={"time_field": ["when", "when"], "default_category": "E0101"})
+    assert same.status_code == 200, same.text

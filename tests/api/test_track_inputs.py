@@ -75,3 +75,14 @@ def test_the_cli_checks_the_report_path_before_writing(cli: Callable[..., Result
     assert result.exit_code == 2, result.output
     assert "report" in result.output or "missing" in result.output
     assert scalar(session, "SELECT count(*) FROM track_point") == 0
+
+
+def test_several_files_are_one_upload_but_an_unknown_field_is_refused(
+        client: TestClient, auth: Auth, city: dict[str, int]) -> None:
+    answer = client.post("/api/v1/tracks/import",
+                         data={"worker_id": str(city["P-1"]), "max_sped_mps": "4"},
+                         files=[("file", ("a.gpx", _gpx(walk(10)),
+                                          "text/plain"))], headers=auth("dispatcher"))
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["detail"]["field"] == "max_sped_mps"
+    assert "max_speed_mps" in answer.json()["detail"]["valid"]

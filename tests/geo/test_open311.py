@@ -100,6 +100,16 @@ def test_forms_without_coordinates_or_with_unknown_fields_are_refused(
     assert err.value.valid
 
 
+def test_a_field_given_twice_is_refused_unless_it_repeats_the_value() -> None:
+    form = [("service_code", "E0101"), ("lat", "26.0845"), ("long", "119.2966"), ("lat", "27")]
+    with pytest.raises(InvalidInput) as err:
+        open311.intake_fields(form)
+    assert (err.value.field, err.value.value) == ("lat", "27")
+    assert "'26.0845' and '27'" in err.value.message
+    same = open311.intake_fields([*form[:3], ("lat", "26.0845")])
+    assert (same["lat"], same["lon"]) == ("26.0845", "119.2966")
+
+
 def test_domain_errors_use_the_spec_field_names_and_statuses() -> None:
     raw = open311.intake_fields(_form(service_code="E0101", lat="26.08", long="east"))
     with pytest.raises(InvalidInput) as err:
