@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -29,9 +30,20 @@ def status_for(exc: DomainError) -> int:
     return 400
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with every NaN or infinity (which JSON cannot carry) as its text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
-    return JSONResponse({"detail": exc.to_dict()}, status_code=status_for(exc))
+    return JSONResponse({"detail": json_safe(exc.to_dict())}, status_code=status_for(exc))
 
 
 #: What is valid, by the type of pydantic's error (``{ctx key}`` filled from its context).
@@ -75,12 +87,26 @@ def _problem(err: Any) -> dict[str, Any]:
             valid = _VALID.get(kind, err.get("msg", "")).format(**err.get("ctx", {}))
         except (KeyError, IndexError):
             valid = err.get("msg", "")
-    return {
+    message = f"{field}: {err.get('msg')}"
+    if _not_finite(value) and kind in _BOUNDS:  # NaN fails every bound: say what is wrong
+        message, valid = f"{field}: {value} is not a number", f"a finite number, {valid}"
+    return json_safe({
         "field": field,
         "value": value if isinstance(value, str | int | float | bool | None) else str(value)[:200],
-        "message": f"{field}: {err.get('msg')}",
+        "message": message,
         "valid": valid,
-    }
+    })
+
+
+_BOUNDS = {"greater_than_equal", "greater_than", "less_than_equal", "less_than",
+           "finite_number"}
+
+
+def _not_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    return isinstance(value, str) and value.strip().lower().lstrip("+-") in (
+        "nan", "inf", "infinity")
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -44,7 +44,7 @@ def suggest(parent: Annotated[str, typer.Argument(help="A community or street co
             k: Annotated[int, typer.Option("--k", min=1, help="How many grids.")],
             workload: WorkloadOpt = "incidents", weight: WeightOpt = 0.5,
             lookback_days: LookbackOpt = 365.0,
-            seed: Annotated[int, typer.Option("--seed")] = 0,
+            seed: Annotated[int, typer.Option("--seed", min=0)] = 0,
             compactness: Annotated[float, typer.Option("--compactness", min=0)] = 0.05,
             as_json: JsonOpt = False) -> None:
     """Draft a balanced partition of PARENT into K grids (a plan of kind suggested)."""

@@ -43,6 +43,7 @@ class SuggestIn(BaseModel):
     resolution: int | None = Field(None, ge=6, le=13, description="H3 resolution of the "
                                    "building blocks (default: chosen from the parent's area).")
     name: str | None = Field(None, max_length=200)
-    seed: int = Field(0, description="Seed of the region growing (same seed, same answer).")
+    seed: int = Field(0, ge=0, le=2**63 - 1,
+                      description="Seed of the region growing (same seed, same answer).")
     compactness: float = Field(0.05, ge=0, le=100, description="Weight of compact shapes "
                                "against balance in the local search (0: balance only).")

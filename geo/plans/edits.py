@@ -25,6 +25,7 @@ Edits (``op`` and its payload):
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -32,6 +33,7 @@ from typing import Any
 
 import h3
 import shapely
+import shapely.errors
 from shapely.geometry import Polygon, shape
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import split as split_by
@@ -65,6 +67,12 @@ class Draft:
     households: int | None = None
     attrs: dict[str, Any] = field(default_factory=dict)
     version: int | None = None
+
+    def solid(self) -> BaseGeometry:
+        """The polygon, made valid when an edit left it invalid (a bow-tie is kept as drawn,
+        for validation to report; set operations on it would fail in GEOS)."""
+        return self.geom if shapely.is_valid(self.geom) else polygonal(
+            shapely.make_valid(self.geom))
 
 
 @dataclass
@@ -130,9 +138,13 @@ def geometry_of(value: Any, fld: str, kinds: tuple[str, ...]) -> BaseGeometry:
     if not isinstance(value, Mapping):
         raise InvalidInput(f"{fld} is not a GeoJSON geometry", field=fld,
                            value=str(value)[:80], valid=valid)
+    if not _finite(value.get("coordinates")):
+        raise InvalidInput(f"{fld} has a coordinate that is not a number", field=fld,
+                           value=str(value)[:80], valid=valid)
     try:
         geom = shape(dict(value))
-    except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError,
+            shapely.errors.GEOSException) as exc:
         raise InvalidInput(f"{fld} is not a readable GeoJSON geometry: {exc}", field=fld,
                            value=str(value)[:80], valid=valid) from exc
     if geom.geom_type not in kinds or geom.is_empty:
@@ -145,6 +157,15 @@ def geometry_of(value: Any, fld: str, kinds: tuple[str, ...]) -> BaseGeometry:
         raise InvalidInput(f"{fld} has coordinates outside lon [-180, 180], lat [-90, 90]{hint}",
                            field=fld, value=[round(v, 6) for v in geom.bounds], valid=valid)
     return geom
+
+
+def _finite(coords: Any) -> bool:
+    """No NaN or infinity among nested GeoJSON coordinates (other shapes are left to shape)."""
+    if isinstance(coords, float):
+        return math.isfinite(coords)
+    if isinstance(coords, list | tuple):
+        return all(_finite(c) for c in coords)
+    return True
 
 
 def _polygons(value: Any, op: str, key: str) -> BaseGeometry:
@@ -190,7 +211,9 @@ def _take(state: PlanState, code: str, geom: BaseGeometry) -> None:
     if not shapely.is_valid(geom):
         return
     for other, draft in list(state.after.items()):
-        if other != code and shapely.intersects(draft.geom, geom):
+        if other == code or not shapely.is_valid(draft.geom):
+            continue  # an invalid neighbour stays as drawn, reported as invalid_geometry
+        if shapely.intersects(draft.geom, geom):
             rest = shapely.difference(draft.geom, geom)
             if not shapely.equals(rest, draft.geom):
                 _set_geom(state, other, shapely.make_valid(rest))
@@ -232,7 +255,7 @@ def _split(state: PlanState, p: Mapping[str, Any], taken: set[str]) -> None:
     code = _existing(state, p, "split", "code")
     new_code = _fresh(state, p, "split", "new_code", taken)
     line = geometry_of(p["line"], "split.line", ("LineString", "MultiLineString"))
-    keep, new = _cut(state.after[code].geom, line, code)
+    keep, new = _cut(state.after[code].solid(), line, code)
     old = state.after[code]
     name = p.get("new_name") or f"{old.name} ({new_code})"
     if not isinstance(name, str):
@@ -254,7 +277,7 @@ def _merge(state: PlanState, p: Mapping[str, Any]) -> None:
     if into not in codes:
         raise InvalidInput(f"into {into!r} is not one of the merged codes", field="merge.into",
                            value=into, valid=", ".join(codes))
-    geom = shapely.union_all([state.after[c].geom for c in codes])
+    geom = shapely.union_all([state.after[c].solid() for c in codes])
     name = p.get("name") or state.after[into].name
     if not isinstance(name, str) or not name.strip():
         raise InvalidInput("name is not text", field="merge.name", value=str(name)[:80],
@@ -287,13 +310,13 @@ def _move_cells(state: PlanState, p: Mapping[str, Any]) -> None:
         raise InvalidInput("from and to are the same grid", field="move_cells.to", value=dst,
                            valid=f"a grid other than {src}")
     area = shapely.intersection(cells_geometry(p["cells"], "move_cells.cells"),
-                                state.after[src].geom)
+                                state.after[src].solid())
     if polygonal(area).is_empty:
         raise InvalidInput(f"none of the cells lies inside grid {src!r}",
                            field="move_cells.cells", value=p["cells"][:5],
                            valid=f"H3 cells that overlap grid {src}")
-    _set_geom(state, src, shapely.difference(state.after[src].geom, area))
-    _set_geom(state, dst, shapely.union(state.after[dst].geom, area))
+    _set_geom(state, src, shapely.difference(state.after[src].solid(), area))
+    _set_geom(state, dst, shapely.union(state.after[dst].solid(), area))
 
 
 def _create(state: PlanState, p: Mapping[str, Any], taken: set[str]) -> None:
@@ -323,8 +346,8 @@ def _retire(state: PlanState, p: Mapping[str, Any]) -> None:
         if successor == code:
             raise InvalidInput("a grid cannot succeed itself", field="retire.successor",
                                value=code, valid="another grid of the parent")
-        _set_geom(state, successor, shapely.union(state.after[successor].geom,
-                                                  state.after[code].geom))
+        _set_geom(state, successor, shapely.union(state.after[successor].solid(),
+                                                  state.after[code].solid()))
     del state.after[code]
     state.retired[code] = successor
 

@@ -102,7 +102,8 @@ def interpolate(state: PlanState, meter: topology.AreaMeter) -> dict[str, tuple[
         for src in sources:
             if not shapely.intersects(src.geom, draft.geom) or src_area[src.code] <= 0:
                 continue
-            share = meter.area(shapely.intersection(src.geom, draft.geom)) / src_area[src.code]
+            share = meter.area(shapely.intersection(src.geom, draft.solid())) / src_area[
+                src.code]
             if share <= 1e-9:
                 continue
             for k, value in enumerate((src.population, src.households)):
@@ -125,7 +126,7 @@ def inheritance(state: PlanState, meter: topology.AreaMeter) -> dict[str, list[t
         shares = []
         for other, draft in sorted(state.after.items()):
             if total > 0 and shapely.intersects(old.geom, draft.geom):
-                share = meter.area(shapely.intersection(old.geom, draft.geom)) / total
+                share = meter.area(shapely.intersection(old.geom, draft.solid())) / total
                 if share > 1e-6:
                     shares.append((other, round(share, 4)))
         out[code] = sorted(shares, key=lambda s: -s[1])

@@ -28,6 +28,9 @@ from geo.plans.impact import Workload
 from geo.settings import Settings
 from geo.store import plans as store
 
+#: The largest seed (numpy's generators take 0 and up; 64 bits is plenty).
+SEED_MAX = 2**63 - 1
+
 
 def _match(current: list[Any], shapes: list[Any], meter: topology.AreaMeter
            ) -> dict[int, str]:
@@ -80,6 +83,9 @@ def suggest_plan(session: Session, *, parent: str, k: int, measure: Workload,
     if not (isinstance(compactness, int | float) and 0 <= compactness <= 100):
         raise InvalidInput(f"compactness {compactness!r} is out of range", field="compactness",
                            value=compactness, valid="a number from 0 (balance only) to 100")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+        raise InvalidInput(f"seed {seed!r} is out of range", field="seed", value=seed,
+                           valid=f"a whole number from 0 to {SEED_MAX}")
     label = suggest.partition(cells, weights, k, seed=seed, compactness=compactness)
     shapes = suggest.regions(cells, label, k, meter)
     matched = _match(current, shapes, meter)

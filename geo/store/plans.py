@@ -22,7 +22,7 @@ from geo.errors import NotFound
 from geo.incidents.loop import FINAL_STATUSES
 from geo.plans.edits import Draft
 from geo.store.grid_lock import lock_exclusive
-from geo.store.models import Plan, PlanEdit
+from geo.store.models import INT4_MAX, Plan, PlanEdit
 
 # What a Draft is read from (see _draft).
 _DRAFT = """
@@ -160,6 +160,9 @@ def create_plan(session: Session, *, name: str, parent: str, kind: str,
 
 def get_plan(session: Session, plan_id: int, *, lock: bool = False) -> Plan:
     """Plan ``plan_id`` (locked FOR UPDATE with ``lock``); NotFound otherwise."""
+    if not isinstance(plan_id, int) or not 1 <= plan_id <= INT4_MAX:  # no such id can exist
+        raise NotFound(f"there is no plan {plan_id}", field="id", value=plan_id,
+                       valid=f"the id of a plan (1 to {INT4_MAX}; POST /api/v1/plans answers it)")
     query = select(Plan).where(Plan.id == plan_id)
     if lock:
         query = query.with_for_update()

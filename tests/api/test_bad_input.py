@@ -256,3 +256,23 @@ def test_the_openapi_document_describes_our_422s(client: TestClient, auth: Auth,
     declared = doc["paths"]["/api/v1/incidents/{incident_id}"]["get"]["responses"]["422"]
     assert declared["content"]["application/json"]["schema"]["$ref"].endswith(
         "/HTTPValidationError")
+
+
+@pytest.mark.parametrize(("method", "url", "body", "field"), [
+    ("post", "/api/v1/incidents", '{"lon": NaN, "lat": 30.01, "category": "C0101", '
+                                  '"source": "hotline"}', "lon"),
+    ("post", "/api/v1/plans/suggest", '{"parent": "C1", "k": 2, "weight": NaN}', "weight"),
+    ("post", "/api/v1/plans/suggest", '{"parent": "C1", "k": 2, "weight": Infinity}', "weight"),
+    ("get", "/api/v1/coverage?grid=G11&distance_m=nan", None, "distance_m"),
+])
+def test_nan_and_infinity_are_named_not_a_500(client: TestClient, auth: Auth,
+                                              small_city: dict[str, int], method: str, url: str,
+                                              body: str | None, field: str) -> None:
+    headers = {**auth("admin"), "Content-Type": "application/json"}
+    answer = client.request(method, url, headers=headers, content=body)
+    assert answer.status_code == 422, answer.text
+    detail = answer.json()["detail"]
+    assert detail["field"] == field and str(detail["value"]).lower().lstrip("+-") in (
+        "nan", "inf", "infinity"), detail
+    if field != "lon":
+        assert "is not a number" in detail["message"] and "finite" in detail["valid"]

@@ -85,6 +85,24 @@ def test_an_invalid_polygon_is_reported_not_a_crash(client: TestClient, auth: Au
         plan = edit(client, auth, plan_id, **body)
         kinds = {p["kind"] for p in plan["validation"]["problems"]}
         assert "invalid_geometry" in kinds and not plan["validation"]["ok"]
+    # the plan stays usable: edits taking area from neighbours, splits, merges and the impact
+    # work around the invalid grid, which stays as drawn and blocking until it is redrawn
+    plan = edit(client, auth, plan_id, op="create", code="G18", name="新",
+                geometry=square(120.015, 120.018))
+    assert "invalid_geometry" in {p["kind"] for p in plan["validation"]["problems"]}
+    edit(client, auth, plan_id, op="split", code="G11", new_code="G17",
+         line={"type": "LineString", "coordinates": [[120.002, 29.99], [120.002, 30.03]]})
+    edit(client, auth, plan_id, op="merge", codes=["G12", "G18"], into="G12")
+    impact = client.get(f"{URL}/{plan_id}/impact", headers=auth("planner"))
+    assert impact.status_code == 200, impact.text
+    point = edit(client, auth, plan_id, 422, op="split", code="G12", new_code="G16",
+                 line={"type": "LineString", "coordinates": [[120.015, 30.0]]})
+    assert point["field"] == "split.line"
+    nan = client.post(f"{URL}/{plan_id}/edits", headers={**auth("planner"),
+                      "Content-Type": "application/json"}, content='{"op": "create", "code": '
+                      '"G15", "name": "x", "geometry": {"type": "Polygon", "coordinates": '
+                      '[[[120.0, 30.0], [120.001, NaN], [120.001, 30.001], [120.0, 30.0]]]}}')
+    assert nan.status_code == 422 and nan.json()["detail"]["field"] == "create.geometry", nan.text
 
 
 def test_create_level_and_merge_name_are_checked(client: TestClient, auth: Auth,
@@ -141,3 +159,16 @@ def test_a_retired_grid_keeps_its_incidents_in_its_community(
     assert [figures[c].reported for c in ("S1", "C1", "G11")] == [1, 1, 0]
     page = client.get(f"/maps/dispatch/{incident}", headers=auth("dispatcher")).text
     assert "网格12 (已撤销" in page or json.dumps("网格12 (已撤销")[1:-1] in page
+
+
+def test_ids_and_seeds_out_of_range_are_named(client: TestClient, auth: Auth,
+                                              ids: dict[str, int], cli: Any) -> None:
+    for command in ("show", "impact", "apply"):
+        result = cli("plans", command, "99999999999")
+        out = " ".join(result.output.split())
+        assert result.exit_code == 2 and "there is no plan 99999999999" in out, result.output
+    answer = client.post(f"{URL}/suggest", headers=auth("planner"),
+                         json={"parent": "C1", "k": 2, "seed": -1})
+    assert answer.status_code == 422 and answer.json()["detail"]["field"] == "seed", answer.text
+    result = cli("plans", "suggest", "C1", "--k", "2", "--seed", "-1")
+    assert result.exit_code == 2 and "seed" in result.output.lower(), result.output
