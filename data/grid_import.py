@@ -227,6 +227,10 @@ def _check_parents(session: Session, records: Sequence[GridRecord],
     for code in self_parents:
         report.problems.append({"kind": "self_parent", "code": code,
                                 "message": f"grid {code!r} names itself as its parent"})
+    for cycle in _parent_cycles(session, records):
+        report.problems.append({"kind": "parent_cycle", "codes": cycle,
+                                "message": "grids are each other's ancestors: "
+                                + " → ".join([*cycle, cycle[0]])})
     wanted = {r.parent_code for r in records if r.parent_code and r.parent_code != r.code}
     outside = sorted(wanted - codes)
     found = _current_geoms(session, outside)
@@ -248,6 +252,27 @@ def _check_parents(session: Session, records: Sequence[GridRecord],
     gaps, spills = topology.parent_coverage(children, parents, meter, tol)
     report.gaps.extend(gaps)
     report.outside_parent = spills
+
+
+def _parent_cycles(session: Session, records: Sequence[GridRecord]) -> list[list[str]]:
+    """Cycles of parents once the file is written over the current grids (a grid naming
+    itself is reported on its own), each from its smallest code, once."""
+    parent: dict[str, str | None] = {code: up for code, up in session.execute(
+        text("SELECT code, parent_code FROM grid WHERE valid_to IS NULL"))}
+    parent.update({r.code: r.parent_code for r in records})
+    cycles: dict[tuple[str, ...], list[str]] = {}
+    for start in sorted({r.code for r in records}):
+        path: list[str] = []
+        code: str | None = start
+        while code is not None and code not in path and code in parent:
+            path.append(code)
+            code = parent[code]
+        if code is not None and code in path and parent.get(code) != code:
+            loop = path[path.index(code):]
+            k = loop.index(min(loop))
+            ordered = loop[k:] + loop[:k]
+            cycles[tuple(ordered)] = ordered
+    return list(cycles.values())
 
 
 def _padding_hint(unknown: Sequence[str], known: set[str]) -> str:

@@ -26,6 +26,7 @@ from shapely.geometry.base import BaseGeometry
 from geo.crs import geometry_to_wgs84, parse_crs
 from geo.errors import InvalidInput
 from geo.store.grids import GridRecord
+from geo.store.models import INT4_MAX
 
 #: File name endings read by :func:`read_grid_file`, with what they hold.
 READ_SUFFIXES: dict[str, str] = {
@@ -303,9 +304,10 @@ def _whole(value: Any, field_name: str, index: int) -> int | None:
         number = int(text)
     except ValueError:
         number = -1
-    if number < 0:
-        raise InvalidInput(f"feature {index + 1}: {field_name} is {text!r}, not a whole number",
-                           field=field_name, value=text, valid="a whole number >= 0 or empty")
+    if not 0 <= number <= INT4_MAX:
+        raise InvalidInput(f"feature {index + 1}: {field_name} is {text!r}, not a whole number "
+                           f"from 0 to {INT4_MAX}", field=field_name, value=text,
+                           valid=f"a whole number from 0 to {INT4_MAX}, or empty")
     return number
 
 

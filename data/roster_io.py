@@ -120,6 +120,9 @@ def read_csv_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]
 
 
 def _check_header(header: Sequence[str], checked: _Checked) -> None:
+    for name in sorted({h for h in header if h and header.count(h) > 1}):
+        checked.add(1, "header", name, f"column {name!r} appears {header.count(name)} times "
+                    "(which one holds the value?)")
     for name in header:
         if name not in COLUMNS:
             checked.add(1, "header", name, f"unknown column {name!r}")

@@ -330,8 +330,8 @@ def _create(state: PlanState, p: Mapping[str, Any], taken: set[str]) -> None:
                            valid=", ".join(levels))
     name = p["name"]
     if not isinstance(name, str) or not name.strip():
-        raise InvalidInput("name is empty", field="create.name", value=name,
-                           valid="the grid's name")
+        raise InvalidInput("name is empty" if isinstance(name, str) else "name is not text",
+                           field="create.name", value=str(name)[:80], valid="the grid's name")
     if _flag(p, "create", "take_from_neighbours", True):
         _take(state, code, geom)
     state.after[code] = Draft(code=code, name=name.strip(), level=level,

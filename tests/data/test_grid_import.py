@@ -367,3 +367,45 @@ def test_overlap_with_existing_grids_of_the_same_level(cli: Cli, chicago: Path, 
                           "AND b.code <> '9999' AND ST_Intersects(a.geom, b.geom)")[0][0]
     assert worst < 1.0
     assert current_count(db_url) == 276
+
+
+def _squares(path: Path, rows: list[tuple[str, str | None, str, float]]) -> Path:
+    """One 0.01-degree square per (code, parent, level, west edge)."""
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"code": code, "parent": parent, "level": level},
+         "geometry": shapely.geometry.mapping(shapely.box(x, 26.08, x + 0.01, 26.09))}
+        for code, parent, level, x in rows]}))
+    return path
+
+
+def test_a_parent_cycle_is_refused_within_the_file_and_with_current_grids(
+        cli: Cli, tmp_path: Path, db_url: str) -> None:
+    args = ("--code-field", "code", "--parent-field", "parent", "--level-field", "level",
+            "--commit")
+    two = _squares(tmp_path / "cycle.geojson", [("CY2", "CY1", "grid", 119.30),
+                                                ("CY1", "CY2", "grid", 119.31)])
+    refused = run_report(cli, tmp_path, two, *args, code=1)
+    cycles = [p for p in refused["problems"] if p["kind"] == "parent_cycle"]
+    assert [p["codes"] for p in cycles] == [["CY1", "CY2"]]
+    assert "CY1 → CY2 → CY1" in cycles[0]["message"] and current_count(db_url) == 0
+    # community A holds grid B; a file making A a child of B closes a loop through the database
+    ab = _squares(tmp_path / "ab.geojson", [("A", None, "community", 119.30),
+                                            ("B", "A", "grid", 119.30)])
+    assert run_report(cli, tmp_path, ab, *args)["committed"]
+    loop = _squares(tmp_path / "loop.geojson", [("A", "B", "community", 119.30)])
+    refused = run_report(cli, tmp_path, loop, *args, code=1)
+    assert [p["codes"] for p in refused["problems"] if p["kind"] == "parent_cycle"] == [
+        ["A", "B"]]
+    assert query(db_url, "SELECT parent_code FROM grid WHERE code = 'A' "
+                         "AND valid_to IS NULL")[0][0] is None
+
+
+def test_a_population_beyond_the_column_is_named(cli: Cli, tmp_path: Path, db_url: str) -> None:
+    path = tmp_path / "big.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"code": "P1", "population": 10**12},
+         "geometry": shapely.geometry.mapping(shapely.box(119.30, 26.08, 119.31, 26.09))}]}))
+    result = cli("grids", "import", path, "--code-field", "code", "--commit")
+    out = " ".join(result.output.split())
+    assert result.exit_code == 2 and "feature 1: population is '1000000000000'" in out, out
+    assert "Traceback" not in out and current_count(db_url) == 0

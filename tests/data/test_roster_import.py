@@ -144,6 +144,7 @@ def test_bad_rows_refuse_the_whole_file_with_lines_and_nothing_is_written(
     ("worker_code,name,role\n", "rows", 0),
     ("worker_code,name,role\nA,b,patrol,extra\n", "row", "extra"),
     ("worker_code,name,role\nA B,b,patrol\n", "worker_code", "A B"),
+    ("worker_code,worker_code,name,role\nA,B,x,patrol\n", "header", "worker_code"),
 ])
 def test_header_and_shape_problems(demo_db: str, tmp_path: Path, body: str, field: str,
                                    value: Any) -> None:
