@@ -320,3 +320,14 @@ def task_coverage(geom: BaseGeometry, lon: NDArray[np.float64], lat: NDArray[np.
     return Coverage(kind="route" if lines else "area", tolerance_m=tolerance_m,
                     points=len(lon), share=share, total=total, covered=covered,
                     missed=missed)
+
+
+def check_radius(radius_m: Any, max_m: float) -> float:
+    """A search radius in metres: a finite number above 0 and at most ``max_m``."""
+    value = radius_m
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (
+            math.isfinite(value) and 0 < value <= max_m):
+        raise InvalidInput(f"radius_m {radius_m!r} is not a radius", field="radius_m",
+                           value=str(radius_m), valid=f"a number of metres above 0 and at most "
+                           f"{max_m:g} (PATROLGRID_TASK_MAX_RADIUS_M)")
+    return float(value)

@@ -10,7 +10,7 @@ from geo.errors import InvalidInput
 from geo.store import tasks as task_store
 from geo.store.db import session_scope
 from geo.store.track_queries import resolve_worker
-from geo.tasks import parse_near, parse_statuses
+from geo.tasks import check_radius, parse_near, parse_statuses
 
 app = typer.Typer(help="Grab-order patrol tasks (抢单式巡防).", no_args_is_help=True)
 
@@ -49,7 +49,8 @@ def list_tasks(
         task_store.settle(session)
         rows, total = task_store.list_tasks(
             session, statuses=parse_statuses(status), near=parse_near(near),
-            radius_m=radius_m or conf.task_near_radius_m, limit=conf.max_page_limit)
+            radius_m=check_radius(radius_m if radius_m is not None else conf.task_near_radius_m,
+                                  conf.task_max_radius_m), limit=conf.max_page_limit)
     table = Table("id", "title", "kind", "status", "window", "claimed by", "distance m",
                   title=f"{total} task(s)")
     for r in rows:

@@ -32,7 +32,7 @@ from geo.errors import InvalidInput
 from geo.store import tasks as task_store
 from geo.store.grid_queries import check_page
 from geo.store.users import Principal
-from geo.tasks import new_task, parse_near, parse_statuses
+from geo.tasks import check_radius, new_task, parse_near, parse_statuses
 
 router = APIRouter(tags=["tasks"])
 
@@ -91,11 +91,8 @@ def list_tasks(
     if point is not None and crs is not None:
         lon, lat = point_to_wgs84(point[0], point[1], crs)
         point = check_lonlat(lon, lat, lon_field="near (lon)", lat_field="near (lat)")
-    radius = radius_m if radius_m is not None else settings.task_near_radius_m
-    if radius > settings.task_max_radius_m:
-        raise InvalidInput(f"radius_m {radius:g} is too large", field="radius_m", value=radius,
-                           valid=f"at most {settings.task_max_radius_m:g} m "
-                                 "(PATROLGRID_TASK_MAX_RADIUS_M)")
+    radius = check_radius(radius_m if radius_m is not None else settings.task_near_radius_m,
+                          settings.task_max_radius_m)
     if mine:
         worker_id = _own_worker(session, principal)
     rows, total = task_store.list_tasks(session, statuses=statuses, near=point,

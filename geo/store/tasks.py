@@ -407,6 +407,13 @@ def link_user(session: Session, *, user: str, worker_id: int | None) -> dict[str
         if code is None:
             raise NotFound(f"there is no worker with id {worker_id}", field="worker",
                            value=worker_id, valid="a worker id or code (GET /api/v1/workers)")
+        role, active = session.execute(text("SELECT role, active FROM worker WHERE id = :id"),
+                                       {"id": worker_id}).one()
+        if role not in CLAIMER_ROLES or not active:  # every claim would be refused
+            raise InvalidInput(f"worker {code!r} is {'an inactive ' if not active else 'a '}"
+                               f"{role}: only active " + " or ".join(CLAIMER_ROLES)
+                               + " workers claim tasks", field="worker", value=code,
+                               valid="an active " + " or ".join(CLAIMER_ROLES) + " worker")
         other = session.execute(text("SELECT name FROM app_user WHERE worker_id = :w AND id <> :u"),
                                 {"w": worker_id, "u": row.id}).scalar()
         if other is not None:

@@ -101,7 +101,7 @@ SELECT worker_id, (extract(epoch FROM t) * 1000000)::bigint AS t_us,
 
 _PARTITIONS = text("""
 SELECT c.relname AS name, pg_get_expr(c.relpartbound, c.oid) AS bounds,
-       coalesce(s.n_live_tup, greatest(c.reltuples, 0))::bigint AS rows_estimate,
+       greatest(s.n_live_tup, c.reltuples, 0)::bigint AS rows_estimate,
        pg_total_relation_size(c.oid) AS bytes
   FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
   LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid

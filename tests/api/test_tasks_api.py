@@ -224,3 +224,21 @@ def test_cancel_and_coverage(client: TestClient, auth: Auth, db_url: str,
     after = client.get(f"/api/v1/tasks/{task['id']}", headers=v1).json()["properties"]
     assert after["cancel_reason"] == "typhoon" and after["coverage"]["points"] == len(points)
     assert client.get("/api/v1/tasks/424242", headers=v1).status_code == 404
+
+
+def test_the_cli_links_only_claimers_and_checks_the_radius(cli: Any, city: dict[str, Any],
+                                                           db_url: str) -> None:
+    with session_scope(db_url) as s:
+        create_user(s, name="li.wei", role="patrol")
+        gw = s.execute(text("SELECT code FROM worker WHERE id = :i"),
+                       {"i": city["workers"]["GW"]}).scalar_one()
+        p1 = s.execute(text("SELECT code FROM worker WHERE id = :i"),
+                       {"i": city["workers"]["P1"]}).scalar_one()
+    refused = cli("tasks", "link", "--user", "li.wei", "--worker", gw)
+    out = " ".join(refused.output.split())
+    assert refused.exit_code == 2 and "grid_worker" in out and "patrol or volunteer" in out, out
+    assert cli("tasks", "link", "--user", "li.wei", "--worker", p1).exit_code == 0
+    for bad in ("-5", "nan", "1e12"):
+        result = cli("tasks", "list", "--near", "119.305,26.085", "--radius-m", bad)
+        assert result.exit_code == 2 and "radius_m" in result.output, (bad, result.output)
+    assert cli("tasks", "list", "--near", "119.305,26.085", "--radius-m", "500").exit_code == 0
