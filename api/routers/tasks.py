@@ -31,6 +31,7 @@ from geo.crs import check_lonlat, point_to_wgs84
 from geo.errors import InvalidInput
 from geo.store import tasks as task_store
 from geo.store.grid_queries import check_page
+from geo.store.models import INT4_MAX
 from geo.store.users import Principal
 from geo.tasks import check_radius, new_task, parse_near, parse_statuses
 
@@ -77,7 +78,8 @@ def list_tasks(
     = None,
     mine: Annotated[bool, Query(description="Only tasks claimed by the caller's worker.")]
     = False,
-    worker_id: Annotated[int | None, Query(description="Only tasks this worker claimed.")]
+    worker_id: Annotated[int | None, Query(ge=1, le=INT4_MAX,
+                                           description="Only tasks this worker claimed.")]
     = None,
     crs: Annotated[str | None, Query(description="CRS of `near` (wgs84 by default).")] = None,
     limit: int | None = None, offset: int = 0,

@@ -28,6 +28,7 @@ from data.track_io import read_tracks
 from geo.settings import Settings
 from geo.store import track_queries
 from geo.store.grid_queries import check_page
+from geo.store.models import INT4_MAX
 from geo.store.tracks import save_track
 from geo.store.users import Principal
 from geo.tracks.clean import Limits
@@ -82,7 +83,8 @@ def upload_files(
     response: Response, session: SessionDep, settings: SettingsDep, _: TrackWriter,
     file: Annotated[list[UploadFile], File(description="GPX, GeoLife PLT, CSV or GeoJSON "
                                                        "file(s) of one worker.")],
-    worker_id: Annotated[int, Form(description="The worker the fixes belong to.")],
+    worker_id: Annotated[int, Form(ge=1, le=INT4_MAX,
+                                   description="The worker the fixes belong to.")],
     format: Annotated[str | None, Form(description="gpx, plt, csv or geojson; from the file "
                                                    "name ending when omitted.")] = None,
     crs: Annotated[str | None, Form(description="wgs84 (default), gcj02, bd09, cgcs2000 or "

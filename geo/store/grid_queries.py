@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from geo.errors import InvalidInput, NotFound, check_moment
 from geo.store.grids import LEVEL_DEPTH
-from geo.store.models import Grid
+from geo.store.models import INT8_MAX, Grid
 
 BBOX_VALID = ("four numbers minlon,minlat,maxlon,maxlat in WGS-84 with minlon < maxlon, "
               "minlat < maxlat, lon in [-180, 180] and lat in [-90, 90]")
@@ -110,13 +110,13 @@ def parse_at(value: str | dt.datetime | None, tz: ZoneInfo,
 
 
 def check_page(limit: int, offset: int, max_limit: int) -> None:
-    """Raise InvalidInput unless ``1 <= limit <= max_limit`` and ``offset >= 0``."""
+    """Raise InvalidInput unless ``1 <= limit <= max_limit`` and ``0 <= offset <= INT8_MAX``."""
     if not 1 <= limit <= max_limit:
         raise InvalidInput(f"limit {limit} is out of range", field="limit", value=limit,
                            valid=f"an integer from 1 to {max_limit}")
-    if offset < 0:
-        raise InvalidInput(f"offset {offset} is negative", field="offset", value=offset,
-                           valid="an integer >= 0")
+    if not 0 <= offset <= INT8_MAX:
+        raise InvalidInput(f"offset {offset} is out of range", field="offset", value=offset,
+                           valid=f"an integer from 0 to {INT8_MAX}")
 
 
 def check_point(lon: float, lat: float) -> None:

@@ -276,3 +276,17 @@ def test_nan_and_infinity_are_named_not_a_500(client: TestClient, auth: Auth,
         "nan", "inf", "infinity"), detail
     if field != "lon":
         assert "is not a number" in detail["message"] and "finite" in detail["valid"]
+
+
+@pytest.mark.parametrize(("url", "field"), [
+    ("/api/v1/tracks?offset=9223372036854775808", "offset"),
+    ("/api/v1/tasks?offset=9223372036854775808", "offset"),
+    ("/api/v1/grids?offset=9223372036854775808", "offset"),
+    ("/api/v1/tasks?worker_id=99999999999", "worker_id"),
+])
+def test_numbers_beyond_their_columns_name_the_parameter(
+        client: TestClient, auth: Auth, small_city: dict[str, int], url: str,
+        field: str) -> None:
+    answer = client.get(url, headers=auth("admin"))
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["detail"]["field"] == field, answer.text
