@@ -59,6 +59,10 @@ from geo.store.models import INCIDENT_SOURCES
 
 Progress = Callable[[int, "ImportSummary"], None]
 
+#: What a readable record is, for the reject report of one that is not.
+RECORD_VALID = ("a CSV row with one value per header field, an NDJSON line holding a JSON "
+                "object, or a GeoJSON Feature with a Point")
+
 
 def _empty(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
@@ -130,7 +134,8 @@ class _Importer:
     def raw(self, row: SourceRow, f: Fields) -> dict[str, Any] | None:
         """The row as intake input, or ``None`` after rejecting it."""
         if row.problem is not None:
-            self.reject(row, "unreadable record", row.problem)
+            self.reject(row, "unreadable record", row.problem, field_name="record",
+                        valid=RECORD_VALID)
             return None
         lon, lat = (row.lon, row.lat) if f.lon is None else \
             (self.value(row, f.lon), self.value(row, f.lat))
@@ -349,7 +354,8 @@ def _rows_with_fields(rows: Iterable[SourceRow], importer: _Importer,
             importer.fields = resolve_fields(row, header, options)
             importer.summary.fields = importer.fields.as_dict()
         if importer.fields is None:
-            importer.reject(row, "unreadable record", row.problem or "unreadable")
+            importer.reject(row, "unreadable record", row.problem or "unreadable",
+                            field_name="record", valid=RECORD_VALID)
             importer.summary.rows += 1
             continue
         if unseen:

@@ -338,7 +338,8 @@ def _unreadable(name: str, kind: str, exc: Exception, *, after: int = 0,
         why = (f"a quote (\") opened in row {after + 1} is never closed, so the rest of the "
                "file would be one cell")
     elif kind == "CSV" and "expected after" in why:
-        why = (f"row {after + 1} (line {line}) has text after a quoted cell: {exc}; quote the "
+        at = f" (line {line})" if line else ""
+        why = (f"row {after + 1}{at} has text after a quoted cell: {exc}; quote the "
                'whole cell and double the quotes inside it ("")')
     return InvalidInput(f"cannot read {name!r} as {kind}{where}: {why}", field="file",
                         value=name, valid=f"a well-formed {kind} file")

@@ -66,9 +66,10 @@ def parse_params(module: ModuleType, raw: Mapping[str, Any]) -> BaseModel:
         for err in exc.errors():
             name = ".".join(str(p) for p in err["loc"]) or "params"
             top = str(err["loc"][0]) if err["loc"] else ""
-            if err["type"] == "extra_forbidden":
-                valid = "a parameter of this page: " + ", ".join(
+            if err["type"] in ("extra_forbidden", "none_required"):  # none: a shared filter
+                valid = "a parameter of this page: " + ", ".join(  # this page refuses
                     [*page_params(params_cls), *COMMON_PARAMS])
+                err = {**err, "msg": "this page does not take this parameter"}
             else:
                 info = fields.get(top)
                 valid = (info.description if info is not None and info.description

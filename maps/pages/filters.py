@@ -12,11 +12,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from geo.errors import InvalidInput
+from geo.errors import MOMENT_VALID, InvalidInput
 from geo.incidents.loop import OPEN_STATUSES
 from geo.settings import get_settings
 from geo.store.incident_queries import TIME_VALID, IncidentFilter, parse_categories, parse_time
@@ -52,12 +52,13 @@ class IncidentParams(BaseModel):
 
     @field_validator("since", "until")
     @classmethod
-    def _time(cls, value: str | None) -> str | None:
+    def _time(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None and value.strip():
             try:
-                parse_time(value, "time", get_settings().tz)
-            except InvalidInput as exc:
-                raise ValueError(f"{value!r} is not a date or date-time") from exc
+                parse_time(value, info.field_name or "time", get_settings().tz)
+            except InvalidInput as exc:  # unreadable, or outside 1970-2199: say which
+                raise ValueError(f"{value!r} is not a date or date-time" if exc.valid !=
+                                 MOMENT_VALID else exc.message) from exc
         return value or None
 
     @field_validator("category", mode="before")

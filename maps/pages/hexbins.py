@@ -32,8 +32,8 @@ from maps.pages.filters import IncidentParams
 from maps.panel import BASE_CSS, add_legend, add_panel, rows_table
 
 KIND = "hexbins"
-#: Hexagons one page draws at most (about 4 MB of page); more get a 422 naming the finest
-#: resolution that stays within it (resolution 12 over the demo year made a 19 MB page).
+#: Hexagons one page draws at most (about 340 bytes each, 7 MB); more get a 422 naming the
+#: finest resolution that stays within it (resolution 12 over the demo year made 19 MB).
 MAX_CELLS = 20_000
 TITLE = {"zh": "事件六边形分布", "en": "Incidents per H3 hexagon"}
 EXTRA_CSS = BASE_CSS

@@ -176,3 +176,14 @@ def test_a_report_path_that_cannot_be_written_refuses_first(
     assert result.exit_code == 2, result.output
     assert "missing" in result.output
     assert _count(db) == (0, 0)
+
+
+def test_an_unreadable_row_names_the_record_and_what_is_readable(db: str,
+                                                                tmp_path: Path) -> None:
+    path = tmp_path / "wide.csv"
+    path.write_text(",".join(HEADER) + "\n" + _row("U-1") + _row("U-2").rstrip("\n")
+                    + ",one,too,many\n", encoding="utf-8")
+    summary = run(db, path)
+    [reject] = summary.rejects
+    assert (reject.row, reject.kind, reject.field) == (2, "unreadable record", "record")
+    assert reject.valid and "one value per header field" in reject.valid

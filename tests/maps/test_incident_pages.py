@@ -122,6 +122,12 @@ def test_heatmap_bad_filters(built: Session, settings: Settings, raw: dict[str, 
     assert err.value.value == raw[field] or field == "category"
 
 
+def test_a_time_outside_the_calendar_range_says_so(built: Session, settings: Settings) -> None:
+    with pytest.raises(InvalidInput) as err:
+        _render(built, settings, "heatmap", since="1960-01-01")
+    assert err.value.field == "since" and "since 1960-01-01 is out of range" in err.value.message
+
+
 def test_hexbins_counts_and_legend(built: Session, settings: Settings) -> None:
     page = _render(built, settings, "hexbins", resolution="9", scheme="equal_interval", k="3")
     counts = [int(c) for c in re.findall(r'"count": (\d+)', page)]
@@ -221,3 +227,10 @@ def test_pages_with_no_incident_in_the_window(built: Session, settings: Settings
     assert _heat(pages.render(built, settings, "heatmap", empty)) == []
     hour = pages.render(built, settings, "heatmap", {**empty, "mode": "hour"})
     assert _frames(hour)[0] == [[]] * 24
+
+
+def test_the_grids_page_says_it_takes_no_status(built: Session, settings: Settings) -> None:
+    with pytest.raises(InvalidInput) as err:
+        _render(built, settings, "grids", status="open")
+    assert err.value.field == "status" and "does not take" in err.value.message
+    assert "metric" in (err.value.valid or "") and "status" not in (err.value.valid or "")
