@@ -66,15 +66,19 @@ def parse_params(module: ModuleType, raw: Mapping[str, Any]) -> BaseModel:
         for err in exc.errors():
             name = ".".join(str(p) for p in err["loc"]) or "params"
             top = str(err["loc"][0]) if err["loc"] else ""
+            info = fields.get(top)
             if err["type"] in ("extra_forbidden", "none_required"):  # none: a shared filter
                 valid = "a parameter of this page: " + ", ".join(  # this page refuses
                     [*page_params(params_cls), *COMMON_PARAMS])
+                if info is not None and info.description:
+                    valid = f"{info.description}; {valid}"
                 err = {**err, "msg": "this page does not take this parameter"}
             else:
-                info = fields.get(top)
                 valid = (info.description if info is not None and info.description
                          else err["msg"])
             value = None if err["type"] == "missing" else err.get("input")  # not the whole dict
+            if isinstance(value, list):  # as the query wrote it: category=A,B or a repeat
+                value = ",".join(str(v) for v in value)
             problems.append({"field": name, "value": value if isinstance(
                 value, str | int | float | bool | None) else str(value),
                 "message": f"{name}: {err['msg']}", "valid": valid})
