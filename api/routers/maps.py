@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from api.auth import COOKIE
 from api.deps import SessionDep, SettingsDep
 from api.errors import status_for
-from geo.errors import DomainError
+from geo.errors import DomainError, InvalidInput, NotFound
 from geo.store.users import Principal, authenticate
 from maps import pages
 
@@ -77,13 +77,25 @@ def _authorize(request: Request, session: SessionDep, roles: tuple[str, ...] | N
     """The caller, or the response to send instead (login redirect, 401, 403)."""
     token, where = _token(request)
     principal = authenticate(session, token) if token else None
+    cookie = request.cookies.get(COOKIE)
+    if principal is None and where != "cookie" and cookie and _wants_html(request):
+        principal = authenticate(session, cookie)  # a stale link's token: the sign-in holds
     if principal is None:
         if _wants_html(request):
-            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            if where == "cookie":
+            # back to the page after signing in, without the token that failed (it would
+            # fail again and show the form again)
+            query = urlencode([(k, v) for k, v in request.query_params.multi_items()
+                               if k != "access_token"])
+            target = request.url.path + (f"?{query}" if query else "")
+            if where == "cookie" and not token:
                 return RedirectResponse(f"/maps/login?next={quote(target, safe='')}",
                                         status_code=303)
-            return login_form(target, error=f"{where}: 令牌无效或已撤销 / unknown or revoked token")
+            form = login_form(target, error=f"{where}: 令牌无效或已撤销 / unknown or revoked token"
+                              if where != "cookie" else
+                              "登录已失效，请重新登录 / your sign-in was revoked or expired")
+            if where == "cookie":
+                form.delete_cookie(COOKIE, path="/")
+            return form
         detail = {"message": "missing or unknown token" if token else "missing token",
                   "field": where, "value": token[:8] + "…" if token else None,
                   "valid": "a live token from `patrolgrid users create`, sent as "
@@ -117,7 +129,12 @@ def _page(request: Request, session: SessionDep, settings: SettingsDep, kind: st
             values = query.getlist(key)
             raw[key] = values[0] if len(values) == 1 else values
     if path_value is not None:
-        raw[PATH_FIELDS[kind]] = path_value
+        name = PATH_FIELDS[kind]
+        if name in raw:  # which one is meant? the path names the page's subject
+            return _error(request, InvalidInput(
+                f"{name} is in the path ({path_value}) and in the query ({raw[name]})",
+                field=name, value=raw[name], valid=f"{name} in the path only"))
+        raw[name] = path_value
     try:
         body = pages.render(session, settings, kind, raw, basemap=query.get("basemap"),
                             lang=query.get("lang"))
@@ -207,3 +224,12 @@ def map_page(request: Request, session: SessionDep, settings: SettingsDep,
              kind: str) -> Response:
     """Any registered page by its kind (``heatmap``, ``hexbins``, ``grids``, ...)."""
     return _page(request, session, settings, kind)
+
+
+@router.get("/{kind}/{rest:path}", response_model=None)
+def no_such_page(request: Request, kind: str, rest: str) -> Response:
+    """A path below a page that has none: a 404 naming it (an HTML page for browsers)."""
+    with_path = sorted(f"/maps/{k}/{{{PATH_FIELDS[k]}}}" for k in PATH_FIELDS)
+    return _error(request, NotFound(f"there is no map page at /maps/{kind}/{rest}",
+                                    field="path", value=f"/maps/{kind}/{rest}",
+                                    valid="/maps/<page> (see /maps), or " + ", ".join(with_path)))

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from shapely.geometry import mapping
 from sqlalchemy.orm import Session
 
-from geo.errors import InvalidInput
+from geo.errors import InvalidInput, NotFound
 from geo.plans.validate import geojson
 from geo.store import plans as plan_store
 from geo.store.models import INT4_MAX
@@ -117,7 +117,11 @@ def build(session: Session, params: Params, basemap: Basemap, *,
         raise InvalidInput(f"grid {params.parent!r} has no children to redraw", field="parent",
                            value=params.parent, valid="a community or street with grids")
     if params.plan is not None:
-        plan = plan_store.get_plan(session, params.plan)
+        try:
+            plan = plan_store.get_plan(session, params.plan)
+        except NotFound as exc:  # name the page's parameter, not the table's column
+            raise NotFound(exc.message, field="plan", value=params.plan,
+                           valid=exc.valid) from None
         if plan.parent_code != params.parent:
             raise InvalidInput(f"plan {plan.id} redraws {plan.parent_code}, not "
                                f"{params.parent}", field="plan", value=params.plan,

@@ -94,6 +94,22 @@ def test_login_form_sets_an_httponly_cookie(client: TestClient,
     assert "/maps/login" in stale.json()["detail"]["valid"]
 
 
+def test_a_stale_link_token_never_loops_back_to_the_form(
+        client: TestClient, auth: Callable[[str], dict[str, str]]) -> None:
+    bad = client.get("/maps/sample", params={"level": "grid", "access_token": "pg_old"},
+                     headers=HTML)
+    assert bad.status_code == 401 and 'value="/maps/sample?level=grid"' in bad.text
+    client.post("/maps/login", data={"token": _token(auth), "next": "/maps/sample"})
+    again = client.get("/maps/sample", params={"level": "grid", "access_token": "pg_old"},
+                       headers=HTML)
+    assert again.status_code == 200 and "L.map(" in again.text  # the sign-in holds
+    client.cookies.clear()
+    client.cookies.set(COOKIE, "pg_revoked")
+    revoked = client.get("/maps/sample", headers=HTML, follow_redirects=False)
+    assert revoked.status_code == 401 and "revoked or expired" in revoked.text
+    assert f'{COOKIE}=""' in revoked.headers["set-cookie"]
+
+
 def test_login_never_redirects_off_site(client: TestClient,
                                         auth: Callable[[str], dict[str, str]]) -> None:
     for target in ("https://evil.example/", "//evil.example/maps", "/api/v1/grids"):
@@ -172,3 +188,18 @@ def test_cli_render_writes_a_standalone_file(cli: Callable[..., Result], tmp_pat
     assert "from, to" in coverage and "start" not in coverage  # the names -p and URLs take
     grids = next(line for line in listed.output.splitlines() if line.startswith("grids"))
     assert "status" not in grids  # refused by that page, so not offered
+
+
+def test_paths_and_ids_are_named_for_browsers(client: TestClient,
+                                              auth: Callable[[str], dict[str, str]]) -> None:
+    headers = {**auth("admin"), **HTML}
+    below = client.get("/maps/sample/extra", headers=headers)
+    assert below.status_code == 404 and "<h1>404</h1>" in below.text
+    assert "/maps/sample/extra" in below.text
+    as_json = client.get("/maps/sample/extra", headers=auth("admin"))
+    assert as_json.status_code == 404 and as_json.json()["detail"]["field"] == "path"
+    twice = client.get("/maps/dispatch/1", params={"incident_id": "5"}, headers=auth("admin"))
+    assert twice.status_code == 422 and twice.json()["detail"]["field"] == "incident_id"
+    plan = client.get("/maps/planner", params={"parent": "C1", "plan": "999"},
+                      headers=auth("admin"))
+    assert plan.status_code == 404 and plan.json()["detail"]["field"] == "plan", plan.text
