@@ -23,7 +23,7 @@ def parse_pairs(pairs: list[str]) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise InvalidInput(f"--param {pair!r} is not key=value", field="--param",
-                               value=pair, valid="key=value, e.g. --param category=road")
+                               value=pair, valid="key=value, e.g. --param category=C0101")
         key = key.strip()
         if key in out:
             out[key] = [*(out[key] if isinstance(out[key], list) else [out[key]]), value]
@@ -38,7 +38,7 @@ def render(
     out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write.")],
     param: Annotated[list[str] | None, typer.Option(
         "--param", "-p", help="A page parameter as key=value (repeat it), the same as the "
-        "page's query parameters, e.g. -p since=2026-01-01 -p category=road.")] = None,
+        "page's query parameters, e.g. -p since=2026-01-01 -p category=C0101.")] = None,
     basemap: Annotated[str | None, typer.Option(
         "--basemap", help="none, osm, custom, amap or tianditu (default: PATROLGRID_BASEMAP).")]
     = None,
@@ -49,6 +49,17 @@ def render(
     with reported_errors():
         check_writable(out, "--out")
         raw = parse_pairs(param or [])
+        if "access_token" in raw:
+            raise InvalidInput("a file needs no token: --param access_token is for URLs",
+                               field="--param", value="access_token",
+                               valid="the page's own parameters (patrolgrid maps list)")
+        for name, given in (("lang", lang), ("basemap", basemap)):  # as the URL would take them
+            if name in raw:
+                value = raw.pop(name)
+                if given not in (None, value) and not (name == "lang" and given == "zh"):
+                    raise InvalidInput(f"--{name} {given} and --param {name}={value} differ",
+                                       field=f"--{name}", value=value, valid="one of them")
+                lang, basemap = (value, basemap) if name == "lang" else (lang, value)
         with session_scope(cfg.database_url) as session:
             body = pages.render(session, cfg, kind, raw, basemap=basemap, lang=lang, inline=True)
     out.write_text(body, "utf-8")

@@ -52,7 +52,8 @@ LABELS = {
            "hot": "热点（已巡/全部）", "buffer": "轨迹两侧", "worst": "覆盖最低的网格",
            "busiest": "未巡到的热点（事件最多）", "name": "名称", "code": "编码", "share": "覆盖率",
            "incidents": "事件数", "grid": "网格", "workers": "巡防人员", "legend": "覆盖率",
-           "rank": "排名", "cut": "轨迹过多，只画出一部分"},
+           "rank": "排名", "cut": "轨迹过多，只画出一部分", "from": "起", "to": "止",
+           "street": "街道", "community": "社区"},
     "en": {"grids": "Grid coverage", "tracks": "Patrol tracks", "missed": "Hotspots not visited",
            "visited": "Hotspots visited", "window": "Window", "level": "Level",
            "mean": "Mean coverage", "uncovered": "Grids nobody patrolled",
@@ -60,7 +61,8 @@ LABELS = {
            "worst": "Least covered grids", "busiest": "Missed hotspots (most incidents)",
            "name": "Name", "code": "Code", "share": "Coverage", "incidents": "Incidents",
            "grid": "Grid", "workers": "Patrol workers", "legend": "Coverage", "rank": "Rank",
-           "cut": "too many tracks: only part of them is drawn"},
+           "cut": "too many tracks: only part of them is drawn", "from": "from", "to": "to",
+           "street": "street", "community": "community"},
 }
 
 
@@ -118,12 +120,19 @@ def _layers(m: folium.Map, data: CoverageMap, basemap: Basemap, labels: dict[str
             aliases=[labels[k] for k in ("name", "code", "share", "hot", "rank")]),
     ).add_to(m)
     if data.tracks["features"]:
+        for track in data.tracks["features"]:  # local times, to the minute, as in the panel
+            props = track["properties"]
+            for key in ("start", "end"):
+                if isinstance(props.get(key), str):
+                    moment = dt.datetime.fromisoformat(props[key]).astimezone(get_settings().tz)
+                    props[key] = f"{moment:%Y-%m-%d %H:%M}"
         folium.GeoJson(
             shift_geojson(basemap, data.tracks), name=labels["tracks"],
             style_function=lambda _: {"color": TRACK_COLOUR, "weight": 2, "opacity": 0.8},
             marker=folium.CircleMarker(radius=2, color=TRACK_COLOUR),
-            tooltip=folium.GeoJsonTooltip(fields=["worker_code", "start", "end"],
-                                          aliases=[labels["workers"], "from", "to"]),
+            tooltip=folium.GeoJsonTooltip(
+                fields=["worker_code", "start", "end"],
+                aliases=[labels["workers"], labels["from"], labels["to"]]),
         ).add_to(m)
     busiest = max((f["properties"]["incidents"] for f in data.hotspots["features"]), default=1)
     for visited in (True, False):
@@ -154,7 +163,8 @@ def _panel(m: folium.Map, data: CoverageMap, title: str, labels: dict[str, str],
     when = (f"{data.start.astimezone(tz):%Y-%m-%d %H:%M} – "
             f"{data.end.astimezone(tz):%Y-%m-%d %H:%M}")
     rows = [(labels["window"], esc(when)),
-            (labels["level"], esc(data.level + (f" ⊂ {data.parent}" if data.parent else ""))),
+            (labels["level"], esc(labels.get(data.level, data.level)
+                                  + (f" ⊂ {data.parent}" if data.parent else ""))),
             (labels["mean"], esc(percent(s["mean_coverage"]))),
             (labels["uncovered"], esc(f"{s['uncovered_grids']} / {s['grids']}")),
             (labels["hot"], esc(f"{s['hotspots_visited']} / {s['hotspots']}")),

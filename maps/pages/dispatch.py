@@ -15,18 +15,20 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from dataclasses import replace
 from typing import Any
 
 import folium
 import numpy as np
 import shapely
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from geo.settings import Settings, get_settings
 from geo.store.grid_queries import parse_at
 from geo.store.map_dispatch import DispatchView, Person, dispatch_view
-from geo.store.models import INT8_MAX
+from geo.store.models import INT8_MAX, Category
 from maps.basemap import Basemap, shift_geojson, shift_lonlat
 from maps.panel import (
     BASE_CSS,
@@ -278,6 +280,10 @@ def build(session: Session, params: Params, basemap: Basemap, *, lang: str = "zh
     labels = LABELS[lang]
     view = dispatch_view(session, params.incident_id, tz=conf.tz,
                          at=parse_at(params.at, conf.tz), nearest=params.nearest)
+    if lang == "en":  # the incident row carries the Chinese name
+        english = session.scalar(select(Category.name_en).where(
+            Category.code == view.incident.category))
+        view.incident = replace(view.incident, category_name=english or view.incident.category)
     m, _ = fitted_map(basemap, _bounds(view), zoom=15)
     _add_chain(m, view, basemap, labels, conf)
     _add_people(m, view, basemap, labels, lang)

@@ -98,7 +98,7 @@ LABELS = {
            "status": "状态", "distance": "距路线", "near": "路线两侧", "since": "最近",
            "days": "天", "shown": "共 {total} 起，列出最近 {shown} 起", "overdue": "超期",
            "pending": "办理中", "done": "已办结", "legend": "图例", "none": "无",
-           "grid": "网格", "id": "编号"},
+           "grid": "网格", "id": "编号", "code": "编码"},
     "en": {"routes": "Routes", "grids": "Claimed grids", "crossed": "Grids passed",
            "incidents": "Incidents along the way", "tracks": "Tracks of the day", "team": "Team",
            "date": "Date", "members": "Members", "route": "Route", "length": "Length",
@@ -107,7 +107,7 @@ LABELS = {
            "distance": "To route", "near": "Either side of a route", "since": "Last",
            "days": "days", "shown": "{total} in all, the newest {shown} listed",
            "overdue": "overdue", "pending": "pending", "done": "done", "legend": "Legend",
-           "none": "none", "grid": "Grid", "id": "ID"},
+           "none": "none", "grid": "Grid", "id": "ID", "code": "Code"},
 }
 
 
@@ -137,7 +137,7 @@ def _state(props: dict[str, Any]) -> str:
 def _add_lines(m: folium.Map, data: TeamDay, basemap: Basemap, labels: dict[str, str]) -> None:
     claimed = [f for f in data.grids["features"] if f["properties"]["role"] == "claimed"]
     crossed = [f for f in data.grids["features"] if f["properties"]["role"] == "crossed"]
-    tip = folium.GeoJsonTooltip(fields=["name", "code"], aliases=[labels["grid"], "code"])
+    tip = folium.GeoJsonTooltip(fields=["name", "code"], aliases=[labels["grid"], labels["code"]])
     if crossed:
         folium.GeoJson(shift_geojson(basemap, {"type": "FeatureCollection", "features": crossed}),
                        name=labels["crossed"], tooltip=tip,

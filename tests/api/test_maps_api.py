@@ -178,6 +178,13 @@ def test_cli_render_writes_a_standalone_file(cli: Callable[..., Result], tmp_pat
     body = out.read_text("utf-8")
     assert "<script src=" not in body and 'rel="stylesheet"' not in body
     assert '"code": "C1"' in body and "<title>Sample page</title>" in body
+    as_url = cli("maps", "render", "sample", "--out", out, "-p", "level=community",
+                 "-p", "lang=en")  # the URL's spelling works too
+    assert as_url.exit_code == 0 and "<title>Sample page</title>" in out.read_text("utf-8")
+    clash = cli("maps", "render", "sample", "--out", out, "--lang", "en", "-p", "lang=zh")
+    assert clash.exit_code == 2 and "differ" in clash.output
+    token = cli("maps", "render", "sample", "--out", out, "-p", "access_token=x")
+    assert token.exit_code == 2 and "needs no token" in token.output
     bad = cli("maps", "render", "sample", "--out", out, "--param", "level")
     assert bad.exit_code == 2 and "key=value" in bad.output
     bad = cli("maps", "render", "sample", "--out", out, "-p", "limit=5000")

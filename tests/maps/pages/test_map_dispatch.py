@@ -95,6 +95,7 @@ def test_the_worker_who_holds_it_and_the_one_the_intake_chose(
                                                     "at": MONDAY.isoformat()}, lang="en")
     assert "Assigned worker" in page and "Chosen at intake" in page
     assert "dispatched by hand" in page
+    assert "test one (C01)" in page and "测一" not in page  # the category in the page's language
 
 
 def test_an_incident_outside_every_grid(session: Session, small_city: SmallCity) -> None:

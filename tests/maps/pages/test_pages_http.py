@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,11 @@ def test_coverage_page(client: TestClient, auth: Auth, busy_city: int) -> None:
     assert "<title>巡防覆盖率</title>" in body and "/vendor/leaflet/dist/leaflet.js" in body
     assert '"code": "G1"' in body and '"worker_code": "P-1"' in body
     assert "覆盖最低的网格" in body and "巡防轨迹" in body and "pg-panel" in body
+    # zh all through: the level named, track times local to the minute with 起/止
+    assert "<th>层级</th><td>网格</td>" in body, body[body.find("层级") - 50:][:200]
+    starts = re.findall(r'"start": "([^"]+)"', body)
+    assert starts and all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", t) for t in starts)
+    assert json.dumps("起")[1:-1] in body or "起" in body
     en = client.get("/maps/coverage", params={"date": "2026-11-09", "lang": "en"},
                     headers=auth("patrol"))
     assert "<title>Patrol coverage</title>" in en.text and "Least covered grids" in en.text
