@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from api.deps import storable_json_body
 from api.errors import add_exception_handlers
 from api.guards import QueryTextGuard
 from api.jobs import lifespan
@@ -40,7 +41,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for ``settings`` (the environment's when omitted)."""
     settings = settings or get_settings()
     app = FastAPI(title="patrolgrid", version="0.1.0", description=DESCRIPTION,
-                  docs_url=None, redoc_url=None, lifespan=lifespan)
+                  docs_url=None, redoc_url=None, lifespan=lifespan,
+                  dependencies=[Depends(storable_json_body)])
     app.state.settings = settings
     add_exception_handlers(app)
     app.add_middleware(QueryTextGuard)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
 from sqlalchemy.orm import Session
 
+from geo.errors import InvalidInput, storable_json
 from geo.settings import Settings
 from geo.store.db import session_scope
 from geo.store.models import INT4_MAX, INT8_MAX
@@ -41,3 +44,30 @@ Id = Annotated[int, Path(ge=1, le=INT4_MAX)]
 BigId = Annotated[int, Path(ge=1, le=INT8_MAX)]
 #: An optional query filter by the id of a ``serial`` table.
 IdFilter = Annotated[int | None, Query(ge=1, le=INT4_MAX)]
+
+
+# A JSON escape that may decode to text PostgreSQL cannot store: a lone surrogate or NUL.
+_UNSTORABLE_ESCAPE = re.compile(rb"\\u(?:[dD][89a-fA-F][0-9a-fA-F]{2}|0000)")
+
+
+async def storable_json_body(request: Request) -> None:
+    """Refuse (422 naming the field) a JSON body holding text PostgreSQL cannot store (an
+    unpaired surrogate such as ``\\ud800``, or NUL), for every endpoint at once; the raw
+    bytes are searched first, so ordinary bodies are not parsed twice."""
+    if request.method not in ("POST", "PUT", "PATCH") or "json" not in request.headers.get(
+            "content-type", ""):
+        return
+    body = await request.body()
+    if not _UNSTORABLE_ESCAPE.search(body):
+        return
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return  # not JSON: FastAPI answers for that
+    try:
+        storable_json(data, "")
+    except InvalidInput as exc:  # paths start at the root: ".name" is the body's "name"
+        path = exc.field or ""
+        exc.field = path.lstrip(".") or "body"
+        exc.message = exc.field + exc.message[len(path):]
+        raise

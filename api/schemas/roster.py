@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from api.schemas.grids import Link
 from geo.store.models import DUTY_KINDS, INT4_MAX, WORKER_ROLES
@@ -100,7 +100,8 @@ class TeamOut(BaseModel):
 class ShiftIn(_In):
     """A weekly shift in local time; ``end`` before ``start`` runs past midnight."""
 
-    days: list[int] = Field(description="Weekdays, Monday=0 .. Sunday=6.", examples=[[0, 1, 2]])
+    days: list[StrictInt] = Field(description="Weekdays, Monday=0 .. Sunday=6 (whole numbers, "
+                                  "not true or \"1\").", examples=[[0, 1, 2]])
     start: str = Field(description="HH:MM", examples=["08:30"])
     end: str = Field(description="HH:MM (24:00 allowed)", examples=["17:30"])
 

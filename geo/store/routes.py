@@ -340,8 +340,9 @@ def area_of(session: Session, *, grid: str | None = None,
                            valid="a current grid code, or a team (code or id) with a grid")
     if team is not None:
         row = session.execute(text("""SELECT id, code, grid_code FROM team
-                                       WHERE code = CAST(:t AS text) OR CAST(id AS text) = :t"""),
-                              {"t": str(team)}).first()
+                                       WHERE code = CAST(:t AS text) OR CAST(id AS text) = :t
+                                       ORDER BY code = CAST(:t AS text) DESC LIMIT 1"""),
+                              {"t": str(team)}).first()  # a code matching wins over an id
         if row is None:
             raise InvalidInput(f"there is no team {team!r}", field="team", value=team,
                                valid="the code or id of an existing team")

@@ -290,3 +290,38 @@ def test_numbers_beyond_their_columns_name_the_parameter(
     answer = client.get(url, headers=auth("admin"))
     assert answer.status_code == 422, answer.text
     assert answer.json()["detail"]["field"] == field, answer.text
+
+
+@pytest.mark.parametrize(("method", "url", "body", "field"), [
+    ("post", "/api/v1/workers", '{"code": "W-9", "name": "x\\ud800y", "role": "patrol"}',
+     "name"),
+    ("post", "/api/v1/teams", '{"code": "T-9", "name": "x\\u0000y"}', "name"),
+    ("post", "/api/v1/duties", '{"worker_id": 1, "grid_code": "G\\udc00", "kind": "primary"}',
+     "grid_code"),
+    ("post", "/api/v1/routes/plan", '{"grid": "G11", "length_m": 500, "network": "\\ud800"}',
+     "network"),
+    ("post", "/api/v1/incidents", '{"lon": 120.005, "lat": 30.01, "category": "C0101", '
+                                  '"source": "hotline", "attrs": {"a": ["\\ud800"]}}',
+     "attrs.a[0]"),
+])
+def test_text_postgresql_cannot_store_is_named_on_every_endpoint(
+        client: TestClient, auth: Auth, small_city: dict[str, int], method: str, url: str,
+        body: str, field: str) -> None:
+    answer = client.request(method, url, content=body.encode(),
+                            headers={**auth("admin"), "Content-Type": "application/json"})
+    assert answer.status_code == 422, answer.text
+    detail = answer.json()["detail"]
+    assert detail["field"] == field and detail["message"].startswith(field), detail
+    emoji = client.post("/api/v1/teams", content='{"code": "T-8", "name": "巡逻 \\ud83d\\ude93"}'
+                        .encode(), headers={**auth("admin"), "Content-Type": "application/json"})
+    assert emoji.status_code == 201, emoji.text  # a surrogate pair is a character
+
+
+@pytest.mark.parametrize("day", [True, "1", 1.0])
+def test_a_weekday_must_be_a_whole_number(client: TestClient, auth: Auth,
+                                          small_city: dict[str, int], day: Any) -> None:
+    answer = client.post("/api/v1/duties", headers=auth("admin"), json={
+        "worker_id": small_city["G1"], "grid_code": "G2", "kind": "backup",
+        "shifts": [{"days": [day], "start": "08:00", "end": "18:00"}]})
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["detail"]["field"] == "shifts.0.days.0"

@@ -25,6 +25,7 @@ from geo.routes.plan import plan_route
 from geo.settings import Settings
 from geo.store.grids import GridRecord, write_versions
 from geo.store.network import replace_network
+from geo.store.routes import area_of
 
 NOW = dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.UTC)
 MONACO = box(7.409, 43.725, 7.440, 43.752)
@@ -261,3 +262,16 @@ def test_top_cells_ranks_by_count_then_cell() -> None:
     top = top_cells(lon, lat, resolution=10, top=2)
     cells = sorted([h3.latlng_to_cell(43.7396, 7.4276, 10), h3.latlng_to_cell(43.7350, 7.4240, 10)])
     assert [h.cell for h in top] == cells and [h.incidents for h in top] == [3, 3]
+
+
+def test_a_team_code_that_looks_like_another_teams_id_names_its_own_team(
+        session: Session) -> None:
+    write_versions(session, [GridRecord(c, c, "grid", MultiPolygon([box(x, 26.08, x + 0.01,
+                                                                        26.09)]))
+                             for c, x in (("GA", 119.30), ("GB", 119.31))])
+    first = session.execute(text("INSERT INTO team (code, name, kind, grid_code) VALUES "
+                                 "('ALPHA', 'a', 'patrol', 'GA') RETURNING id")).scalar_one()
+    session.execute(text("INSERT INTO team (code, name, kind, grid_code) VALUES "
+                         "(:c, 'b', 'patrol', 'GB')"), {"c": str(first)})
+    assert area_of(session, team=str(first))[0] == "GB"  # the team whose code it is
+    assert area_of(session, team="ALPHA")[0] == "GA"
