@@ -8,7 +8,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from sqlalchemy import exc as sa_exc
 
 from geo.errors import DomainError, InvalidInput
@@ -20,8 +22,17 @@ err_console = Console(stderr=True)
 
 
 def settings() -> Settings:
-    """The settings of this process."""
-    return get_settings()
+    """The settings of this process; a bad ``PATROLGRID_*`` variable is named (exit 2)."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        for err in exc.errors():
+            name = "PATROLGRID_" + str(err["loc"][0]).upper() if err["loc"] else "settings"
+            err_console.print(f"[red]error:[/red] {escape(name)}={escape(str(err.get('input')))}"
+                              f": {escape(err['msg'])}")
+        err_console.print("  valid: see `patrolgrid config --help` and the README's settings "
+                          "table; unset the variable for its default")
+        raise typer.Exit(code=2) from exc
 
 
 @contextmanager
@@ -31,16 +42,16 @@ def reported_errors() -> Iterator[None]:
     try:
         yield
     except DomainError as exc:
-        err_console.print(f"[red]error:[/red] {exc.message}")
+        err_console.print(f"[red]error:[/red] {escape(exc.message)}")
         if exc.valid:
-            err_console.print(f"  valid: {exc.valid}")
+            err_console.print(f"  valid: {escape(exc.valid)}")
         raise typer.Exit(code=2) from exc
     except (sa_exc.OperationalError, sa_exc.ProgrammingError) as exc:
         why = explain_database_error(exc, settings().database_url)
         if why is None:
             raise
-        err_console.print(f"[red]error:[/red] {why}")
-        err_console.print(f"  valid: {UPGRADE_HINT}")
+        err_console.print(f"[red]error:[/red] {escape(why)}")
+        err_console.print(f"  valid: {escape(UPGRADE_HINT)}")
         raise typer.Exit(code=2) from exc
 
 

@@ -49,7 +49,7 @@ def token(name: str = typer.Option(..., "--name", help="The user's name.")) -> N
 @app.command("list")
 def list_users() -> None:
     """Every user with role, state and number of live tokens."""
-    with session_scope(settings().database_url) as session:
+    with reported_errors(), session_scope(settings().database_url) as session:
         live = (select(ApiToken.user_id, func.count().label("n"))
                 .where(ApiToken.revoked_at.is_(None)).group_by(ApiToken.user_id).subquery())
         rows = session.execute(

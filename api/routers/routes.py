@@ -15,7 +15,7 @@ from api.auth import Reader, require_role
 from api.deps import Id, IdFilter, SessionDep, SettingsDep
 from api.schemas.grids import Link
 from api.schemas.routes import ROUTE_EXAMPLE, PlanRequest, RouteCollection
-from geo.crs import check_lonlat, point_to_wgs84
+from geo.crs import check_lonlat, parse_crs, point_to_wgs84
 from geo.routes.plan import plan_route
 from geo.routes.validate import merge_patch, parse_route
 from geo.store import network as network_store
@@ -84,10 +84,11 @@ def plan(body: PlanRequest, session: SessionDep, settings: SettingsDep,
 
     The answer is a GeoJSON Feature: a LineString whose first and last vertices are
     the start, with ``length_m``, ``hotspots_visited``, and every hotspot with
-    ``visited``. Nothing is stored: POST the feature to ``/routes`` (with a name, a
-    team and grid_codes) to keep it; plan with ``margin_m`` <= ``route_tolerance_m`` so
-    that it stays within its grid.
+    ``visited``. Nothing is stored: POST the feature to ``/routes`` as it is, with a
+    ``name`` and a ``team`` added to its properties, to keep it; plan with ``margin_m``
+    <= ``route_tolerance_m`` so that it stays within its grid.
     """
+    parse_crs(body.crs)  # named even without a start to convert
     start = None
     if body.start is not None:
         lon, lat = point_to_wgs84(body.start.lon, body.start.lat, body.crs)

@@ -28,6 +28,13 @@ GEOMETRY_VALID = ('a GeoJSON LineString or MultiLineString: {"type": "LineString
                   'positions per line')
 CODE_VALID = "1-64 characters without spaces"
 PROPERTIES = ("code", "name", "team", "team_id", "grid_codes", "schedule", "attrs")
+#: Keys a stored route's own answer carries (read back as written, ignored).
+READ_ONLY = {"crs", "id", "length_m", "created_at", "updated_at", "team_code"}
+#: Keys of a ``POST /routes/plan`` answer, so that the planned Feature can be posted as it is
+#: (its ``grid`` is the route's grid when ``grid_codes`` is left out); ignored.
+PLANNED = {"grid", "network", "budget_m", "closed", "start", "hotspots_visited",
+           "hotspots_total", "incidents_visited", "hotspots", "lookback", "margin_m",
+           "reach_m", "start_snapped_m"}
 
 
 @dataclass
@@ -155,8 +162,7 @@ def parse_route(feature: Any, *, crs: str | None = None, where: str = "") -> Rou
     if not isinstance(props, Mapping):
         raise InvalidInput(f"{pw} is not an object", field=pw, value=props,
                            valid="an object with name, grid_codes, team or team_id, schedule")
-    unknown = sorted(set(props) - set(PROPERTIES) - {"crs", "id", "length_m", "created_at",
-                                                     "updated_at", "team_code"})
+    unknown = sorted(set(props) - set(PROPERTIES) - READ_ONLY - PLANNED)
     if unknown:
         raise InvalidInput(f"{pw} has unknown key(s) {', '.join(unknown)}",
                            field=f"{pw}.{unknown[0]}", value=props[unknown[0]],
@@ -180,8 +186,10 @@ def parse_route(feature: Any, *, crs: str | None = None, where: str = "") -> Rou
     if not isinstance(attrs, Mapping):
         raise InvalidInput(f"{pw}.attrs is not an object", field=f"{pw}.attrs", value=attrs,
                            valid="a JSON object")
+    planned_grid = props.get("grid")  # a planned Feature posted as it is
+    codes = props.get("grid_codes", [planned_grid] if isinstance(planned_grid, str) else None)
     return RouteIn(name=str(_text(props, "name", pw, required=True, max_len=200)), geom=geom,
-                   grid_codes=_grid_codes(props.get("grid_codes"), f"{pw}.grid_codes"),
+                   grid_codes=_grid_codes(codes, f"{pw}.grid_codes"),
                    code=code, team=team, team_id=team_id, schedule=schedule,
                    attrs=dict(attrs))
 

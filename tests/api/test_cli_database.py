@@ -6,10 +6,13 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+import typer
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner, Result
 
 from api.cli import app
+from api.cli.common import reported_errors
+from geo.errors import InvalidInput
 from geo.settings import get_settings
 from geo.store import db
 
@@ -71,3 +74,22 @@ def test_db_upgrade_fixes_what_it_names(other_url: str,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     assert _run(other_url, monkeypatch, "db", "upgrade").exit_code == 0
     assert db.schema_problem(other_url) is None
+
+
+def test_a_bad_setting_is_named_not_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATROLGRID_PORT", "abc")
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["config"])
+    finally:
+        monkeypatch.delenv("PATROLGRID_PORT")
+        get_settings.cache_clear()
+    out = " ".join(result.output.split())
+    assert result.exit_code == 2 and "PATROLGRID_PORT=abc" in out and "Traceback" not in out
+
+
+def test_messages_keep_their_square_brackets(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(typer.Exit), reported_errors():
+        raise InvalidInput("point [1, 2] is off", field="x", valid='"coordinates": [lon, lat]')
+    err = " ".join(capsys.readouterr().err.split())
+    assert "point [1, 2] is off" in err and '"coordinates": [lon, lat]' in err

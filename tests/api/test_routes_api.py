@@ -236,7 +236,13 @@ def test_plan_over_http_then_keep_the_plan(client: TestClient, auth: Auth, db_ur
     kept = client.post("/api/v1/routes", json=keep, headers=editor)
     assert kept.status_code == 201, kept.text
     assert kept.json()["properties"]["length_m"] == pytest.approx(props["length_m"], rel=1e-3)
-    for body, field in (({"grid": "MC", "length_m": 5000, "speed": 3}, "speed"),
+    # the plan's answer as it is, with a name and a team: its grid becomes grid_codes
+    as_is = {**plan, "properties": {**props, "name": "as planned", "team": "MCP"}}
+    posted = client.post("/api/v1/routes", json=as_is, headers=editor)
+    assert posted.status_code == 201, posted.text
+    assert posted.json()["properties"]["grid_codes"] == ["MC"]
+    for body, field in (({"grid": "MC", "length_m": 5000, "crs": "foo"}, "crs"),
+                        ({"grid": "MC", "length_m": 5000, "speed": 3}, "speed"),
                         ({"grid": "MC", "length_m": "far"}, "length_m"),
                         ({"grid": "MC", "length_m": 5000, "start": {"lon": 43.73, "lat": 7.42,
                                                                     "alt": 1}}, "start.alt"),
