@@ -17,9 +17,9 @@ on all but one row of a team; the non-empty ones must agree.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +33,7 @@ from data.roster_shifts import SHIFTS_VALID, format_shifts, parse_shift_text
 from geo.errors import ImportRefused, InvalidInput
 from geo.store.grids import WriteCounts
 from geo.store.models import DUTY_KINDS, WORKER_ROLES, Duty, Team, Worker
+from geo.store.roster import CODE_FORMAT, FORMAT_VALID, KIND_FORMAT, PHONE_FORMAT
 from geo.store.roster_write import (
     DutyCounts,
     DutyRecord,
@@ -48,14 +49,12 @@ from geo.store.roster_write import (
 COLUMNS = ("worker_code", "name", "phone", "role", "active", "team_code", "team_name",
            "team_kind", "team_grid_code", "grid_code", "duty", "shifts", "categories")
 REQUIRED = ("worker_code", "name", "role")
-_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
-_PHONE = re.compile(r"^\+?[0-9][0-9 \-]{2,30}[0-9]$")
-_KIND = re.compile(r"^[a-z][a-z_]{0,31}$")
+_CODE, _PHONE, _KIND = CODE_FORMAT, PHONE_FORMAT, KIND_FORMAT  # the API's formats too
 _TRUE, _FALSE = {"", "true", "yes", "y", "1", "是"}, {"false", "no", "n", "0", "否"}
 VALID = {
     "worker_code": "1-64 letters, digits, '_', '.' or '-', starting with a letter or digit",
     "name": "a non-empty name",
-    "phone": "digits, spaces and '-', optionally starting with '+', e.g. 139-0000-0001",
+    "phone": FORMAT_VALID["phone"],
     "role": " | ".join(WORKER_ROLES),
     "active": "true or false (empty = true)",
     "team_code": "1-64 letters, digits, '_', '.' or '-', starting with a letter or digit",
@@ -97,14 +96,26 @@ class _Checked:
 
 def read_csv_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
     """The header and the ``(line, row)`` pairs of a roster CSV (UTF-8, or GB18030 as saved
-    by Chinese Excel). ``line`` is the file line where the row starts (header = line 1).
+    by Chinese Excel, or Excel's tab-separated UTF-16 "Unicode Text"). ``line`` is the file
+    line where the row starts (header = line 1).
     """
     raw = path.read_bytes()
     try:
-        content = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        content = raw.decode("gb18030")
-    reader = csv.reader(io.StringIO(content, newline=""))
+        if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # Excel's "Unicode Text"
+            content = raw.decode("utf-16")
+        else:
+            try:
+                content = raw.decode("utf-8-sig")
+            except UnicodeDecodeError:
+                content = raw.decode("gb18030")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{path.name} is not text in UTF-8, GB18030 or UTF-16: {exc.reason} "
+                           f"at byte {exc.start}", field="file", value=path.name,
+                           valid="a CSV file saved as UTF-8 (or GB18030, or Excel's Unicode "
+                                 "Text)") from None
+    first = content.split("\n", 1)[0]
+    delimiter = "\t" if "\t" in first and "," not in first else ","  # Unicode Text is tabbed
+    reader = csv.reader(io.StringIO(content, newline=""), delimiter=delimiter)
     header = [h.strip() for h in next(reader, [])]
     rows: list[tuple[int, dict[str, str]]] = []
     start = reader.line_num + 1

@@ -6,6 +6,7 @@ Edits run in the caller's transaction and raise ``InvalidInput`` (bad field),
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,6 +30,27 @@ def _text(value: Any, field: str, max_len: int, *, required: bool = True) -> str
         raise InvalidInput(f"{field} {value!r} is not a usable {field}", field=field, value=value,
                            valid=f"a non-empty text of at most {max_len} characters")
     return value.strip()
+
+
+#: The formats the roster CSV and the API share (an API edit must export and import again).
+CODE_FORMAT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+PHONE_FORMAT = re.compile(r"^\+?[0-9][0-9 \-]{2,29}[0-9]$")  # at most 32 characters
+KIND_FORMAT = re.compile(r"^[a-z][a-z_]{0,31}$")
+FORMAT_VALID = {
+    "code": "1-64 letters, digits, '_', '.' or '-', starting with a letter or digit",
+    "phone": "digits, spaces and '-', optionally starting with '+', at most 32 characters, "
+             "e.g. 139-0000-0001",
+    "kind": "a lower-case word such as patrol, volunteer, grid, police",
+}
+
+
+def _formatted(value: Any, field: str, pattern: re.Pattern[str], *,
+               required: bool = True) -> str | None:
+    text = _text(value, field, 64, required=required)
+    if text is not None and not pattern.match(text):
+        raise InvalidInput(f"{field} {text!r} is not in the roster's format", field=field,
+                           value=text, valid=FORMAT_VALID[field])
+    return text
 
 
 def _role(value: Any) -> str:
@@ -132,8 +154,9 @@ def create_worker(session: Session, *, code: str, name: str, role: str,
                   phone: str | None = None, team_id: int | None = None,
                   active: bool = True) -> Worker:
     """Add a worker; Conflict when the code is taken."""
-    worker = Worker(code=_text(code, "code", 64), name=_text(name, "name", 200),
-                    role=_role(role), phone=_text(phone, "phone", 32, required=False),
+    worker = Worker(code=_formatted(code, "code", CODE_FORMAT), name=_text(name, "name", 200),
+                    role=_role(role),
+                    phone=_formatted(phone, "phone", PHONE_FORMAT, required=False),
                     team_id=_team_ref(session, team_id), active=bool(active))
     _unique_code(session, Worker, str(worker.code))
     session.add(worker)
@@ -148,12 +171,12 @@ def update_worker(session: Session, worker_id: int, changes: Mapping[str, Any]) 
     checked: dict[str, Any] = {}
     for key, value in changes.items():
         if key == "code":
-            checked[key] = _text(value, "code", 64)
+            checked[key] = _formatted(value, "code", CODE_FORMAT)
             _unique_code(session, Worker, checked[key], worker.id)
         elif key == "name":
             checked[key] = _text(value, "name", 200)
         elif key == "phone":
-            checked[key] = _text(value, "phone", 32, required=False)
+            checked[key] = _formatted(value, "phone", PHONE_FORMAT, required=False)
         elif key == "role":
             checked[key] = _role(value)
         elif key == "team_id":
@@ -196,8 +219,8 @@ def get_team(session: Session, team_id: int) -> Team:
 def create_team(session: Session, *, code: str, name: str, kind: str = "patrol",
                 grid_code: str | None = None) -> Team:
     """Add a team, optionally attached to a current grid (usually a street)."""
-    team = Team(code=_text(code, "code", 64), name=_text(name, "name", 200),
-                kind=_text(kind, "kind", 32),
+    team = Team(code=_formatted(code, "code", CODE_FORMAT), name=_text(name, "name", 200),
+                kind=_formatted(kind, "kind", KIND_FORMAT),
                 grid_code=None if grid_code is None else _current_grid(session, grid_code,
                                                                        "grid_code"))
     _unique_code(session, Team, str(team.code))
@@ -213,10 +236,12 @@ def update_team(session: Session, team_id: int, changes: Mapping[str, Any]) -> T
     checked: dict[str, Any] = {}
     for key, value in changes.items():
         if key == "code":
-            checked[key] = _text(value, "code", 64)
+            checked[key] = _formatted(value, "code", CODE_FORMAT)
             _unique_code(session, Team, checked[key], team.id)
-        elif key in ("name", "kind"):
-            checked[key] = _text(value, key, 200 if key == "name" else 32)
+        elif key == "kind":
+            checked[key] = _formatted(value, "kind", KIND_FORMAT)
+        elif key == "name":
+            checked[key] = _text(value, key, 200)
         elif key == "grid_code":
             checked[key] = None if value is None else _current_grid(session, value, "grid_code")
     for key, value in checked.items():

@@ -145,6 +145,7 @@ def test_bad_rows_refuse_the_whole_file_with_lines_and_nothing_is_written(
     ("worker_code,name,role\nA,b,patrol,extra\n", "row", "extra"),
     ("worker_code,name,role\nA B,b,patrol\n", "worker_code", "A B"),
     ("worker_code,worker_code,name,role\nA,B,x,patrol\n", "header", "worker_code"),
+    ("worker_code,name,phone,role\nA,b,+" + "1" * 32 + ",patrol\n", "phone", "+" + "1" * 32),
 ])
 def test_header_and_shape_problems(demo_db: str, tmp_path: Path, body: str, field: str,
                                    value: Any) -> None:
@@ -292,3 +293,14 @@ def test_cli_import_export_and_demo_load(cli: Callable[..., Any], tmp_path: Path
     again = cli("demo", "load", "--no-incidents", "--track-days", "0")
     assert again.exit_code == 0, again.output
     assert "nothing changed" in again.output and "users create" in again.output
+
+
+def test_excel_unicode_text_imports(demo_db: str, tmp_path: Path) -> None:
+    """Excel's "Unicode Text": UTF-16 with a byte order mark, tab-separated."""
+    body = "worker_code\tname\trole\r\nU16-1\t统一文本\tpatrol\r\n"
+    path = _write(tmp_path, body, encoding="utf-16")
+    with db.session_scope(demo_db) as s:
+        report = import_roster(s, path)
+    assert report.workers.as_dict()["created"] == 1
+    assert [r["name"] for r in _rows(demo_db, "SELECT name FROM worker WHERE code = 'U16-1'")] == [
+        "统一文本"]
