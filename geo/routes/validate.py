@@ -21,7 +21,7 @@ from shapely.geometry import LineString, MultiLineString
 
 from geo.assign import parse_shifts
 from geo.crs import check_lonlat, geometry_to_wgs84, parse_crs
-from geo.errors import InvalidInput
+from geo.errors import InvalidInput, storable_json
 
 GEOMETRY_VALID = ('a GeoJSON LineString or MultiLineString: {"type": "LineString", '
                   '"coordinates": [[lon, lat], [lon, lat], ...]} with two or more distinct '
@@ -162,6 +162,7 @@ def parse_route(feature: Any, *, crs: str | None = None, where: str = "") -> Rou
     if not isinstance(props, Mapping):
         raise InvalidInput(f"{pw} is not an object", field=pw, value=props,
                            valid="an object with name, grid_codes, team or team_id, schedule")
+    storable_json(dict(props), pw)  # text PostgreSQL cannot store (NUL, lone surrogates)
     unknown = sorted(set(props) - set(PROPERTIES) - READ_ONLY - PLANNED)
     if unknown:
         raise InvalidInput(f"{pw} has unknown key(s) {', '.join(unknown)}",

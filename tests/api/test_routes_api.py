@@ -294,6 +294,16 @@ def test_cli_import_is_all_or_nothing_and_idempotent(cli: Callable[..., Result],
     assert "B" in listed.output and "1 patrol route" in listed.output
 
 
+def test_cli_import_names_text_postgresql_cannot_store(cli: Callable[..., Result],
+                                                       setup: str, tmp_path: Path) -> None:
+    path = tmp_path / "nul.geojson"
+    path.write_text(_collection(_feature(code="A", name="夜\u0000巡")), encoding="utf-8")
+    refused = cli("routes", "import", path)
+    out = " ".join(refused.output.split())
+    assert refused.exit_code == 2 and "name" in out and "Traceback" not in out, out
+    assert _count(setup) == 0
+
+
 def test_cli_imports_a_geopackage_with_text_fields(cli: Callable[..., Result], setup: str,
                                                    tmp_path: Path) -> None:
     frame = gpd.GeoDataFrame(
