@@ -187,7 +187,11 @@ def index(request: Request, session: SessionDep) -> Response:
             or caller.role in {*module.ROLES, "admin"}]  # only pages this role may open
     needs = {kind: [f.alias or name for name, f in module.Params.model_fields.items()
                     if f.is_required()] for kind, module in mine if kind not in PATH_FIELDS}
-    items = "".join(f'<li><a href="/maps/{kind}">{html.escape(_title(module))}</a> '
+    # opened with ?access_token= (a link in a message, no sign-in): the links carry it on
+    token = request.query_params.get("access_token")
+    keep = f"?{urlencode({'access_token': token})}" if token else ""
+    items = "".join(f'<li><a href="/maps/{kind}{html.escape(keep)}">'
+                    f"{html.escape(_title(module))}</a> "
                     f"<code>{kind}</code></li>" for kind, module in mine
                     if kind not in PATH_FIELDS and not needs[kind])
     items += "".join(f"<li>{html.escape(_title(module))} <code>/maps/{kind}?" + "&amp;".join(

@@ -197,6 +197,16 @@ def test_cli_render_writes_a_standalone_file(cli: Callable[..., Result], tmp_pat
     assert "status" not in grids  # refused by that page, so not offered
 
 
+def test_the_index_opened_with_a_token_links_with_it(
+        client: TestClient, auth: Callable[[str], dict[str, str]]) -> None:
+    token = _token(auth)
+    index = client.get("/maps", params={"access_token": token}, headers=HTML)
+    assert index.status_code == 200
+    assert f'href="/maps/sample?access_token={token}"' in index.text
+    signed_in = client.get("/maps", headers={**auth("patrol"), **HTML})
+    assert 'href="/maps/sample"' in signed_in.text
+
+
 def test_paths_and_ids_are_named_for_browsers(client: TestClient,
                                               auth: Callable[[str], dict[str, str]]) -> None:
     headers = {**auth("admin"), **HTML}
