@@ -231,8 +231,12 @@ def map_page(request: Request, session: SessionDep, settings: SettingsDep,
 
 
 @router.get("/{kind}/{rest:path}", response_model=None)
-def no_such_page(request: Request, kind: str, rest: str) -> Response:
-    """A path below a page that has none: a 404 naming it (an HTML page for browsers)."""
+def no_such_page(request: Request, session: SessionDep, kind: str, rest: str) -> Response:
+    """A path below a page that has none: a 404 naming it (an HTML page for browsers),
+    for a signed-in caller like every map page."""
+    caller = _authorize(request, session, None)
+    if isinstance(caller, Response):
+        return caller
     with_path = sorted(f"/maps/{k}/{{{PATH_FIELDS[k]}}}" for k in PATH_FIELDS)
     return _error(request, NotFound(f"there is no map page at /maps/{kind}/{rest}",
                                     field="path", value=f"/maps/{kind}/{rest}",
