@@ -46,10 +46,14 @@ from shapely.geometry.base import BaseGeometry
 from geo import topology
 from geo.plans.edits import PlanState
 
+#: Every kind of problem the validation reports (the planner page names each one).
+PROBLEM_KINDS = ("invalid_geometry", "overlap", "gap", "existing_gap", "outside_parent",
+                 "orphans", "child_outside", "not_contiguous")
+
 
 @dataclass
 class Problem:
-    """One finding of the validation."""
+    """One finding of the validation (``kind`` one of :data:`PROBLEM_KINDS`)."""
 
     kind: str
     codes: list[str]
@@ -58,6 +62,10 @@ class Problem:
     point: tuple[float, float] | None = None
     geometry: BaseGeometry | None = None
     blocking: bool = True
+
+    def __post_init__(self) -> None:
+        if self.kind not in PROBLEM_KINDS:
+            raise ValueError(f"unknown problem kind {self.kind!r}: add it to PROBLEM_KINDS")
 
     def to_dict(self, geometry: bool = True) -> dict[str, Any]:
         """JSON-ready (area to 0.01 m², point to 1e-6°, geometry as GeoJSON)."""

@@ -100,7 +100,8 @@ function patrolgridPlanner(map, cfg) {
       }
       const li = document.createElement("li");
       li.className = "pg-problem-item";
-      li.textContent = `${p.blocking ? "✗" : "·"} ${p.kind}: ${p.message}`;
+      const kind = L_.kinds[p.kind] ? `${L_.kinds[p.kind]} (${p.kind})` : p.kind;
+      li.textContent = `${p.blocking ? "✗" : "·"} ${kind}: ${p.message}`;
       list.appendChild(li);
     }
     $("pg-apply").disabled = !validation.ok;

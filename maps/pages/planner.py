@@ -60,7 +60,11 @@ LABELS = {
            "plan": "方案", "problems": "校验问题", "impact": "影响预估", "grid": "网格",
            "before": "前", "after": "后", "incidents": "事件", "area": "面积(km²)",
            "households": "户数", "cv": "工作量变异系数", "hint": "点击网格选中（可多选）；"
-           "重画/新建画多边形，切分画一条穿过网格的线", "token": "API 令牌"},
+           "重画/新建画多边形，切分画一条穿过网格的线", "token": "API 令牌",
+           "kinds": {"invalid_geometry": "几何无效", "overlap": "重叠", "gap": "新缝隙",
+                     "existing_gap": "原有缝隙", "outside_parent": "超出上级",
+                     "orphans": "下级无归属", "child_outside": "下级超出上级",
+                     "not_contiguous": "不连续"}},
     "en": {"tools": "Tools", "replace": "Redraw", "split": "Split", "merge": "Merge",
            "create": "Create", "retire": "Retire", "apply": "Apply plan",
            "new_code": "new code", "plan": "Plan", "problems": "Validation",
@@ -68,7 +72,7 @@ LABELS = {
            "incidents": "incidents", "area": "area (km²)", "households": "households",
            "cv": "CV of workload", "hint": "Click grids to select (several for merge); "
            "redraw/create draw a polygon, split draws a line across the grid",
-           "token": "API token"},
+           "token": "API token", "kinds": {}},
 }
 
 

@@ -171,7 +171,7 @@ def test_validation_problems_are_drawn(page: Page, server: LiveServer) -> None:
     click(page, *corners[0])  # closing the polygon on its first point
     page.wait_for_selector("#pg-problems li", timeout=30_000)
     items = page.locator("#pg-problems li").all_inner_texts()
-    assert any(i.startswith("✗ gap") and code in i for i in items), items
+    assert any(i.startswith("✗ 新缝隙 (gap)") and code in i for i in items), items
     drawn = page.evaluate("() => window.planner.problems.getLayers().map(l => "
                           "[l.feature.properties.message, l.getBounds().isValid()])")
     assert drawn and all(ok for _, ok in drawn) and any(code in m for m, _ in drawn), drawn

@@ -50,3 +50,12 @@ def test_every_rule_and_role_has_a_chinese_name() -> None:
         assert not [r for r in rules if r not in LABELS[lang]], lang
     assert all(not _ENGLISH.search(role_name(role, "zh")) for role in WORKER_ROLES)
     assert role_name("grid_worker", "en") == "grid worker"
+
+
+def test_every_plan_problem_kind_has_a_chinese_name_on_the_planner() -> None:
+    from geo.plans.validate import PROBLEM_KINDS
+    from maps.pages.planner import LABELS as PLANNER
+
+    names = PLANNER["zh"]["kinds"]
+    assert isinstance(names, dict) and sorted(names) == sorted(PROBLEM_KINDS)
+    assert not [n for n in names.values() if _ENGLISH.search(n)]
