@@ -12,7 +12,15 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException
 
-from geo.errors import TEXT_VALID, Conflict, DomainError, ImportRefused, InvalidInput, NotFound
+from geo.errors import (
+    TEXT_VALID,
+    Conflict,
+    DomainError,
+    ImportRefused,
+    InvalidInput,
+    NotFound,
+    jsonable,
+)
 
 STATUS: dict[type[DomainError], int] = {
     InvalidInput: 422,
@@ -30,20 +38,9 @@ def status_for(exc: DomainError) -> int:
     return 400
 
 
-def json_safe(value: Any) -> Any:
-    """``value`` with every NaN or infinity (which JSON cannot carry) as its text."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    return value
-
-
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
-    return JSONResponse({"detail": json_safe(exc.to_dict())}, status_code=status_for(exc))
+    return JSONResponse({"detail": exc.to_dict()}, status_code=status_for(exc))
 
 
 #: What is valid, by the type of pydantic's error (``{ctx key}`` filled from its context).
@@ -90,12 +87,13 @@ def _problem(err: Any) -> dict[str, Any]:
     message = f"{field}: {err.get('msg')}"
     if _not_finite(value) and kind in _BOUNDS:  # NaN fails every bound: say what is wrong
         message, valid = f"{field}: {value} is not a number", f"a finite number, {valid}"
-    return json_safe({
+    return {
         "field": field,
-        "value": value if isinstance(value, str | int | float | bool | None) else str(value)[:200],
+        "value": jsonable(value) if isinstance(value, str | int | float | bool | None)
+        else str(value)[:200],
         "message": message,
         "valid": valid,
-    })
+    }
 
 
 _BOUNDS = {"greater_than_equal", "greater_than", "less_than_equal", "less_than",

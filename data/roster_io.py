@@ -52,14 +52,14 @@ REQUIRED = ("worker_code", "name", "role")
 _CODE, _PHONE, _KIND = CODE_FORMAT, PHONE_FORMAT, KIND_FORMAT  # the API's formats too
 _TRUE, _FALSE = {"", "true", "yes", "y", "1", "是"}, {"false", "no", "n", "0", "否"}
 VALID = {
-    "worker_code": "1-64 letters, digits, '_', '.' or '-', starting with a letter or digit",
+    "worker_code": FORMAT_VALID["code"],
     "name": "a non-empty name",
     "phone": FORMAT_VALID["phone"],
     "role": " | ".join(WORKER_ROLES),
     "active": "true or false (empty = true)",
-    "team_code": "1-64 letters, digits, '_', '.' or '-', starting with a letter or digit",
+    "team_code": FORMAT_VALID["code"],
     "team_name": "the team's name, given on at least one row of a new team",
-    "team_kind": "a lower-case word such as patrol, volunteer, grid, police",
+    "team_kind": FORMAT_VALID["kind"],
     "team_grid_code": "the code of a current grid (the area the team serves)",
     "grid_code": "the code of a current grid",
     "duty": " | ".join(DUTY_KINDS) + " (empty for a worker without a duty)",

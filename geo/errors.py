@@ -28,7 +28,7 @@ class DomainError(Exception):
         out: dict[str, Any] = {"message": self.message}
         if self.field is not None:
             out["field"] = self.field
-            out["value"] = _jsonable(self.value)
+            out["value"] = jsonable(self.value)
         if self.valid is not None:
             out["valid"] = self.valid
         out.update(self.extra)
@@ -128,11 +128,13 @@ def storable_json(value: Any, field: str) -> None:
             stack.extend((f"{path}[{i}]", inner) for i, inner in enumerate(item))
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """``value`` as JSON can carry it: NaN and infinities as their text, lists kept, any
+    other object as its text."""
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if value is None or isinstance(value, str | int | float | bool):
         return value
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     return str(value)

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine, text
 from sqlalchemy import exc as sa_exc
@@ -124,13 +125,20 @@ def check_postgis(url: str) -> str:
 def migrate(url: str, revision: str = "head") -> None:
     """Upgrade the database at ``url`` to ``revision`` with the Alembic migrations."""
     from alembic import command
-    from alembic.config import Config
 
     check_postgis(url)
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg = _alembic_config()
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     command.upgrade(cfg, revision)
+
+
+def _alembic_config() -> Any:
+    """Alembic's configuration of our migrations (no database named yet)."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
 
 
 #: Tables a bulk load rewrites (the demo plays every incident through the loop).
@@ -152,12 +160,9 @@ UPGRADE_HINT = ("DATABASE_URL naming a running PostgreSQL with PostGIS; `patrolg
 
 def head_revision() -> str:
     """The newest migration of this code (Alembic's head)."""
-    from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    head = ScriptDirectory.from_config(cfg).get_current_head()
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
     assert head is not None
     return head
 

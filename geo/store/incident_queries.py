@@ -31,7 +31,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, func, literal, not_, or_, select, tuple_
-from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session, aliased
 
 from geo.errors import InvalidInput, NotFound, check_moment
@@ -44,6 +43,7 @@ from geo.store.models import (
     Incident,
     IncidentEvent,
     Worker,
+    latest_grids,
 )
 
 TIME_VALID = ("an ISO 8601 date or date-time such as 2025-06-01 or 2025-06-01T08:30:00+08:00 "
@@ -244,9 +244,7 @@ def _grid_tree(session: Session, code: str) -> Any:
     if session.scalar(select(Grid.id).where(Grid.code == code).limit(1)) is None:
         raise NotFound(f"there is no grid with code {code!r}", field="grid", value=code,
                        valid="the code of a grid (GET /api/v1/grids)")
-    latest = (select(Grid.code, Grid.parent_code).ext(distinct_on(Grid.code))
-              .order_by(Grid.code, Grid.valid_to.is_(None).desc(), Grid.version.desc())
-              .subquery("latest"))
+    latest = latest_grids()
     tree = select(literal(code).label("code")).cte("tree", recursive=True)
     tree = tree.union(select(latest.c.code).join(tree, latest.c.parent_code == tree.c.code))
     return select(tree.c.code)
@@ -341,12 +339,11 @@ def grid_chain(session: Session, code: str | None) -> list[tuple[str, str, str]]
     version of each code, or its last one when a plan retired it."""
     chain: list[tuple[str, str, str]] = []
     seen: set[str] = set()
+    latest = latest_grids()
     while code is not None and code not in seen:
         seen.add(code)
-        r = session.execute(select(Grid.code, Grid.name, Grid.level, Grid.parent_code)
-                            .where(Grid.code == code)
-                            .order_by(Grid.valid_to.is_(None).desc(), Grid.version.desc())
-                            .limit(1)).first()
+        r = session.execute(select(latest.c.code, latest.c.name, latest.c.level,
+                                   latest.c.parent_code).where(latest.c.code == code)).first()
         if r is None:
             break
         chain.append((r.code, r.name, r.level))

@@ -19,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo.routes.network import MetricFrame
+from geo.store.models import LATEST_GRIDS_SQL
 from geo.store.track_queries import segments
 
 #: Most track lines one map draws; a window with more is cut (``truncated``).
@@ -29,9 +30,8 @@ PRECISION = 1e-6
 _GRIDS = text("""
 SELECT code, name, level, parent_code, ST_AsGeoJSON(geom, 6) AS geojson,
        ST_Area(geom::geography) AS area_m2, valid_to
-  FROM (SELECT DISTINCT ON (code) * FROM grid
-         WHERE code = ANY(:codes) AND (valid_to IS NULL OR :retired)
-         ORDER BY code, valid_to IS NULL DESC, version DESC) AS g
+  FROM (""" + LATEST_GRIDS_SQL + """) AS g
+ WHERE code = ANY(:codes) AND (valid_to IS NULL OR :retired)
  ORDER BY depth, code
 """)
 

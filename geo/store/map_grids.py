@@ -27,6 +27,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo.incidents.loop import FINAL_STATUSES, PENDING_STATUSES
+from geo.store.models import LATEST_GRIDS_SQL
 
 #: Simplification tolerance of drawn outlines, degrees (about 2 m).
 OUTLINE_TOLERANCE_DEG = 0.00002
@@ -56,9 +57,7 @@ SELECT ST_XMin(e) AS x0, ST_YMin(e) AS y0, ST_XMax(e) AS x1, ST_YMax(e) AS y1
 # The tree goes down the latest version of every code, current or retired: the incidents
 # of a grid retired by a plan stay in the figures of the community and street it was in.
 _FIGURES = text("""
-WITH RECURSIVE latest AS (
-    SELECT DISTINCT ON (code) code, parent_code FROM grid
-     ORDER BY code, valid_to IS NULL DESC, version DESC
+WITH RECURSIVE latest AS (""" + LATEST_GRIDS_SQL + """
 ), tree(root, code) AS (
     SELECT code, code FROM grid WHERE valid_to IS NULL AND code = ANY(:roots)
   UNION
@@ -76,7 +75,7 @@ SELECT t.root AS code,
   JOIN incident i ON i.grid_code = t.code
  WHERE i.reported_at >= :since AND i.reported_at < :until
    AND (CAST(:categories AS text[]) IS NULL OR i.category_code = ANY(:categories))
- GROUP BY t.root""")
+ GROUP BY t.root""")  # noqa: S608 (a constant, no value formatted in)
 
 _RESPONSIBLE = text("""
 SELECT d.grid_code, d.kind, w.code, w.name, w.phone

@@ -22,8 +22,9 @@ from sqlalchemy import (
     String,
     Text,
     func,
+    select,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, distinct_on
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 WORKER_ROLES = ("grid_worker", "patrol", "volunteer", "dispatcher", "manager")
@@ -183,6 +184,19 @@ class Incident(Base):
 
 INCIDENT_STATUSES = ("registered", "dispatched", "accepted", "in_progress", "disposed",
                      "verified", "closed", "rejected", "duplicate")
+
+
+#: The latest version of every grid code: the current one, else the last one (a grid a plan
+#: retired). Incidents keep the code they were assigned to; history reads through this.
+LATEST_GRIDS_SQL = ("SELECT DISTINCT ON (code) * FROM grid "
+                    "ORDER BY code, valid_to IS NULL DESC, version DESC")
+
+
+def latest_grids() -> Any:
+    """:data:`LATEST_GRIDS_SQL` as a SQLAlchemy subquery (``code``, ``parent_code``, …)."""
+    return (select(Grid).ext(distinct_on(Grid.code))
+            .order_by(Grid.code, Grid.valid_to.is_(None).desc(), Grid.version.desc())
+            .subquery("latest"))
 
 
 class GridEpoch(Base):
