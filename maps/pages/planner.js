@@ -17,6 +17,7 @@ function patrolgridPlanner(map, cfg) {
   const esc = (v) => String(v === null || v === undefined ? "—" : v)
     .replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;",
                                    "'": "&#39;"}[c]));
+  const stateName = (s) => L_.states[s] || s;  // the page's words for grid and plan states
   const status = (text, error) => {
     const el = $("pg-status");
     el.textContent = text;
@@ -112,14 +113,14 @@ function patrolgridPlanner(map, cfg) {
     const rows = impact.grids.map((g) => {
       const be = g.before || {}, af = g.after || {};
       const km2 = (v) => v === undefined ? "—" : (v / 1e6).toFixed(3);
-      return `<tr class="pg-impact-row"><td>${esc(g.code)}</td><td>${esc(g.status)}</td>` +
+      return `<tr class="pg-impact-row"><td>${esc(g.code)}</td><td>${esc(stateName(g.status))}</td>` +
         `<td class="num">${esc(be.incidents)}→${esc(af.incidents)}</td>` +
         `<td class="num">${km2(be.area_m2)}→${km2(af.area_m2)}</td>` +
         `<td class="num">${esc(be.households)}→${esc(af.households)}</td></tr>`;
     }).join("");
     $("pg-impact").innerHTML =
       `<div id="pg-cv">${esc(L_.cv)}: ${esc(b.cv_before)} → ${esc(b.cv_after)}` +
-      ` · ${esc(impact.moves.open_incidents)} open moved</div>` +
+      ` · ${esc(impact.moves.open_incidents)} ${esc(L_.open_moved)}</div>` +
       `<table><tr><th>${esc(L_.grid)}</th><th></th><th>${esc(L_.incidents)}</th>` +
       `<th>${esc(L_.area)}</th><th>${esc(L_.households)}</th></tr>${rows}</table>`;
   }
@@ -135,7 +136,7 @@ function patrolgridPlanner(map, cfg) {
       drawImpact(await api("GET", `/plans/${id}/impact`));
       state.selected = [];
       grids.setStyle(styleOf);
-      status(`${L_.plan} ${id}: ${plan.edits.length} · ${op}`);
+      status(`${L_.plan} ${id}: ${plan.edits.length} · ${L_[op]}`);
     } catch (err) {
       status(err.message, true);
     } finally {
@@ -145,7 +146,7 @@ function patrolgridPlanner(map, cfg) {
 
   function one(op) {
     if (state.selected.length !== 1) {
-      status(`${op}: select exactly one grid`, true);
+      status(`${L_[op]}: ${L_.one_grid}`, true);
       return null;
     }
     return state.selected[0];
@@ -182,7 +183,7 @@ function patrolgridPlanner(map, cfg) {
       }
     },
     merge: () => {
-      if (state.selected.length < 2) { status("merge: select two or more grids", true); return; }
+      if (state.selected.length < 2) { status(`${L_.merge}: ${L_.two_grids}`, true); return; }
       send("merge", {codes: state.selected.slice(), into: state.selected[0]});
     },
     create: () => draw("polygon", (geometry) => {
@@ -207,7 +208,7 @@ function patrolgridPlanner(map, cfg) {
       problems.clearLayers();
       $("pg-apply").disabled = true;
       const versions = Object.entries(result.versions).map(([c, v]) => `${c} v${v}`).join(", ");
-      status(`applied: ${versions}` + (result.roster.length ? " · roster to confirm" : ""));
+      status(`${L_.applied}: ${versions}` + (result.roster.length ? ` · ${L_.roster}` : ""));
       $("pg-status").dataset.applied = "1";
       state.plan = null;  // the next edit starts a new plan on the grids now in force
       state.selected = [];
@@ -226,7 +227,7 @@ function patrolgridPlanner(map, cfg) {
       if (plan.status !== "draft") {  // shown as it was applied; edits start a new plan
         state.plan = null;
         $("pg-apply").disabled = true;
-        status(`${L_.plan} ${opened}: ${plan.status} ` +
+        status(`${L_.plan} ${opened}: ${stateName(plan.status)} ` +
                (plan.applied ? plan.applied.applied_at.slice(0, 16) : ""));
         return null;
       }

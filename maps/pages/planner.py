@@ -64,7 +64,12 @@ LABELS = {
            "kinds": {"invalid_geometry": "几何无效", "overlap": "重叠", "gap": "新缝隙",
                      "existing_gap": "原有缝隙", "outside_parent": "超出上级",
                      "orphans": "下级无归属", "child_outside": "下级超出上级",
-                     "not_contiguous": "不连续"}},
+                     "not_contiguous": "不连续"},
+           "one_grid": "请只选中一个网格", "two_grids": "请选中两个或更多网格",
+           "applied": "已应用", "roster": "人员待确认", "open_moved": "件未结事件换网格",
+           "states": {"created": "新建", "changed": "变更", "unchanged": "未变",
+                      "retired": "撤销", "draft": "草稿",
+                      "applied": "已应用"}},
     "en": {"tools": "Tools", "replace": "Redraw", "split": "Split", "merge": "Merge",
            "create": "Create", "retire": "Retire", "apply": "Apply plan",
            "new_code": "new code", "plan": "Plan", "problems": "Validation",
@@ -72,7 +77,10 @@ LABELS = {
            "incidents": "incidents", "area": "area (km²)", "households": "households",
            "cv": "CV of workload", "hint": "Click grids to select (several for merge); "
            "redraw/create draw a polygon, split draws a line across the grid",
-           "token": "API token", "kinds": {}},
+           "token": "API token", "kinds": {},
+           "one_grid": "select exactly one grid", "two_grids": "select two or more grids",
+           "applied": "applied", "roster": "roster to confirm", "open_moved": "open moved",
+           "states": {}},
 }
 
 

@@ -97,7 +97,7 @@ def test_draw_preview_apply(page: Page, server: LiveServer) -> None:
     assert "→" in cv, cv
     assert page.locator("#pg-problems li").count() == 0, page.inner_text("#pg-problems")
     rows = page.locator(".pg-impact-row").all_inner_texts()
-    assert any(r.startswith(f"{code}-B") and "created" in r for r in rows), rows
+    assert any(r.startswith(f"{code}-B") and "新建" in r for r in rows), rows  # zh page
     assert page.is_enabled("#pg-apply")
     page.screenshot(path="tests/artifacts/planner-preview.png")
     applied_id = page.evaluate("() => window.planner.state.plan")
@@ -124,7 +124,7 @@ def test_draw_preview_apply(page: Page, server: LiveServer) -> None:
     # reopened, the applied plan is shown as applied, read only
     page.goto(server.url("/maps/planner", parent=PARENT, plan=applied_id))
     page.wait_for_function("() => (document.getElementById('pg-status').textContent || '')"
-                           ".includes('applied')", timeout=30_000)
+                           ".includes('已应用')", timeout=30_000)
     assert page.evaluate("() => window.planner.state.plan") is None
     assert not page.is_enabled("#pg-apply")
 
@@ -161,6 +161,8 @@ def test_a_cancelled_or_switched_tool_sends_nothing(page: Page, server: LiveServ
 
 def test_validation_problems_are_drawn(page: Page, server: LiveServer) -> None:
     open_planner(page, server)
+    page.click("#pg-tool-retire")  # nothing selected: said in the page's language
+    assert page.text_content("#pg-status") == "撤销: 请只选中一个网格"
     code, lon, lat, west, east = first_grid(server)
     click(page, lon, lat)
     page.click("#pg-tool-replace")
