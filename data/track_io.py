@@ -297,6 +297,11 @@ def _read_geojson(path: Path, label: str) -> RawPoints:
             out.add(*_xy(coords, where), parse_time(props[key], f"{label}[{i}].t"))
         elif kind in ("LineString", "MultiLineString") and isinstance(coords, list):
             lines = [coords] if kind == "LineString" else coords
+            if not all(isinstance(line, list) for line in lines):
+                raise InvalidInput(f"{where} is a MultiLineString whose coordinates are not "
+                                   "lists of positions", field=f"{where}.geometry.coordinates",
+                                   value=str(coords)[:60],
+                                   valid="[[[lon, lat], …], …]: a list of positions per line")
             times = props.get("coordTimes", props.get("times"))
             groups = [times] if kind == "LineString" else times
             if not isinstance(groups, list) or len(groups) != len(lines) or any(

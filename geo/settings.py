@@ -58,7 +58,8 @@ class Settings(BaseSettings):
     hotspot_reach_m: float = Field(
         25.0, ge=0, description="A patrol passing this close (m) to a hotspot cell visits it.")
     plan_margin_m: float = Field(
-        200.0, ge=0, description="Route planning may use streets this far (m) outside the grid.")
+        200.0, ge=0, le=10_000, description="Route planning may use streets this far (m) "
+        "outside the grid.")
     plan_snap_m: float = Field(
         300.0, gt=0, description="A start point farther than this (m) from the network is refused.")
     plan_max_length_m: float = Field(
@@ -77,11 +78,11 @@ class Settings(BaseSettings):
 
     # --- GPS tracks (issue 4, T1) ---
     track_max_speed_mps: float = Field(
-        3.0, gt=0, description="Legs faster than this (m/s, walking patrols) are speed spikes "
-        "or jumps when cleaning tracks; an upload may set its own limit.")
+        3.0, gt=0, le=1000, description="Legs faster than this (m/s, walking patrols) are "
+        "speed spikes or jumps when cleaning tracks; an upload may set its own limit.")
     track_max_gap_s: float = Field(
-        120.0, gt=0, description="A pause longer than this (s) between fixes splits a track "
-        "into segments.")
+        120.0, gt=0, le=86_400, description="A pause longer than this (s, at most a day) "
+        "between fixes splits a track into segments.")
     track_jitter_m: float = Field(
         10.0, ge=0, description="GPS noise (m) allowed on every leg before it counts as fast.")
     track_max_burst: int = Field(

@@ -31,7 +31,7 @@ from shapely.geometry import LineString, MultiLineString, MultiPolygon, Point, P
 from shapely.geometry.base import BaseGeometry
 
 from geo.crs import check_lonlat, geometry_to_wgs84, parse_crs
-from geo.errors import InvalidInput
+from geo.errors import InvalidInput, check_moment
 from geo.routes.network import MetricFrame
 
 TASK_STATUSES = ("open", "claimed", "done", "cancelled", "expired")
@@ -62,7 +62,8 @@ TIME_VALID = ("an ISO 8601 date-time such as 2024-05-01T08:30:00+08:00 (without 
 
 
 def parse_moment(value: Any, field_name: str, tz: dt.tzinfo) -> dt.datetime:
-    """An aware date-time from ISO 8601 text (naive times are in ``tz``), or InvalidInput."""
+    """An aware date-time from ISO 8601 text (naive times are in ``tz``) from 1970 to 2199,
+    or InvalidInput."""
     if isinstance(value, dt.datetime):
         moment = value
     else:
@@ -71,7 +72,8 @@ def parse_moment(value: Any, field_name: str, tz: dt.tzinfo) -> dt.datetime:
         except ValueError:
             raise InvalidInput(f"{field_name} {value!r} is not a date-time", field=field_name,
                                value=value, valid=TIME_VALID) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=tz)
+    moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=tz)
+    return check_moment(moment, field_name, value)
 
 
 def new_task(*, title: Any, window_start: Any, window_end: Any, route: int | str | None = None,

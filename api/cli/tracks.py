@@ -14,7 +14,7 @@ from data.track_io import read_tracks
 from geo.store import track_queries
 from geo.store.db import session_scope
 from geo.store.tracks import save_track
-from geo.tracks.clean import Limits
+from geo.tracks.clean import GAP_LIMIT_MAX_S, SPEED_LIMIT_MAX_MPS, Limits
 
 app = typer.Typer(help="GPS tracks: import files (GPX, GeoLife PLT, CSV, GeoJSON), partitions.",
                   no_args_is_help=True)
@@ -32,11 +32,11 @@ def import_(
     crs: Annotated[str | None, typer.Option(
         "--crs", help="wgs84 (default), gcj02, bd09, cgcs2000 or EPSG:n.")] = None,
     max_speed: Annotated[float | None, typer.Option(
-        "--max-speed", min=0.01, help="Speed limit in m/s (default: "
+        "--max-speed", min=0.01, max=SPEED_LIMIT_MAX_MPS, help="Speed limit in m/s (default: "
         "PATROLGRID_TRACK_MAX_SPEED_MPS, walking).")] = None,
     max_gap: Annotated[float | None, typer.Option(
-        "--max-gap", min=0.01, help="Pause in s that splits segments (default: "
-        "PATROLGRID_TRACK_MAX_GAP_S).")] = None,
+        "--max-gap", min=0.01, max=GAP_LIMIT_MAX_S, help="Pause in s that splits segments, "
+        "at most a day (default: PATROLGRID_TRACK_MAX_GAP_S).")] = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Clean and report, write nothing.")] = False,
     report: Annotated[Path | None, typer.Option(

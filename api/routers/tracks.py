@@ -31,7 +31,7 @@ from geo.store.grid_queries import check_page
 from geo.store.models import INT4_MAX
 from geo.store.tracks import save_track
 from geo.store.users import Principal
-from geo.tracks.clean import Limits
+from geo.tracks.clean import GAP_LIMIT_MAX_S, SPEED_LIMIT_MAX_MPS, Limits
 from geo.tracks.points import TrackInput, points_from_records
 
 router = APIRouter(prefix="/tracks", tags=["tracks"])
@@ -89,8 +89,10 @@ def upload_files(
                                                    "name ending when omitted.")] = None,
     crs: Annotated[str | None, Form(description="wgs84 (default), gcj02, bd09, cgcs2000 or "
                                                 "EPSG:<n>.")] = None,
-    max_speed_mps: Annotated[float | None, Form(gt=0, description="Speed limit (m/s).")] = None,
-    max_gap_s: Annotated[float | None, Form(gt=0, description="Segment gap (s).")] = None,
+    max_speed_mps: Annotated[float | None, Form(gt=0, le=SPEED_LIMIT_MAX_MPS,
+                                                description="Speed limit (m/s).")] = None,
+    max_gap_s: Annotated[float | None, Form(gt=0, le=GAP_LIMIT_MAX_S,
+                                            description="Segment gap (s).")] = None,
     dry_run: Annotated[bool, Form(description="Clean and report without storing.")] = False,
 ) -> dict[str, Any]:
     """Upload track files of one worker (multipart), cleaned and stored like `POST /tracks`.

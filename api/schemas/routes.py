@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.schemas.grids import Link
+from geo.routes.plan import MARGIN_MAX_M
 
 ROUTE_EXAMPLE: dict[str, Any] = {
     "type": "Feature",
@@ -32,8 +33,8 @@ class StartPoint(BaseModel):
     """A start point, (lon, lat)."""
 
     model_config = ConfigDict(extra="forbid")
-    lon: float
-    lat: float
+    lon: float = Field(allow_inf_nan=False)
+    lat: float = Field(allow_inf_nan=False)
 
 
 class PlanRequest(BaseModel):
@@ -52,5 +53,6 @@ class PlanRequest(BaseModel):
                                               "cgcs2000 or EPSG:<n>.")
     network: str | None = Field(None, description="Street network to plan on (default: the "
                                                   "one with most streets near the grid).")
-    margin_m: float | None = Field(None, description="Streets this far outside the grid may "
-                                                     "be used (default plan_margin_m).")
+    margin_m: float | None = Field(None, ge=0, le=MARGIN_MAX_M,
+                                   description="Streets this far outside the grid may be used, "
+                                   "0 to 10000 m (default plan_margin_m).")

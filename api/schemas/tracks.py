@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field, StrictFloat, StrictInt, StrictStr
 
 from api.schemas.grids import Link
 from geo.store.models import INT4_MAX
+from geo.tracks.clean import GAP_LIMIT_MAX_S, SPEED_LIMIT_MAX_MPS
 
 
 class TrackPointIn(BaseModel):
@@ -31,9 +32,11 @@ class TrackUpload(BaseModel):
                                                    "bad one refuses the upload.")
     crs: str | None = Field(None, description="wgs84 (default), gcj02, bd09, cgcs2000 or "
                                               "EPSG:<n>.")
-    max_speed_mps: float | None = Field(None, gt=0, description="Speed limit of this upload "
-                                        "(m/s); default PATROLGRID_TRACK_MAX_SPEED_MPS.")
-    max_gap_s: float | None = Field(None, gt=0, description="Gap (s) that splits segments; "
+    max_speed_mps: float | None = Field(None, gt=0, le=SPEED_LIMIT_MAX_MPS,
+                                        description="Speed limit of this upload (m/s); default "
+                                        "PATROLGRID_TRACK_MAX_SPEED_MPS.")
+    max_gap_s: float | None = Field(None, gt=0, le=GAP_LIMIT_MAX_S,
+                                    description="Gap (s) that splits segments, at most a day; "
                                     "default PATROLGRID_TRACK_MAX_GAP_S.")
     dry_run: bool = Field(False, description="Clean and report without storing.")
 

@@ -37,6 +37,9 @@ from geo.settings import Settings
 from geo.store import network as network_store
 from geo.store import routes as route_store
 
+#: The widest margin (m) around a grid whose streets a plan may use.
+MARGIN_MAX_M = 10_000.0
+
 
 @dataclass
 class PlannedRoute:
@@ -188,9 +191,10 @@ def plan_route(session: Any, settings: Settings, *, length_m: Any, grid: str | N
     """
     budget = check_budget(length_m, settings)
     margin = settings.plan_margin_m if margin_m is None else float(margin_m)
-    if margin < 0:
-        raise InvalidInput(f"margin_m {margin_m!r} is negative", field="margin_m",
-                           value=margin_m, valid="metres >= 0")
+    if not 0 <= margin <= MARGIN_MAX_M:  # NaN included
+        raise InvalidInput(f"margin_m {margin_m!r} is not a distance the planner can use",
+                           field="margin_m", value=margin_m,
+                           valid=f"metres from 0 to {MARGIN_MAX_M:g}")
     code, area_wkb = route_store.area_of(session, grid=grid, team=team)
     until = now or dt.datetime.now(dt.UTC)
     since = until - dt.timedelta(days=settings.hotspot_lookback_days)

@@ -187,8 +187,13 @@ def track_input(lon: Sequence[Any] | NDArray[Any], lat: Sequence[Any] | NDArray[
 
 
 def _numbers(values: Sequence[Any] | NDArray[Any], field: str, key: str) -> NDArray[np.float64]:
-    """Floats from numbers or numeric strings; InvalidInput naming the first bad one."""
+    """Floats from numbers or numeric strings; InvalidInput naming the first bad one (JSON
+    ``true`` included: numpy would take it for 1.0)."""
     try:
+        if isinstance(values, np.ndarray) and values.dtype.kind == "b":
+            raise TypeError("booleans are not coordinates")
+        if not isinstance(values, np.ndarray) and any(isinstance(v, bool) for v in values):
+            raise TypeError("booleans are not coordinates")
         out = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
         out = np.array([_number_or_nan(v) for v in values], dtype=np.float64)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -247,8 +248,14 @@ def test_plan_over_http_then_keep_the_plan(client: TestClient, auth: Auth, db_ur
                         ({"grid": "MC", "length_m": 5000, "start": {"lon": 43.73, "lat": 7.42,
                                                                     "alt": 1}}, "start.alt"),
                         ({"grid": "MC", "length_m": 5000, "start": {"lon": 7.42, "lat": 143.0}},
-                         "start.lat")):
-        bad = client.post("/api/v1/routes/plan", json=body, headers=editor)
+                         "start.lat"),
+                        ({"grid": "MC", "length_m": 5000, "start": {"lon": math.nan,
+                                                                    "lat": 43.73}}, "start.lon"),
+                        ({"grid": "MC", "length_m": 5000, "margin_m": math.nan}, "margin_m"),
+                        ({"grid": "MC", "length_m": 5000, "margin_m": math.inf}, "margin_m"),
+                        ({"grid": "MC", "length_m": 5000, "margin_m": 1e7}, "margin_m")):
+        bad = client.post("/api/v1/routes/plan", content=json.dumps(body),  # NaN as JS writes
+                          headers={**editor, "Content-Type": "application/json"})
         assert bad.status_code == 422 and bad.json()["detail"]["field"] == field, bad.text
     networks = client.get("/api/v1/networks", headers=auth("patrol")).json()
     assert [n["name"] for n in networks] == ["monaco"]

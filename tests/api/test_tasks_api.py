@@ -73,6 +73,10 @@ def test_publish_checks_roles_and_fields_and_writes_nothing_when_refused(
         (window(-3, -1), "window_end"),
         (window(0, 30), "window_end"),
         ({"window_start": "yesterday"}, "window_start"),
+        ({"window_start": "9999-12-31T20:00:00-08:00",
+          "window_end": "9999-12-31T22:00:00-08:00"}, "window_start"),  # beyond PostgreSQL
+        ({"window_start": "2300-01-01T08:00:00", "window_end": "2300-01-01T09:00:00"},
+         "window_start"),
         ({"title": ""}, "title"),
         ({"colour": "red"}, "colour"),
     ]

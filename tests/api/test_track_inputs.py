@@ -6,6 +6,8 @@ P-1, P-2).
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -86,3 +88,55 @@ def test_several_files_are_one_upload_but_an_unknown_field_is_refused(
     assert answer.status_code == 422, answer.text
     assert answer.json()["detail"]["field"] == "max_sped_mps"
     assert "max_speed_mps" in answer.json()["detail"]["valid"]
+
+
+def test_geojson_booleans_are_not_coordinates(client: TestClient, auth: Auth, session: Session,
+                                              city: dict[str, int]) -> None:
+    """numpy takes JSON ``true`` for 1.0: a fix at (1, 1) used to be stored."""
+    t = walk(2)[0]["t"]
+    for geometry, field in (({"type": "Point", "coordinates": [True, True]}, "[0].lon"),
+                            ({"type": "LineString", "coordinates": [[119.3, 26.08],
+                                                                    [119.3001, True]]},
+                             "[1].lat")):
+        props = {"t": t} if geometry["type"] == "Point" else {"coordTimes": [t, t]}
+        data = {"type": "FeatureCollection", "features": [
+            {"type": "Feature", "geometry": geometry, "properties": props}]}
+        answer = _upload(client, auth, city["P-1"], "b.geojson", json.dumps(data))
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["detail"]["field"].endswith(field), answer.text
+    assert scalar(session, "SELECT count(*) FROM track_point") == 0
+
+
+def test_a_multilinestring_of_numbers_is_named(client: TestClient, auth: Auth,
+                                               city: dict[str, int]) -> None:
+    data = {"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": {
+        "type": "MultiLineString", "coordinates": [1, 2]}, "properties": {
+            "coordTimes": [[walk(1)[0]["t"]], [walk(1)[0]["t"]]]}}]}
+    answer = _upload(client, auth, city["P-1"], "m.geojson", json.dumps(data))
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["detail"]["field"] == "m.geojson: features[0].geometry.coordinates"
+
+
+def test_limits_beyond_a_day_or_any_speed_are_refused(client: TestClient, auth: Auth,
+                                                      cli: Callable[..., Result],
+                                                      city: dict[str, int],
+                                                      tmp_path: Path) -> None:
+    """A gap of 1e11 s overflowed the date range (a 500); an infinite speed cleaned nothing."""
+    for key, value in (("max_gap_s", 1e11), ("max_speed_mps", math.inf),
+                       ("max_speed_mps", 1e6)):
+        body = {"worker_id": city["P-1"], "points": walk(2), "dry_run": True, key: value}
+        answer = client.post("/api/v1/tracks", content=json.dumps(body),  # Infinity as JS
+                             headers={**auth("patrol"), "Content-Type": "application/json"})
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["detail"]["field"] == key, answer.text
+        form = client.post("/api/v1/tracks/import",
+                           data={"worker_id": str(city["P-1"]), key: str(value)},
+                           files=[("file", ("a.gpx", _gpx(walk(3)), "text/plain"))],
+                           headers=auth("dispatcher"))
+        assert form.status_code == 422 and form.json()["detail"]["field"] == key, form.text
+    track = tmp_path / "ok.csv"
+    track.write_text("lon,lat,t\n" + "".join(f"{p['lon']},{p['lat']},{p['t']}\n"
+                                             for p in walk(3)))
+    result = cli("tracks", "import", str(track), "--worker", "P-1", "--max-gap", "1e12",
+                 "--dry-run")
+    assert result.exit_code == 2 and "--max-gap" in result.output, result.output
