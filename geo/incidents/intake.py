@@ -333,9 +333,16 @@ def _rows(placed: Sequence[Placed], fresh: Sequence[int], at: Sequence[dt.dateti
         status=["dispatched" if dispatch and c.worker_id is not None else "registered"
                 for c in choices],
         reported_at=list(at),
-        due_at=[t + dt.timedelta(hours=p.sla_hours) for p, t in zip(sel, at, strict=True)],
+        due_at=[due_at(t, p.sla_hours) for p, t in zip(sel, at, strict=True)],
         attrs=[store.json_text(p.item.attrs) for p in sel],
     )
+
+
+def due_at(reported_at: dt.datetime, sla_hours: float) -> dt.datetime:
+    """``sla_hours`` of elapsed time after ``reported_at``, in its time zone. Python adds a
+    timedelta to an aware time on its wall clock, which is an hour off across a DST change."""
+    utc = reported_at.astimezone(dt.UTC) + dt.timedelta(hours=sla_hours)
+    return utc.astimezone(reported_at.tzinfo)
 
 
 def _new(placed: Placed, incident_id: int, rows: store.NewRows, j: int, choice: WorkerChoice,

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import event, text
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from geo.crs import wgs84_to_gcj02
 from geo.errors import InvalidInput
-from geo.incidents.intake import Registered, register, register_many, screen
+from geo.incidents.intake import Registered, due_at, register, register_many, screen
 from geo.incidents.schema import IncidentIn, validate_incident
 from geo.index_cache import get_index
 from geo.settings import Settings
@@ -327,3 +328,12 @@ def test_duplicate_candidates_are_linked_not_dropped(session: Session, settings:
     assert close.created and close.candidate_of == first.id
     assert later.candidate_of is None and first.candidate_of is None
     assert close.worker is not None  # still routed and dispatched like any other
+
+
+@pytest.mark.parametrize(("local", "hours"), [("2026-03-08T01:30", 4), ("2026-11-01T00:30", 24)])
+def test_the_sla_is_elapsed_hours_across_a_dst_change(local: str, hours: float) -> None:
+    """Across Chicago's DST changes a 4 h SLA gave 3 h and a 24 h one 25 h (the wall clock)."""
+    reported = dt.datetime.fromisoformat(local).replace(tzinfo=ZoneInfo("America/Chicago"))
+    due = due_at(reported, hours)
+    assert due.astimezone(dt.UTC) - reported.astimezone(dt.UTC) == dt.timedelta(hours=hours)
+    assert due.tzinfo == reported.tzinfo
