@@ -69,10 +69,8 @@ def _empty(value: Any) -> bool:
 
 
 def _text(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
+    """A text stripped; anything else as it is, for the intake's own check (a JSON number
+    where a text belongs is refused there, as ``POST /incidents`` refuses it)."""
     return value.strip() if isinstance(value, str) else value
 
 

@@ -263,7 +263,7 @@ class RowReader:
             for item in ijson.items(self.binary, prefix, use_float=True):
                 number += 1
                 yield _json_row(number, item)
-        except ijson.JSONError as exc:
+        except (ijson.JSONError, UnicodeDecodeError) as exc:  # a lone surrogate: the latter
             raise _unreadable(self.name, "JSON", exc, after=number) from exc
         if number == 0 and prefix == "features.item":
             self._check_collection()

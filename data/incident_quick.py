@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 from data.incident_fields import Fields, ImportOptions
 from data.incident_io import SourceRow
 from geo.crs import parse_crs
-from geo.errors import InvalidInput
+from geo.errors import InvalidInput, unstorable
 from geo.incidents.schema import (
     DESCRIPTION_MAX,
     EARLIEST,
@@ -180,7 +180,8 @@ class QuickCheck:
 
 def _short(value: Any, limit: int) -> str | bool | None:
     """A stripped text of at most ``limit`` characters, None when empty, False: go the full way
-    (too long, not a text, or with a NUL character, which PostgreSQL cannot store)."""
+    (too long, not a text, or with a NUL or an unpaired surrogate, which PostgreSQL cannot
+    store)."""
     if value is None:
         return None
     if type(value) is not str:
@@ -188,4 +189,4 @@ def _short(value: Any, limit: int) -> str | bool | None:
     text = value.strip()
     if not text:
         return None
-    return text if len(text) <= limit and "\x00" not in text else False
+    return text if len(text) <= limit and unstorable(text) is None else False

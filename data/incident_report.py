@@ -14,9 +14,24 @@ from pathlib import Path
 from typing import IO, Any
 
 from data.incident_io import cut
+from geo.errors import unstorable
 
 #: Columns that come first in every reject report.
 REPORT_COLUMNS = ("row", "reason", "field", "value", "valid")
+
+
+def writable(value: Any) -> Any:
+    """``value`` with every unpaired surrogate in its texts (keys too) written as ``\\udXXX``:
+    a rejected row keeps what it was given, and UTF-8 (the report, the JSON answer) cannot
+    hold a lone surrogate."""
+    if isinstance(value, str):
+        return value if value.isascii() or unstorable(value) is None else \
+            value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {writable(k): writable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [writable(v) for v in value]
+    return value
 
 
 def cell(value: Any) -> str:
@@ -43,6 +58,11 @@ class Reject:
     value: Any = None
     valid: str | None = None
     original: Any = None
+
+    def __post_init__(self) -> None:
+        self.reason = writable(self.reason)
+        self.value = writable(self.value)
+        self.original = writable(self.original)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready (the original values included)."""

@@ -121,3 +121,28 @@ def test_a_form_field_repeated_with_another_value_is_refused(client: TestClient,
     same = client.post(URL, headers=auth("dispatcher"), files=files,
                        data={"time_field": ["when", "when"], "default_category": "E0101"})
     assert same.status_code == 200, same.text
+
+
+def test_unpaired_surrogates_and_json_numbers_are_rejected_rows(client: TestClient, auth: Auth,
+                                                                city: str) -> None:
+    """A lone surrogate in a text was a 500 (the quick path let it through to COPY, the reject
+    could not be written as JSON); JSON numbers where texts belong were turned into texts,
+    where ``POST /incidents`` refuses them."""
+    point = {"lon": 119.301, "lat": 26.081, "category": "E0101"}
+    rows = [{**point, "ref": "ok"}, {**point, "ref": "d", "description": "\ud800"},
+            {**point, "ref": "c", "category": "E01\ud800"}, {**point, "ref": "e\udfff"},
+            {**point, "ref": 7e3}, {**point, "ref": "n", "description": 12345}]
+    body = "\n".join(json.dumps(r) for r in rows)  # json.dumps writes \ud800 escapes
+    response = post(client, auth("dispatcher"), body, name="in.ndjson", time_field="")
+    assert response.status_code == 200, response.text
+    data = response.json()
+    assert (data["accepted"], data["rejected"]) == (1, 5), data
+    fields = {r["row"]: r["field"] for r in data["rejected_rows"]}
+    assert fields == {2: "description", 3: "category", 4: "ref", 5: "ref", 6: "description"}
+    assert data["rejected_rows"][1]["value"] == "E01\\ud800"  # written, not lost
+    feature = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [119.301, 26.081]},
+               "properties": {"category": "E0101", "description": "\udfff"}}
+    geojson = json.dumps({"type": "FeatureCollection", "features": [feature]})
+    refused = post(client, auth("dispatcher"), geojson, name="in.geojson", time_field="")
+    assert refused.status_code == 422 and refused.json()["detail"]["field"] == "file"
+    assert count(city) == 1
