@@ -51,6 +51,31 @@ def page_map(session: Session, basemap: Basemap, *, under: str | None,
     return m
 
 
+def escape_fields(data: dict[str, Any], fields: list[str]) -> dict[str, Any]:
+    """A copy of a GeoJSON Feature or FeatureCollection whose text values of ``fields`` are
+    HTML-escaped (the features themselves are left as they are)."""
+    def escaped(feature: dict[str, Any]) -> dict[str, Any]:
+        props = dict(feature.get("properties") or {})
+        for key in fields:
+            if isinstance(props.get(key), str):
+                props[key] = html.escape(props[key])
+        return {**feature, "properties": props}
+
+    if data.get("type") == "FeatureCollection":
+        return {**data, "features": [escaped(f) for f in data["features"]]}
+    return escaped(data)
+
+
+def tooltip_layer(data: dict[str, Any], *, fields: list[str], aliases: list[str],
+                  **options: Any) -> folium.GeoJson:
+    """``folium.GeoJson(data, **options)`` with a tooltip of ``fields``. folium writes the
+    tooltip's values into the page as HTML, and names, codes and the like are users' text: the
+    layer gets a copy of ``data`` whose text values of ``fields`` are escaped."""
+    return folium.GeoJson(escape_fields(data, fields),
+                          tooltip=folium.GeoJsonTooltip(fields=fields, aliases=aliases),
+                          **options)
+
+
 def add_outlines(m: folium.Map, basemap: Basemap, features: list[dict[str, Any]], *,
                  name: str, lang: str, interactive: bool = True) -> None:
     """Grid boundaries as a line layer (no fill), the name and code on hover; nothing when
@@ -58,18 +83,15 @@ def add_outlines(m: folium.Map, basemap: Basemap, features: list[dict[str, Any]]
     tooltips: on the canvas renderer an outline would catch the pointer inside its area."""
     if not features:
         return
-    for feature in features:
-        props = feature["properties"]
-        props["name"] = html.escape(str(props["name"]))
     collection = shift_geojson(basemap, {"type": "FeatureCollection", "features": features})
     text = _TEXT[lang]
-    tooltip = folium.GeoJsonTooltip(fields=["name", "code"],
-                                    aliases=[text["name"], text["code"]]) if interactive else None
-    folium.GeoJson(
-        collection, name=name,
-        style_function=lambda _: {"color": "#444", "weight": 1, "fill": False, "opacity": 0.7},
-        tooltip=tooltip, interactive=interactive,
-    ).add_to(m)
+    style = {"color": "#444", "weight": 1, "fill": False, "opacity": 0.7}
+    if interactive:
+        tooltip_layer(collection, fields=["name", "code"], aliases=[text["name"], text["code"]],
+                      name=name, style_function=lambda _: style).add_to(m)
+    else:
+        folium.GeoJson(collection, name=name, style_function=lambda _: style,
+                       interactive=False).add_to(m)
 
 
 def describe_filters(session: Session, params: IncidentParams, flt: IncidentFilter,

@@ -24,6 +24,7 @@ from geo.store.map_common import feature_collection
 from geo.store.map_coverage import CoverageMap, coverage_map
 from geo.store.track_queries import WINDOW_VALID, parse_window
 from maps.basemap import Basemap, shift_geojson
+from maps.pages.common import tooltip_layer
 from maps.panel import (
     BASE_CSS,
     add_legend,
@@ -112,12 +113,11 @@ def _decorate(data: CoverageMap, labels: dict[str, str]) -> None:
 
 
 def _layers(m: folium.Map, data: CoverageMap, basemap: Basemap, labels: dict[str, str]) -> None:
-    folium.GeoJson(
+    tooltip_layer(
         shift_geojson(basemap, data.grids), name=labels["grids"], style_function=_grid_style,
         highlight_function=lambda _: {"weight": 3, "color": "#000"},
-        tooltip=folium.GeoJsonTooltip(
-            fields=["name", "code", "share_text", "hot_text", "rank"],
-            aliases=[labels[k] for k in ("name", "code", "share", "hot", "rank")]),
+        fields=["name", "code", "share_text", "hot_text", "rank"],
+        aliases=[labels[k] for k in ("name", "code", "share", "hot", "rank")],
     ).add_to(m)
     if data.tracks["features"]:
         for track in data.tracks["features"]:  # local times, to the minute, as in the panel
@@ -126,13 +126,12 @@ def _layers(m: folium.Map, data: CoverageMap, basemap: Basemap, labels: dict[str
                 if isinstance(props.get(key), str):
                     moment = dt.datetime.fromisoformat(props[key]).astimezone(get_settings().tz)
                     props[key] = f"{moment:%Y-%m-%d %H:%M}"
-        folium.GeoJson(
+        tooltip_layer(
             shift_geojson(basemap, data.tracks), name=labels["tracks"],
             style_function=lambda _: {"color": TRACK_COLOUR, "weight": 2, "opacity": 0.8},
             marker=folium.CircleMarker(radius=2, color=TRACK_COLOUR),
-            tooltip=folium.GeoJsonTooltip(
-                fields=["worker_code", "start", "end"],
-                aliases=[labels["workers"], labels["from"], labels["to"]]),
+            fields=["worker_code", "start", "end"],
+            aliases=[labels["workers"], labels["from"], labels["to"]],
         ).add_to(m)
     busiest = max((f["properties"]["incidents"] for f in data.hotspots["features"]), default=1)
     for visited in (True, False):
@@ -147,12 +146,11 @@ def _layers(m: folium.Map, data: CoverageMap, basemap: Basemap, labels: dict[str
             return {"color": c, "weight": 1.5 if weight > 0.3 else 0, "fillColor": c,
                     "fillOpacity": round(0.12 + 0.68 * weight, 3)}
 
-        folium.GeoJson(
+        tooltip_layer(
             shift_geojson(basemap, feature_collection(cells)),
             name=labels["visited" if visited else "missed"], show=not visited,
-            style_function=style,
-            tooltip=folium.GeoJsonTooltip(fields=["grid", "incidents", "cell"],
-                                          aliases=[labels["grid"], labels["incidents"], "H3"]),
+            style_function=style, fields=["grid", "incidents", "cell"],
+            aliases=[labels["grid"], labels["incidents"], "H3"],
         ).add_to(m)
 
 

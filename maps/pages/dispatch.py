@@ -30,6 +30,7 @@ from geo.store.grid_queries import parse_at
 from geo.store.map_dispatch import DispatchView, Person, dispatch_view
 from geo.store.models import INT8_MAX, Category
 from maps.basemap import Basemap, shift_geojson, shift_lonlat
+from maps.pages.common import tooltip_layer
 from maps.panel import (
     BASE_CSS,
     add_legend,
@@ -141,10 +142,10 @@ def _add_chain(m: folium.Map, view: DispatchView, basemap: Basemap,
             f["properties"]["name"] += f" ({labels['retired']} {_local(retired, settings)})"
         style = LEVEL_STYLES.get(level, GRID_STYLE) if f["id"] != view.incident.grid_code \
             else GRID_STYLE
-        folium.GeoJson(shift_geojson(basemap, f), name=f"{labels.get(level, level)}: "
-                       f"{f['properties']['name']}", style_function=lambda _, s=style: s,
-                       tooltip=folium.GeoJsonTooltip(fields=["level_text", "name", "code"],
-                                                     aliases=["", "", ""])).add_to(m)
+        tooltip_layer(shift_geojson(basemap, f), fields=["level_text", "name", "code"],
+                      aliases=["", "", ""], style_function=lambda _, s=style: s,
+                      name=esc(f"{labels.get(level, level)}: {f['properties']['name']}"),
+                      ).add_to(m)
 
 
 def _apart_m(a: Person, b: Person) -> float:

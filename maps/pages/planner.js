@@ -59,8 +59,9 @@ function patrolgridPlanner(map, cfg) {
   const grids = L.geoJSON(null, {
     style: styleOf,
     onEachFeature: (f, layer) => {
-      layer.bindTooltip(`${f.properties.code} v${f.properties.version || "new"} ` +
-                        `${f.properties.name || ""}`);
+      // names are the planners' own text: escaped, as a tooltip's string is HTML
+      layer.bindTooltip(`${esc(f.properties.code)} v${esc(f.properties.version || "new")} ` +
+                        `${f.properties.name ? esc(f.properties.name) : ""}`);
       layer.on("click", () => toggle(f.properties.code));
     }}).addTo(map);
   const problems = L.geoJSON(null, {

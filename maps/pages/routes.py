@@ -26,6 +26,7 @@ from geo.errors import EARLIEST_MOMENT, LATEST_MOMENT
 from geo.settings import Settings, get_settings
 from geo.store.map_routes import TeamDay, team_day
 from maps.basemap import Basemap, shift_geojson, shift_lonlat
+from maps.pages.common import escape_fields, tooltip_layer
 from maps.panel import (
     BASE_CSS,
     PANEL_CLASS,
@@ -137,15 +138,16 @@ def _state(props: dict[str, Any]) -> str:
 def _add_lines(m: folium.Map, data: TeamDay, basemap: Basemap, labels: dict[str, str]) -> None:
     claimed = [f for f in data.grids["features"] if f["properties"]["role"] == "claimed"]
     crossed = [f for f in data.grids["features"] if f["properties"]["role"] == "crossed"]
-    tip = folium.GeoJsonTooltip(fields=["name", "code"], aliases=[labels["grid"], labels["code"]])
     if crossed:
-        folium.GeoJson(shift_geojson(basemap, {"type": "FeatureCollection", "features": crossed}),
-                       name=labels["crossed"], tooltip=tip,
-                       style_function=lambda _: {"color": "#6baed6", "weight": 1,
-                                                 "fillColor": "#c6dbef", "fillOpacity": 0.35},
-                       ).add_to(m)
+        tooltip_layer(shift_geojson(basemap, {"type": "FeatureCollection", "features": crossed}),
+                      name=labels["crossed"], fields=["name", "code"],
+                      aliases=[labels["grid"], labels["code"]],
+                      style_function=lambda _: {"color": "#6baed6", "weight": 1,
+                                                "fillColor": "#c6dbef", "fillOpacity": 0.35},
+                      ).add_to(m)
     if claimed:
-        folium.GeoJson(shift_geojson(basemap, {"type": "FeatureCollection", "features": claimed}),
+        claimed_fc = {"type": "FeatureCollection", "features": claimed}  # users' names inside
+        folium.GeoJson(shift_geojson(basemap, escape_fields(claimed_fc, ["name"])),
                        name=labels["grids"], style_function=lambda _: {
                            "color": "#252525", "weight": 2.5, "dashArray": "6 4",
                            "fillOpacity": 0}).add_to(m)
@@ -154,16 +156,15 @@ def _add_lines(m: folium.Map, data: TeamDay, basemap: Basemap, labels: dict[str,
         p["walked_text"] = percent(p["walked_share"]) if p["scheduled"] else labels["not_today"]
         p["length_text"] = metres(p["length_m"])
     if data.routes["features"]:
-        folium.GeoJson(
+        tooltip_layer(
             shift_geojson(basemap, data.routes), name=labels["routes"],
             style_function=lambda f: {
                 "color": ROUTE_COLOUR if f["properties"]["scheduled"] else IDLE_COLOUR,
                 "weight": 5 if f["properties"]["scheduled"] else 3, "opacity": 0.9,
                 "dashArray": None if f["properties"]["scheduled"] else "8 6"},
-            tooltip=folium.GeoJsonTooltip(
-                fields=["code", "name", "length_text", "windows", "walked_text"],
-                aliases=[labels["route"], "", labels["length"], labels["windows"],
-                         labels["walked"]])).add_to(m)
+            fields=["code", "name", "length_text", "windows", "walked_text"],
+            aliases=[labels["route"], "", labels["length"], labels["windows"],
+                     labels["walked"]]).add_to(m)
     if data.tracks["features"]:  # over the routes: where the walks left them shows
         folium.GeoJson(shift_geojson(basemap, data.tracks), name=labels["tracks"],
                        marker=folium.CircleMarker(radius=2, color=TRACK_COLOUR),
@@ -184,15 +185,14 @@ def _add_incidents(m: folium.Map, data: TeamDay, basemap: Basemap,
         p["distance_text"] = metres(p["distance_m"])
         p["time_text"] = f"{dt.datetime.fromisoformat(p['reported_at']).astimezone(tz):%m-%d %H:%M}"
     group = folium.FeatureGroup(name=labels["incidents"]).add_to(m)
-    folium.GeoJson(
+    tooltip_layer(
         shift_geojson(basemap, data.incidents),
         marker=folium.CircleMarker(radius=6, fill=True),
         style_function=lambda f: {"color": "#fff", "weight": 1, "fillOpacity": 0.9,
                                   "fillColor": STATUS_COLOURS[f["properties"]["state"]]},
-        tooltip=folium.GeoJsonTooltip(
-            fields=["id", "category_text", "state_text", "time_text", "distance_text"],
-            aliases=[labels["id"], labels["category"], labels["status"], labels["time"],
-                     labels["distance"]])).add_to(group)
+        fields=["id", "category_text", "state_text", "time_text", "distance_text"],
+        aliases=[labels["id"], labels["category"], labels["status"], labels["time"],
+                 labels["distance"]]).add_to(group)
     first = features[:NUMBERED]
     lon, lat = shift_lonlat(basemap, np.array([f["geometry"]["coordinates"][0] for f in first]),
                             np.array([f["geometry"]["coordinates"][1] for f in first]))

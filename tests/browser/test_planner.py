@@ -203,3 +203,25 @@ def test_signed_in_through_the_form_the_page_needs_no_token(page: Page,
     assert stored == "signed in"
     assert prompts == []
     assert page.log.console_errors == [] and page.log.failed == []  # type: ignore[attr-defined]
+
+
+def test_a_grid_name_with_markup_is_shown_as_text(page: Page, server: LiveServer) -> None:
+    """Names are planners' text: the grid tooltip used to run a name's markup as HTML."""
+    code, lon, lat, _, _ = first_grid(server)
+    evil = '<img src=x onerror="window.pgHacked=1">'
+    with db.session_scope(server.settings.database_url) as s:
+        old = s.execute(text("UPDATE grid SET name = name || :e WHERE code = :c AND "
+                             "valid_to IS NULL RETURNING name"), {"e": evil, "c": code}
+                        ).scalar_one().removesuffix(evil)
+    try:
+        open_planner(page, server)
+        x, y = screen_xy(page, lon, lat)
+        page.mouse.move(x, y)
+        page.wait_for_selector(".leaflet-tooltip", timeout=10_000)
+        assert evil in (page.text_content(".leaflet-tooltip") or "")
+        assert page.locator(".leaflet-tooltip img").count() == 0
+        assert page.evaluate("() => window.pgHacked") is None
+    finally:
+        with db.session_scope(server.settings.database_url) as s:
+            s.execute(text("UPDATE grid SET name = :n WHERE code = :c AND valid_to IS NULL"),
+                      {"n": old, "c": code})

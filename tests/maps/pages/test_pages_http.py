@@ -169,3 +169,26 @@ def test_overlays_line_up_on_a_gcj02_basemap(client: TestClient, auth: Auth,
         else:  # GeoJSON is [lon, lat]
             assert f"[{lon!r}, {lat!r}]" in plain and f"[{x!r}, {y!r}]" in amap, path
             assert f"[{lon!r}, {lat!r}]" not in amap
+
+
+def test_users_text_is_escaped_everywhere_on_the_pages(client: TestClient, auth: Auth,
+                                                       session: Session, busy_city: int) -> None:
+    """Grid, route, team and worker names are users' text; folium writes tooltip values and
+    layer names as HTML, so a name holding markup ran as script on the dispatch, coverage
+    and route pages."""
+    evil = "<img src=x onerror=alert(1)>"
+    session.execute(text("UPDATE grid SET name = name || :e"), {"e": evil})
+    session.execute(text("UPDATE patrol_route SET name = name || :e"), {"e": evil})
+    session.execute(text("UPDATE team SET name = name || :e"), {"e": evil})
+    session.execute(text("UPDATE worker SET name = name || :e"), {"e": evil})
+    session.commit()
+    for path, params in ((f"/maps/dispatch/{busy_city}", {"at": "2026-11-09T10:00:00+08:00"}),
+                         ("/maps/coverage", {"date": "2026-11-09"}),
+                         ("/maps/coverage", {"date": "2026-11-09", "level": "community"}),
+                         ("/maps/routes/T1", {"date": "2026-11-09"})):
+        r = client.get(path, params=params, headers=auth("dispatcher"))
+        assert r.status_code == 200, r.text
+        # folium's data is JSON in a script, its < written \u003c: the browser reads it back
+        as_json = evil.replace("<", "\\u003c").replace(">", "\\u003e")
+        assert evil not in r.text and as_json not in r.text, path
+        assert "&lt;img src=x onerror=alert(1)&gt;" in r.text, path
