@@ -28,6 +28,7 @@ from data.grid_io import ReadOptions, merge_features, read_grid_file, write_grid
 from geo import topology
 from geo.errors import ImportRefused, InvalidInput
 from geo.store.grids import GridRecord, write_versions
+from geo.topology import TOLERANCE_MAX_M2
 
 
 @dataclass
@@ -124,9 +125,10 @@ def import_grids(session: Session, path: str | Path, read: ReadOptions,
         When the file cannot be read or its features disagree.
     """
     check = check or CheckOptions()
-    if check.tolerance_m2 < 0:
-        raise InvalidInput("the tolerance must not be negative", field="tolerance_m2",
-                           value=check.tolerance_m2, valid="an area in m² >= 0")
+    if not 0 <= check.tolerance_m2 <= TOLERANCE_MAX_M2:  # NaN and infinity included
+        raise InvalidInput(f"the tolerance {check.tolerance_m2} m² would hide real problems",
+                           field="tolerance_m2", value=str(check.tolerance_m2),
+                           valid=f"an area from 0 to {TOLERANCE_MAX_M2:,.0f} m² (a hectare)")
     grid_file = read_grid_file(path, read)
     records = merge_features(grid_file.features)
     report = ImportReport(source=source or Path(path).name, crs=grid_file.crs,

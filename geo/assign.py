@@ -45,7 +45,7 @@ from zoneinfo import ZoneInfo
 from geo.errors import InvalidInput
 
 MINUTES_PER_DAY = 24 * 60
-_HHMM = re.compile(r"^(\d{2}):(\d{2})$")
+_HHMM = re.compile(r"^(\d{2}):(\d{2})\Z")
 SHIFT_VALID = ('a list of {"days": [0..6] (Monday=0), "start": "HH:MM", "end": "HH:MM"} '
                '(00:00-23:59; end may also be 24:00; end <= start runs past midnight)')
 

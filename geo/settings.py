@@ -31,7 +31,8 @@ class Settings(BaseSettings):
     page_limit: int = Field(100, ge=1, description="Default page size of list endpoints.")
     max_page_limit: int = Field(1000, ge=1, description="Largest page size a client may ask.")
     topology_tolerance_m2: float = Field(
-        1.0, ge=0, description="Overlaps, gaps and spills smaller than this (m²) are ignored."
+        1.0, ge=0, le=10_000, description="Overlaps, gaps and spills smaller than this (m², at "
+        "most a hectare) are ignored."
     )
     max_upload_mb: int = Field(200, ge=1, description="Largest accepted upload, in MiB.")
     snap_tolerance_m: float = Field(

@@ -14,6 +14,7 @@ from data.grid_import import CheckOptions, export_grids, import_grids
 from data.grid_io import ReadOptions
 from geo.errors import ImportRefused
 from geo.store.db import session_scope
+from geo.topology import TOLERANCE_MAX_M2
 
 app = typer.Typer(help="Grid polygons: import with validation, export.", no_args_is_help=True)
 
@@ -55,8 +56,9 @@ def import_(
         "--resolve-overlaps", help="Give each overlap to the polygon whose code sorts first "
         "(existing grids not in the file always keep theirs).")] = False,
     tolerance_m2: Annotated[float | None, typer.Option(
-        "--tolerance-m2", min=0, help="Ignore overlaps, gaps and spills up to this area "
-        "(default: PATROLGRID_TOPOLOGY_TOLERANCE_M2, 1 m²).")] = None,
+        "--tolerance-m2", min=0, max=TOLERANCE_MAX_M2, help="Ignore overlaps, gaps and spills "
+        "up to this area, at most a hectare (default: PATROLGRID_TOPOLOGY_TOLERANCE_M2, 1 m²).")
+    ] = None,
     report: Annotated[Path | None, typer.Option(
         "--report", dir_okay=False, help="Also write the report as JSON to this file.")] = None,
     commit: Annotated[bool, typer.Option(

@@ -13,6 +13,7 @@ from api.deps import SessionDep, SettingsDep
 from api.uploads import known_form_fields, save_upload
 from data.grid_import import CheckOptions, import_grids
 from data.grid_io import ReadOptions, suffix_of
+from geo.topology import TOLERANCE_MAX_M2
 
 router = APIRouter(tags=["grids"])
 
@@ -38,8 +39,9 @@ def import_grid_file(
     make_valid: Annotated[bool, Form(description="Repair invalid polygons.")] = False,
     resolve_overlaps: Annotated[bool, Form(description="Give each overlap to the polygon "
                                                        "whose code sorts first.")] = False,
-    tolerance_m2: Annotated[float | None, Form(ge=0, description="Ignore findings up to this "
-                                                                 "area (m²).")] = None,
+    tolerance_m2: Annotated[float | None, Form(
+        ge=0, le=TOLERANCE_MAX_M2, description="Ignore findings up to this area (m², at most "
+        "a hectare).")] = None,
     commit: Annotated[bool, Form(description="Write the grids; a dry run otherwise.")] = False,
 ) -> dict[str, Any]:
     """Validate an uploaded boundary file like `patrolgrid grids import` and, with

@@ -42,7 +42,7 @@ from geo.errors import InvalidInput
 from geo.topology import polygonal
 
 OPS = ("replace", "split", "merge", "move_cells", "create", "retire")
-CODE_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+CODE_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}\Z")
 CODE_VALID = "1-64 letters, digits, '_', '.' or '-'"
 _KEYS: dict[str, tuple[set[str], set[str]]] = {  # op -> (required, optional)
     "replace": ({"code", "geometry"}, {"take_from_neighbours"}),
@@ -142,8 +142,8 @@ def geometry_of(value: Any, fld: str, kinds: tuple[str, ...]) -> BaseGeometry:
         raise InvalidInput(f"{fld} has a coordinate that is not a number", field=fld,
                            value=str(value)[:80], valid=valid)
     try:
-        geom = shape(dict(value))
-    except (ValueError, TypeError, AttributeError, KeyError, IndexError,
+        geom = shapely.force_2d(shape(dict(value)))  # a Z (from a GPS survey) is dropped
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError, OverflowError,
             shapely.errors.GEOSException) as exc:
         raise InvalidInput(f"{fld} is not a readable GeoJSON geometry: {exc}", field=fld,
                            value=str(value)[:80], valid=valid) from exc
@@ -160,9 +160,14 @@ def geometry_of(value: Any, fld: str, kinds: tuple[str, ...]) -> BaseGeometry:
 
 
 def _finite(coords: Any) -> bool:
-    """No NaN or infinity among nested GeoJSON coordinates (other shapes are left to shape)."""
+    """No NaN, infinity, boolean (``true`` reads as 1.0) or integer beyond a float among nested
+    GeoJSON coordinates (other shapes are left to shape)."""
+    if isinstance(coords, bool):
+        return False
     if isinstance(coords, float):
         return math.isfinite(coords)
+    if isinstance(coords, int):
+        return abs(coords) <= 1e300
     if isinstance(coords, list | tuple):
         return all(_finite(c) for c in coords)
     return True

@@ -195,8 +195,9 @@ def compare(state: PlanState, parent_geom: BaseGeometry, *, lon: np.ndarray, lat
     workers_after: dict[str, list[tuple[int, str, str]]] = {
         c: list(workers_before.get(c, ())) for c in state.after}
     for old, shares in heirs.items():
-        if shares:
-            workers_after[shares[0][0]].extend(workers_before.get(old, ()))
+        if shares:  # a worker already on the heir stays there once, as the apply keeps one duty
+            heir = workers_after[shares[0][0]]
+            heir.extend(w for w in workers_before.get(old, ()) if w not in heir)
     rec_b, rec_a = before.counts(recent), after.counts(recent)
     open_b, open_a = before.counts(is_open), after.counts(is_open)
     load_b = workloads(measure, rec_b, {c: p[1] for c, p in before.people.items()})

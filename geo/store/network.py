@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from geo.errors import InvalidInput, NotFound
 from geo.routes.network import Edge, GraphEdge, fingerprint
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 NAME_VALID = "1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
 #: Edges inserted per statement.
 BATCH = 20_000

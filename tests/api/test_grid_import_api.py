@@ -92,6 +92,10 @@ def test_bad_uploads_name_what_is_wrong(client: TestClient, auth: Auth, tmp_path
     assert "BEAT_NUM" in wrong_field.json()["detail"]["valid"]
     bad_crs = upload(client, beats, auth("planner"), crs="mars")
     assert bad_crs.status_code == 422 and bad_crs.json()["detail"]["field"] == "crs"
+    for tolerance in ("inf", "1e9"):  # inf hid every overlap and committed them
+        hidden = upload(client, beats, auth("planner"), commit="true", tolerance_m2=tolerance)
+        assert hidden.status_code == 422, hidden.text
+        assert hidden.json()["detail"]["field"] == "tolerance_m2"
     assert grid_rows(db_url) == 0
 
 

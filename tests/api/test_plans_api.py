@@ -205,8 +205,27 @@ def test_bad_edits_name_field_value_and_valid_and_store_nothing(
     assert (detail["field"], detail["value"]) == ("move_cells.cells", "zzz")
     detail = edit(client, auth, plan_id, 422, op="merge", codes=["G11", "G12"], into="G21")
     assert detail["field"] == "merge.into"
+    # "$" matched before a final newline: a grid "G13\n" was written
+    detail = edit(client, auth, plan_id, 422, op="split", code="G11", line=line, new_code="G13\n")
+    assert detail["field"] == "split.new_code"
+    for corner in (True, 10 ** 400):  # true read as 1.0 and was stored; the int was a 500
+        ring = [[corner, 30.0], [120.01, 30.0], [120.01, 30.01], [corner, 30.0]]
+        detail = edit(client, auth, plan_id, 422, op="create", code="G13", name="x",
+                      geometry={"type": "Polygon", "coordinates": [ring]})
+        assert detail["field"] == "create.geometry", detail
     with db.session_scope(db_url) as s:
         assert s.scalar(text("SELECT count(*) FROM plan_edit")) == 0
+
+
+def test_a_z_coordinate_is_dropped_so_the_plan_applies(client: TestClient, auth: Auth,
+                                                       ids: dict[str, int]) -> None:
+    """A plan drawn with Z values validated, then its apply was refused by the 2-D column."""
+    plan_id = new_plan(client, auth)
+    ring = [[x, y, 12.5] for x, y in square(120.0, 120.012)["coordinates"][0]]
+    edit(client, auth, plan_id, op="replace", code="G11",
+         geometry={"type": "Polygon", "coordinates": [ring]})
+    answer = client.post(f"/api/v1/plans/{plan_id}/apply", headers=auth("planner"))
+    assert answer.status_code == 200, answer.text
 
 
 # --------------------------------------------------------------------------- impact
@@ -284,6 +303,23 @@ def test_impact_of_a_merge_moves_the_roster(client: TestClient, auth: Auth,
     assert by_code["G11"]["after"]["incidents"] == 4
     assert sorted(w["code"] for w in by_code["G11"]["after"]["workers"]) == ["WG11", "WG12"]
     assert out["balance"]["grids_after"] == 1 and out["balance"]["cv_after"] == 0.0
+
+
+def test_a_worker_on_both_merged_grids_counts_once(client: TestClient, auth: Auth,
+                                                    ids: dict[str, int],
+                                                    reported: list[int]) -> None:
+    """WG11 is primary on G12 as well: the preview listed WG11 twice on G11 and doubled its
+    load, where the apply keeps one primary duty."""
+    duty = client.post("/api/v1/duties", headers=auth("admin"), json={
+        "worker_id": ids["WG11"], "grid_code": "G12", "kind": "primary", "shifts": []})
+    assert duty.status_code == 201, duty.text
+    plan_id = new_plan(client, auth)
+    edit(client, auth, plan_id, op="merge", codes=["G11", "G12"], into="G11")
+    out = client.get(f"{URL}/{plan_id}/impact", headers=auth("planner")).json()
+    g11 = next(g for g in out["grids"] if g["code"] == "G11")
+    assert sorted(w["code"] for w in g11["after"]["workers"]) == ["WG11", "WG12"]
+    wg11 = next(w for w in out["workers"] if w["code"] == "WG11")
+    assert (wg11["grids_after"], wg11["workload_after"]) == (["G11"], 4)
 
 
 def test_impact_bad_parameters(client: TestClient, auth: Auth, ids: dict[str, int]) -> None:
