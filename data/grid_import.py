@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from data.grid_io import ReadOptions, merge_features, read_grid_file, write_grid_file
 from geo import topology
 from geo.errors import ImportRefused, InvalidInput
+from geo.store.grid_lock import lock_exclusive
 from geo.store.grids import GridRecord, write_versions
 from geo.topology import TOLERANCE_MAX_M2
 
@@ -130,12 +131,23 @@ def import_grids(session: Session, path: str | Path, read: ReadOptions,
                            field="tolerance_m2", value=str(check.tolerance_m2),
                            valid=f"an area from 0 to {TOLERANCE_MAX_M2:,.0f} m² (a hectare)")
     grid_file = read_grid_file(path, read)
-    records = merge_features(grid_file.features)
-    report = ImportReport(source=source or Path(path).name, crs=grid_file.crs,
-                          tolerance_m2=check.tolerance_m2, features=len(grid_file.features),
-                          codes=len(records), levels=sorted({r.level for r in records}))
-    if records:
-        records = _validate(session, records, check, report)
+    merged = merge_features(grid_file.features)
+
+    def validated() -> tuple[list[GridRecord], ImportReport]:
+        out = ImportReport(source=source or Path(path).name, crs=grid_file.crs,
+                           tolerance_m2=check.tolerance_m2, features=len(grid_file.features),
+                           codes=len(merged), levels=sorted({r.level for r in merged}))
+        return (_validate(session, merged, check, out) if merged else merged), out
+
+    # The checks read the current grids without the grids' lock (intakes go on meanwhile);
+    # a plan or import that commits grids before this one takes the lock moves the epoch,
+    # and the checks run again under the lock, against the grids it wrote.
+    epoch = session.scalar(_EPOCH)
+    records, report = validated()
+    if commit and not report.problems:
+        lock_exclusive(session)
+        if session.scalar(_EPOCH) != epoch:
+            records, report = validated()
     if report.problems:
         if commit:
             raise ImportRefused(
@@ -156,6 +168,9 @@ def import_grids(session: Session, path: str | Path, read: ReadOptions,
     finally:
         savepoint.rollback()
     return report
+
+
+_EPOCH = text("SELECT epoch FROM grid_epoch")
 
 
 def _codes(counts: Any) -> dict[str, list[str]]:
