@@ -387,6 +387,8 @@ def _existing(session: Session, items: dict[int, IncidentIn],
                            "retry", field="external_id", value=item.external_id,
                            valid="a retry of the same request")
         ids[k] = hit
+        if by_key is None and item.idempotency_key is not None:
+            store.keep_idempotency_key(session, hit, item.idempotency_key)
     rows = store.summaries(session, list(ids.values()))
     return {k: _stored(rows[hit], chains, items[k].row) for k, hit in ids.items()}
 

@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from geo.assign import DutyCandidate, Shift, parse_shifts
+from geo.errors import Conflict
 from geo.incidents.responsible import StreetWorker
 from geo.store.models import Category, Duty, Worker
 
@@ -337,3 +339,24 @@ def candidate_links(session: Session, ids: Sequence[int]) -> dict[int, int]:
         "SELECT id, candidate_of FROM incident WHERE id = ANY(CAST(:ids AS bigint[])) "
         "AND candidate_of IS NOT NULL"), {"ids": list(ids)})
     return {int(r.id): int(r.candidate_of) for r in rows}
+
+
+def keep_idempotency_key(session: Session, incident_id: int, key: str) -> None:
+    """Tie ``key`` to the incident a retry found by its external id, when the incident has no
+    key yet: the key then answers with that incident and cannot be taken by another report
+    (one with another key is refused by :mod:`geo.incidents.replay`).
+
+    Raises
+    ------
+    Conflict
+        Another report took ``key`` since the retry looked it up.
+    """
+    try:
+        with session.begin_nested():
+            session.execute(text("UPDATE incident SET idempotency_key = :k "
+                                 "WHERE id = :id AND idempotency_key IS NULL"),
+                            {"k": key, "id": incident_id})
+    except IntegrityError:
+        raise Conflict(f"Idempotency-Key {key!r} was just taken by another report",
+                       field="Idempotency-Key", value=key,
+                       valid="a new key for a new report") from None

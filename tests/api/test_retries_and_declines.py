@@ -63,6 +63,23 @@ def test_a_key_reused_for_another_report_is_a_conflict(client: TestClient, auth:
     assert _count(session) == 3
 
 
+def test_a_key_first_sent_on_a_retry_stays_with_that_incident(
+        client: TestClient, auth: Auth, session: Session, small_city: dict[str, int]) -> None:
+    """A retry found by its external id with a key the incident did not have: the key was
+    left free, a different report then took it, and the exact retry turned into a 409."""
+    d = auth("dispatcher")
+    first = _post(client, d, external_id="HL-9")
+    keyed = {**d, "Idempotency-Key": "late-key"}
+    retry = _post(client, keyed, external_id="HL-9")
+    assert retry.status_code == 200 and retry.json()["id"] == first.json()["id"]
+    other = _post(client, keyed, category="E2")  # another report with the same key
+    assert other.status_code == 409, other.text
+    assert other.json()["detail"]["incident_id"] == first.json()["id"]
+    again = _post(client, keyed, external_id="HL-9")
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+    assert _count(session) == 1
+
+
 def test_an_open311_key_reused_for_another_report(client: TestClient, auth: Auth,
                                                   small_city: dict[str, int]) -> None:
     key = auth("patrol")["Authorization"].removeprefix("Bearer ")
