@@ -1,14 +1,16 @@
-"""A guard in front of every route: query parameters PostgreSQL could not store.
+"""A guard in front of every route: paths and query parameters PostgreSQL could not store.
 
-A URL can carry a NUL character (``%00``) in any query parameter; no parameter of
-ours accepts one, and PostgreSQL's ``text`` cannot hold it, so such a request is
-answered here with a 422 naming the parameter (GeoReport's 400 under
-``/open311``), before any route reads it. The check is one byte search of the raw
-query string, so it costs nothing on ordinary requests.
+A URL can carry a NUL character (``%00``) in its path or any query parameter; no
+parameter of ours accepts one, and PostgreSQL's ``text`` cannot hold it, so such a
+request is answered here with a 422 naming the parameter (or ``path``; GeoReport's 400
+under ``/open311``; an HTML page for a browser under ``/maps``) before any route reads
+it. The check is one byte search of the raw query string and one of the path, so it
+costs nothing on ordinary requests.
 """
 
 from __future__ import annotations
 
+import html
 import json
 from typing import Any
 from urllib.parse import parse_qsl
@@ -27,6 +29,9 @@ class QueryTextGuard:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Pass the request on, or answer it when a query parameter cannot be stored."""
         raw: bytes = scope.get("query_string", b"") if scope["type"] == "http" else b""
+        if scope["type"] == "http" and "\x00" in scope.get("path", ""):
+            await _refuse(scope, send, "path", scope["path"], "contains a NUL character")
+            return
         if b"%00" not in raw:
             await self.app(scope, receive, send)
             return
@@ -48,8 +53,17 @@ async def _refuse(scope: dict[str, Any], send: Any, name: str, value: str, why: 
     else:
         status, body = 422, {"detail": {"message": message, "field": name, "value": shown,
                                         "valid": TEXT_VALID}}
+    kind = b"application/json"
     payload = json.dumps(body, ensure_ascii=False).encode()
+    accept = dict(scope.get("headers") or []).get(b"accept", b"")
+    if scope.get("path", "").startswith("/maps") and b"text/html" in accept:  # a browser
+        kind = b"text/html; charset=utf-8"
+        payload = (f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>422</title>'
+                   f'<link rel="icon" href="data:,"></head><body><h1>422</h1>'
+                   f"<p>{html.escape(message)}</p><p>{html.escape(name)}: "
+                   f"{html.escape(shown)}</p><p>valid: {html.escape(TEXT_VALID)}</p>"
+                   f"</body></html>").encode()
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
+                "headers": [(b"content-type", kind),
                             (b"content-length", str(len(payload)).encode())]})
     await send({"type": "http.response.body", "body": payload})

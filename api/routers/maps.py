@@ -39,7 +39,8 @@ _STYLE = ("body{font-family:'Noto Sans CJK SC',sans-serif;max-width:40em;margin:
 def _html(title: str, body: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(
         f'<!DOCTYPE html><html lang="zh"><head><meta charset="utf-8"><title>{html.escape(title)}'
-        f"</title><style>{_STYLE}</style></head><body>{body}</body></html>", status_code=status)
+        f'</title><link rel="icon" href="data:,"><style>{_STYLE}</style></head>'  # no favicon 404
+        f"<body>{body}</body></html>", status_code=status)
 
 
 def _wants_html(request: Request) -> bool:
@@ -135,6 +136,12 @@ def _page(request: Request, session: SessionDep, settings: SettingsDep, kind: st
                 f"{name} is in the path ({path_value}) and in the query ({raw[name]})",
                 field=name, value=raw[name], valid=f"{name} in the path only"))
         raw[name] = path_value
+    for key in ("basemap", "lang"):  # the page's own parameters are checked by its model
+        given = query.getlist(key)
+        if len(given) > 1:
+            return _error(request, InvalidInput(
+                f"{key} is given {len(given)} times ({', '.join(given)})", field=key,
+                value=given, valid=f"one {key}"))
     try:
         body = pages.render(session, settings, kind, raw, basemap=query.get("basemap"),
                             lang=query.get("lang"))

@@ -80,7 +80,7 @@ def build(session: Session, params: Params, basemap: Basemap, *, lang: str = "zh
     since, until = flt.reported_from, flt.reported_to
     assert since is not None and until is not None
     origin = _week_origin(since, settings.tz) if params.mode == "week" else None
-    if origin is not None and (until - origin).days / 7 > MAX_WEEKS:
+    if origin is not None and _weeks(origin, until) > MAX_WEEKS:
         raise InvalidInput(f"a week slider shows at most {MAX_WEEKS} weeks", field="since",
                            value=params.since, valid=f"a window of at most {MAX_WEEKS} weeks "
                            "with mode=week (or mode=static)")
@@ -126,6 +126,11 @@ def _week_origin(since: dt.datetime, tz: Any) -> dt.datetime:
     return dt.datetime.combine(monday, dt.time(0, 0), tzinfo=tz)
 
 
+def _weeks(origin: dt.datetime, until: dt.datetime) -> int:
+    """The week frames from ``origin`` to ``until``: a part week counts as one."""
+    return max(1, int(np.ceil((until - origin).total_seconds() / (7 * 86400))))
+
+
 def _frames(basemap: Basemap, bins: CellBins, mode: str, origin: dt.datetime | None,
             until: dt.datetime, text: dict[str, str]) -> tuple[list[Any], list[str]]:
     """One list of ``[lat, lon, weight]`` per frame (weights in (0, 1]), and the labels."""
@@ -134,7 +139,7 @@ def _frames(basemap: Basemap, bins: CellBins, mode: str, origin: dt.datetime | N
         labels = [f"{h:02d}:00–{h + 1:02d}:00" for h in numbers]
     else:
         assert origin is not None
-        weeks = max(1, int(np.ceil((until - origin).total_seconds() / (7 * 86400))))
+        weeks = _weeks(origin, until)
         numbers = list(range(weeks))
         labels = [text["week_label"].format(d=(origin + dt.timedelta(weeks=w)).date().isoformat())
                   for w in numbers]

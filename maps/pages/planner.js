@@ -17,6 +17,14 @@ function patrolgridPlanner(map, cfg) {
   const esc = (v) => String(v === null || v === undefined ? "—" : v)
     .replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;",
                                    "'": "&#39;"}[c]));
+  // An ISO time as "YYYY-MM-DD HH:MM" in the city's time zone (PATROLGRID_TIMEZONE).
+  const localTime = (iso) => {
+    const parts = new Intl.DateTimeFormat("en-CA", {
+      timeZone: cfg.timezone, year: "numeric", month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", hourCycle: "h23"}).formatToParts(new Date(iso));
+    const p = Object.fromEntries(parts.map((x) => [x.type, x.value]));
+    return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}`;
+  };
   const stateName = (s) => L_.states[s] || s;  // the page's words for grid and plan states
   const status = (text, error) => {
     const el = $("pg-status");
@@ -229,7 +237,7 @@ function patrolgridPlanner(map, cfg) {
         state.plan = null;
         $("pg-apply").disabled = true;
         status(`${L_.plan} ${opened}: ${stateName(plan.status)} ` +
-               (plan.applied ? plan.applied.applied_at.slice(0, 16) : ""));
+               (plan.applied ? localTime(plan.applied.applied_at) : ""));
         return null;
       }
       return api("GET", `/plans/${opened}/impact`).then(drawImpact);

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from geo.errors import InvalidInput, NotFound
 from geo.plans.validate import geojson
+from geo.settings import get_settings
 from geo.store import plans as plan_store
 from geo.store.models import INT4_MAX
 from maps.basemap import Basemap
@@ -146,7 +147,8 @@ def build(session: Session, params: Params, basemap: Basemap, *,
          "properties": {"code": d.code, "name": d.name, "version": d.version}}
         for d in children]}
     config = {"parent": parent.code, "plan": params.plan, "api": "/api/v1", "labels": labels,
-              "outline": dict(mapping(parent.geom)), "grids": grids}
+              "outline": dict(mapping(parent.geom)), "grids": grids,
+              "timezone": get_settings().timezone}  # times shown in local time, as elsewhere
     m.get_root().header.add_child(folium.Element(  # type: ignore[attr-defined]
         f"<script>{_script()}</script>"))
     _Planner(config).add_to(m)

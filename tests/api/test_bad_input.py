@@ -80,6 +80,13 @@ def test_nul_in_a_query_parameter(client: TestClient, auth: Auth,
     assert body.status_code == 400
     assert body.json()[0]["field"] == "service_code" and body.json()[0]["code"] == 400
     assert client.get("/api/v1/incidents?grid=G1", headers=d).status_code == 200
+    # in a path: named as the path (it was the database's error, naming no field)
+    detail = _detail(client.get("/api/v1/grids/G%00", headers=d), 422, "path")
+    assert detail["value"] == "/api/v1/grids/G\\x00"
+    # a browser on a map page gets a page, not JSON
+    page = client.get("/maps/heatmap?since=%00", headers={**d, "Accept": "text/html"})
+    assert page.status_code == 422 and page.headers["content-type"].startswith("text/html")
+    assert "since" in page.text and "NUL" in page.text
 
 
 def test_nul_in_an_open311_form_field(client: TestClient, auth: Auth, session: Session,

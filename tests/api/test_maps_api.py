@@ -139,6 +139,21 @@ def test_bad_parameters_are_422_naming_field_value_valid(
     assert value in html.text and valid.split(",")[0] in html.text
 
 
+def test_a_repeated_language_or_basemap_is_refused(
+        client: TestClient, auth: Callable[[str], dict[str, str]]) -> None:
+    """The last one used to win: basemap=none&basemap=osm loaded tiles off the intranet."""
+    for key, values in (("lang", ["en", "zh"]), ("basemap", ["none", "osm"])):
+        r = client.get("/maps/sample", params=[(key, v) for v in values],
+                       headers=auth("patrol"))
+        assert r.status_code == 422, r.text
+        assert (r.json()["detail"]["field"], r.json()["detail"]["value"]) == (key, values)
+
+
+def test_the_plain_pages_ask_for_no_favicon(client: TestClient) -> None:
+    """The sign-in form and the error pages logged a console 404 for /favicon.ico."""
+    assert '<link rel="icon" href="data:,">' in client.get("/maps/login").text
+
+
 def test_unknown_kind_and_unknown_id_are_404(client: TestClient,
                                              auth: Callable[[str], dict[str, str]]) -> None:
     r = client.get("/maps/nosuchpage", headers=auth("patrol"))

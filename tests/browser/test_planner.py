@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import Page
@@ -127,6 +128,11 @@ def test_draw_preview_apply(page: Page, server: LiveServer) -> None:
                            ".includes('已应用')", timeout=30_000)
     assert page.evaluate("() => window.planner.state.plan") is None
     assert not page.is_enabled("#pg-apply")
+    with db.session_scope(server.settings.database_url) as s:  # in local time, not UTC
+        at = s.execute(text("SELECT applied_at FROM plan WHERE id = :i"),
+                       {"i": applied_id}).scalar_one()
+    local = at.astimezone(ZoneInfo(server.settings.timezone)).strftime("%Y-%m-%d %H:%M")
+    assert local in (page.text_content("#pg-status") or ""), local
 
 
 def _plans(server: LiveServer) -> list[tuple[int, list[str]]]:
