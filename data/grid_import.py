@@ -27,9 +27,9 @@ from sqlalchemy.orm import Session
 from data.grid_io import ReadOptions, merge_features, read_grid_file, write_grid_file
 from geo import topology
 from geo.errors import ImportRefused, InvalidInput
+from geo.settings import TOLERANCE_MAX_M2
 from geo.store.grid_lock import lock_exclusive
 from geo.store.grids import GridRecord, write_versions
-from geo.topology import TOLERANCE_MAX_M2
 
 
 @dataclass

@@ -8,6 +8,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: The ceilings of limits that an upload, a request or these settings may set (one place:
+#: the settings, the API models, the CLI options and the domain checks read them here).
+#: A speed limit (m/s) and a segment gap (s) beyond them would clean and split nothing.
+SPEED_LIMIT_MAX_MPS = 1000.0
+GAP_LIMIT_MAX_S = 86_400.0
+#: A topology tolerance (m²) beyond a hectare hides real overlaps, not digitising slivers.
+TOLERANCE_MAX_M2 = 10_000.0
+#: The widest margin (m) around a grid whose streets a route plan may use.
+MARGIN_MAX_M = 10_000.0
+
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/patrolgrid"
 
 
@@ -31,8 +41,8 @@ class Settings(BaseSettings):
     page_limit: int = Field(100, ge=1, description="Default page size of list endpoints.")
     max_page_limit: int = Field(1000, ge=1, description="Largest page size a client may ask.")
     topology_tolerance_m2: float = Field(
-        1.0, ge=0, le=10_000, description="Overlaps, gaps and spills smaller than this (m², at "
-        "most a hectare) are ignored."
+        1.0, ge=0, le=TOLERANCE_MAX_M2, description="Overlaps, gaps and spills smaller than "
+        "this (m², at most a hectare) are ignored."
     )
     max_upload_mb: int = Field(200, ge=1, description="Largest accepted upload, in MiB.")
     snap_tolerance_m: float = Field(
@@ -59,7 +69,7 @@ class Settings(BaseSettings):
     hotspot_reach_m: float = Field(
         25.0, ge=0, description="A patrol passing this close (m) to a hotspot cell visits it.")
     plan_margin_m: float = Field(
-        200.0, ge=0, le=10_000, description="Route planning may use streets this far (m) "
+        200.0, ge=0, le=MARGIN_MAX_M, description="Route planning may use streets this far (m) "
         "outside the grid.")
     plan_snap_m: float = Field(
         300.0, gt=0, description="A start point farther than this (m) from the network is refused.")
@@ -79,10 +89,10 @@ class Settings(BaseSettings):
 
     # --- GPS tracks (issue 4, T1) ---
     track_max_speed_mps: float = Field(
-        3.0, gt=0, le=1000, description="Legs faster than this (m/s, walking patrols) are "
-        "speed spikes or jumps when cleaning tracks; an upload may set its own limit.")
+        3.0, gt=0, le=SPEED_LIMIT_MAX_MPS, description="Legs faster than this (m/s, walking "
+        "patrols) are speed spikes or jumps when cleaning tracks; an upload may set its own limit.")
     track_max_gap_s: float = Field(
-        120.0, gt=0, le=86_400, description="A pause longer than this (s, at most a day) "
+        120.0, gt=0, le=GAP_LIMIT_MAX_S, description="A pause longer than this (s, at most a day) "
         "between fixes splits a track into segments.")
     track_jitter_m: float = Field(
         10.0, ge=0, description="GPS noise (m) allowed on every leg before it counts as fast.")

@@ -30,9 +30,6 @@ from shapely.geometry.base import BaseGeometry
 Item = tuple[str, BaseGeometry]
 
 _POLYGONAL = ("Polygon", "MultiPolygon")
-#: The largest tolerance (m²) an import or the settings may set: a hectare. Beyond it a
-#: tolerance hides real overlaps and gaps, not digitising slivers.
-TOLERANCE_MAX_M2 = 10_000.0
 
 #: Longest edge (degrees) measured as straight in the equal-area projection: longer
 #: lon/lat edges are split first, since a straight lon/lat edge is curved there.

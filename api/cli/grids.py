@@ -13,8 +13,8 @@ from api.cli.common import check_writable, console, err_console, reported_errors
 from data.grid_import import CheckOptions, export_grids, import_grids
 from data.grid_io import ReadOptions
 from geo.errors import ImportRefused
+from geo.settings import TOLERANCE_MAX_M2
 from geo.store.db import session_scope
-from geo.topology import TOLERANCE_MAX_M2
 
 app = typer.Typer(help="Grid polygons: import with validation, export.", no_args_is_help=True)
 

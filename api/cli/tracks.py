@@ -11,10 +11,11 @@ from rich.table import Table
 
 from api.cli.common import check_writable, console, reported_errors, settings
 from data.track_io import read_tracks
+from geo.settings import GAP_LIMIT_MAX_S, SPEED_LIMIT_MAX_MPS
 from geo.store import track_queries
 from geo.store.db import session_scope
 from geo.store.tracks import save_track
-from geo.tracks.clean import GAP_LIMIT_MAX_S, SPEED_LIMIT_MAX_MPS, Limits
+from geo.tracks.clean import Limits
 
 app = typer.Typer(help="GPS tracks: import files (GPX, GeoLife PLT, CSV, GeoJSON), partitions.",
                   no_args_is_help=True)

@@ -13,7 +13,7 @@ from api.deps import SessionDep, SettingsDep
 from api.uploads import known_form_fields, save_upload
 from data.grid_import import CheckOptions, import_grids
 from data.grid_io import ReadOptions, suffix_of
-from geo.topology import TOLERANCE_MAX_M2
+from geo.settings import TOLERANCE_MAX_M2
 
 router = APIRouter(tags=["grids"])
 

@@ -25,13 +25,13 @@ from api.schemas.grids import Link
 from api.schemas.tracks import TrackCollection, TrackUpload
 from api.uploads import known_form_fields, save_upload
 from data.track_io import read_tracks
-from geo.settings import Settings
+from geo.settings import GAP_LIMIT_MAX_S, SPEED_LIMIT_MAX_MPS, Settings
 from geo.store import track_queries
 from geo.store.grid_queries import check_page
 from geo.store.models import INT4_MAX
 from geo.store.tracks import save_track
 from geo.store.users import Principal
-from geo.tracks.clean import GAP_LIMIT_MAX_S, SPEED_LIMIT_MAX_MPS, Limits
+from geo.tracks.clean import Limits
 from geo.tracks.points import TrackInput, points_from_records
 
 router = APIRouter(prefix="/tracks", tags=["tracks"])

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.schemas.grids import Link
-from geo.routes.plan import MARGIN_MAX_M
+from geo.settings import MARGIN_MAX_M
 
 ROUTE_EXAMPLE: dict[str, Any] = {
     "type": "Feature",

@@ -7,8 +7,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, StrictFloat, StrictInt, StrictStr
 
 from api.schemas.grids import Link
+from geo.settings import GAP_LIMIT_MAX_S, SPEED_LIMIT_MAX_MPS
 from geo.store.models import INT4_MAX
-from geo.tracks.clean import GAP_LIMIT_MAX_S, SPEED_LIMIT_MAX_MPS
 
 
 class TrackPointIn(BaseModel):

@@ -33,12 +33,9 @@ from geo.errors import InvalidInput, NotFound
 from geo.routes.hotspots import Hotspot, top_cells
 from geo.routes.loop import Loop, Target, plan_loop
 from geo.routes.network import MetricFrame, StreetGraph
-from geo.settings import Settings
+from geo.settings import MARGIN_MAX_M, Settings
 from geo.store import network as network_store
 from geo.store import routes as route_store
-
-#: The widest margin (m) around a grid whose streets a plan may use.
-MARGIN_MAX_M = 10_000.0
 
 
 @dataclass

@@ -51,10 +51,6 @@ BoolArray = NDArray[np.bool_]
 
 _OK, _FAST, _GAP = 0, 1, 2
 
-#: The largest speed limit (m/s) and segment gap (s) an upload or the settings may set: a
-#: limit of any speed or a gap of days would clean nothing and split nothing.
-SPEED_LIMIT_MAX_MPS = 1000.0
-GAP_LIMIT_MAX_S = 86_400.0
 
 
 @dataclass(frozen=True)
