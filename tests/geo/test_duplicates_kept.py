@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -60,3 +62,30 @@ def test_near_finds_every_pair_of_a_category_within_the_window(
                       for i, (d, u) in enumerate(stored) if c == d and abs(t - u) <= w)
     assert got == expected
     assert all(stored[i][1] == t for i, t in zip(ids.tolist(), times.tolist(), strict=True))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.tuples(st.sampled_from("AB"), st.integers(0, 1000)), min_size=1,
+                         max_size=30), max_size=12))
+def test_kept_rows_stay_in_few_sorted_runs(batches: list[list[tuple[str, int]]]) -> None:
+    kept = ImportedRows()
+    added: dict[str, list[tuple[int, int]]] = {}
+    next_id = 0
+    for batch in batches:
+        ids = list(range(next_id, next_id + len(batch)))
+        next_id += len(batch)
+        kept.add(ids, [c for c, _ in batch], np.asarray([t for _, t in batch], np.int64),
+                 [0.0] * len(batch), [0.0] * len(batch), [False] * len(batch))
+        for i, (c, t) in zip(ids, batch, strict=True):
+            added.setdefault(c, []).append((t, i))
+    for cat, rows in added.items():
+        runs = kept.by_category[cat]
+        sizes = [len(r[0]) for r in runs]
+        # each run more than twice the next: about log2(rows) runs, each row copied as often
+        assert all(a > 2 * b for a, b in pairwise(sizes))
+        assert len(runs) <= max(1, len(rows)).bit_length()
+        for run in runs:
+            assert (np.diff(run[0]) >= 0).all()
+        got = sorted((int(t), int(i)) for run in runs for t, i in zip(run[0], run[1],
+                                                                         strict=True))
+        assert got == sorted(rows)
