@@ -218,7 +218,8 @@ class _Importer:
             self.bulk = BulkIntake(self.session, actor=self.actor, settings=self.settings,
                                    index=self.index, now=self.now, on_reject=refused)
             if self.bulk.preload() and self.threaded:
-                self.background = BackgroundWriter(self.bulk.write, self.count)
+                self.background = BackgroundWriter(self.bulk.write_ahead, self.count,
+                                                   flush=self.bulk.flush)
         self.rows = rows
         prepared = self.bulk.prepare(items)
         if prepared is None:
@@ -333,6 +334,8 @@ def import_rows(session: Session, rows: Iterable[SourceRow], options: ImportOpti
     finally:
         if importer.background is not None:
             importer.background.abort()  # after an error: no write may outlive the import
+        if importer.bulk is not None:
+            importer.bulk.close()
     summary.seconds = time.perf_counter() - started
     if importer.bulk is not None:
         summary.stages.update(importer.bulk.seconds)

@@ -109,15 +109,18 @@ class BackgroundWriter(Generic[T]):
     The caller prepares the next batch while this one is written: the database
     works on the batch (its own process) while Python works on the next one.
     At most ``depth`` batches wait. ``done(result)`` is called in the thread after
-    each write. An error of a write is raised by the next :meth:`submit` or by
+    each write. ``flush()``, when given, is called in the thread once every batch
+    is written (for a ``write`` that stores each batch one call late), its result
+    given to ``done`` too. An error of a write is raised by the next :meth:`submit` or by
     :meth:`close`; after an error nothing more is written. :meth:`close` waits
     for every write; :meth:`abort` for the one in progress only.
     """
 
     def __init__(self, write: Callable[[T], Any], done: Callable[[Any], None],
-                 depth: int = 1) -> None:
+                 depth: int = 1, flush: Callable[[], Any] | None = None) -> None:
         self.write = write
         self.done = done
+        self.flush = flush
         self.queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self.error: BaseException | None = None
         self.stop = threading.Event()
@@ -128,9 +131,13 @@ class BackgroundWriter(Generic[T]):
     def _run(self) -> None:
         while True:
             batch = self.queue.get()
-            if batch is _DONE or self.stop.is_set():
+            if self.stop.is_set():
                 return
             try:
+                if batch is _DONE:
+                    if self.flush is not None:
+                        self.done(self.flush())
+                    return
                 self.done(self.write(batch))
             except BaseException as exc:  # handed to the caller
                 self.error = exc

@@ -26,7 +26,13 @@ Only counts come back (:class:`BatchCounts`), not one answer per row.
 :meth:`BulkIntake.prepare` (grid and worker; it reads nothing from the database
 once :meth:`BulkIntake.preload` has read the categories and the whole roster) and
 :meth:`BulkIntake.write` (everything above) may run in two threads, one batch
-apart, as the file import does (``data.incident_pipeline.BackgroundWriter``).
+apart, as the file import does (``data.incident_pipeline.BackgroundWriter``). There
+the writing thread calls :meth:`BulkIntake.write_ahead`, which starts a batch (ids, the
+stored incidents of its time windows) and hands its duplicate search to a third
+thread, then stores the batch before it, whose search is done by then: the writing
+thread, busy with the database most of an import, no longer spends its time on the
+search (about a sixth of a 1M-row import). A batch linked to a row that was then not
+written (its key was stored meanwhile) is linked again by SQL.
 """
 
 from __future__ import annotations
@@ -35,8 +41,12 @@ import datetime as dt
 import time
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
 from sqlalchemy.orm import Session
 
 from geo.errors import InvalidInput
@@ -107,10 +117,22 @@ class BatchCounts:
 
 @dataclass
 class _Prepared:
-    """A batch ready to be written: its accepted items and the columns of its new rows."""
+    """A batch ready to be written: its accepted items, the columns of its new rows and
+    their report times in microseconds."""
 
     items: list[IncidentIn]
     rows: store.NewRows
+    us: NDArray[np.int64]
+
+
+@dataclass
+class _Staged:
+    """A batch whose ids are reserved and whose duplicate search runs (or ran) in the
+    search thread: ``links`` is its answer (None: link by SQL after the COPY)."""
+
+    prepared: _Prepared
+    ids: list[int]
+    links: Future[dict[int, int] | None]
 
 
 class BulkIntake:
@@ -134,8 +156,17 @@ class BulkIntake:
         self.grid_ids = {g.code: g.id for g in getattr(index, "grids", ()) if g.id is not None}
         #: Seconds spent per stage, over the import (for logs and the benchmark).
         self.seconds: dict[str, float] = {}
-        #: The rows written so far, for the duplicate search of later batches.
+        #: The rows of the import and the stored ones read so far, for the duplicate search
+        #: (kept by the search thread; the stretches read by the writing one).
         self.imported = ImportedRows()
+        #: Ids reserved for rows that were then not written (stored meanwhile): a batch
+        #: linked to one of them is linked again by SQL.
+        self.dropped: set[int] = set()
+        #: Batches linked by SQL because a target of their search was not written.
+        self.relinks = 0
+        self.pending: _Staged | None = None
+        self.search = ThreadPoolExecutor(max_workers=1,
+                                         thread_name_prefix="incident-import-duplicates")
 
     def register(self, items: Sequence[IncidentIn]) -> BatchCounts:
         """Register ``items`` (refused ones go to ``on_reject``); the counts of the batch."""
@@ -173,34 +204,90 @@ class BulkIntake:
                           self.settings, self.roster)
         rows = _rows(placed, fresh, at, choices, self.settings)
         clock("worker")
-        return _Prepared([p.item for p in placed], rows)
+        us = duplicates_batch.micros(rows.reported_at)
+        clock("times")
+        return _Prepared([p.item for p in placed], rows, us)
 
     def write(self, prepared: _Prepared) -> BatchCounts:
-        """Store a prepared batch: ids, duplicate links, COPY (see the module docstring).
+        """Store a prepared batch now: ids, duplicate links, COPY (see the module docstring).
 
-        The first COPY assumes every key is new (the common case: the unique
-        indexes check it anyway); when one clashes, the batch's keys are looked
-        up and only the new rows are written; when that clashes again (a
-        concurrent writer), the batch goes through ``register_many``.
+        The counts of a batch still pending from :meth:`write_ahead` come with it.
         """
+        out = self.flush()
+        out.add(self._complete(self._stage(prepared)))
+        return out
+
+    def write_ahead(self, prepared: _Prepared) -> BatchCounts:
+        """Start a batch (its ids, the stored incidents of its time windows, its duplicate
+        search in the search thread) and store the one started before it; the counts of
+        that one (empty for the first). :meth:`flush` stores the last one.
+
+        So the search of one batch runs while the database writes the one before: the
+        writing thread, which the database keeps busy, no longer waits for it.
+        """
+        staged = self._stage(prepared)
+        before, self.pending = self.pending, staged
+        return self._complete(before) if before is not None else BatchCounts()
+
+    def flush(self) -> BatchCounts:
+        """Store the batch started last by :meth:`write_ahead`, if any; its counts."""
+        before, self.pending = self.pending, None
+        return self._complete(before) if before is not None else BatchCounts()
+
+    def close(self) -> None:
+        """Stop the search thread (after an error, a batch started is not stored)."""
+        self.pending = None
+        self.search.shutdown(wait=True, cancel_futures=True)
+
+    def _stage(self, prepared: _Prepared) -> _Staged:
         clock = _Clock(self.seconds)
         rows = prepared.rows
-        new = list(range(len(rows)))
+        ids = incident_copy.reserve_ids(self.session, len(rows))
+        if self.imported.floor is None and ids:
+            self.imported.floor = min(ids)
+        clock("keys")
+        spans = duplicates_batch.windows(prepared.us, self.settings)
+        cap = max(WINDOW_CAP, WINDOW_PER_ROW * len(rows))
+        stored = [] if spans is None else self.imported.read(self.session, *spans, cap=cap)
+        clock("duplicates read")
+        return _Staged(prepared, ids, self.search.submit(self._search, prepared, ids, stored))
+
+    def _search(self, prepared: _Prepared, ids: list[int],
+                stored: list[Any] | None) -> dict[int, int] | None:
+        """The duplicate links of a batch (in the search thread); keeps its rows."""
+        clock = _Clock(self.seconds)
+        rows = prepared.rows
+        links = None
+        if stored is not None:
+            self.imported.keep(stored)
+            links = duplicates_batch.match(ids, rows.category_code, prepared.us, rows.lon,
+                                           rows.lat, self.settings, imported=self.imported)
+        child = [False] * len(ids) if links is None else [i in links for i in ids]
+        self.imported.add(ids, rows.category_code, prepared.us, rows.lon, rows.lat, child)
+        clock("duplicates")
+        return links
+
+    def _complete(self, staged: _Staged) -> BatchCounts:
+        """Write a started batch (see :meth:`write`): the first COPY assumes every key is
+        new (the common case: the unique indexes check it anyway); when one clashes, the
+        batch's keys are looked up and only the new rows are written; when that clashes
+        again (a concurrent writer), the batch goes through ``register_many``."""
+        clock = _Clock(self.seconds)
+        prepared, rows = staged.prepared, staged.prepared.rows
+        links = staged.links.result()
+        clock("duplicates wait")
+        new, ids = list(range(len(rows))), staged.ids
         for looked_up in (False, True):
             if looked_up:
                 new = self._not_stored(rows)
-            ids = incident_copy.reserve_ids(self.session, len(new))
-            if self.imported.floor is None and ids:
-                self.imported.floor = min(ids)
-            clock("keys")
-            cats, lons, lats = ([rows.category_code[j] for j in new],
-                                [rows.lon[j] for j in new], [rows.lat[j] for j in new])
-            us = duplicates_batch.micros([rows.reported_at[j] for j in new])
-            links = duplicates_batch.pick(
-                self.session, ids, cats, us, lons, lats, self.settings,
-                cap=max(WINDOW_CAP, WINDOW_PER_ROW * len(new)), imported=self.imported)
+                kept = set(new)
+                self.dropped.update(i for j, i in enumerate(staged.ids) if j not in kept)
+                ids = [staged.ids[j] for j in new]
+                clock("keys")
+            if links is not None and self.dropped.intersection(links.values()):
+                links = None  # a target was not written after all: SQL links the batch
+                self.relinks += 1
             candidate_of = [None] * len(new) if links is None else [links.get(i) for i in ids]
-            clock("duplicates")
             try:
                 with self.session.begin_nested():
                     events = incident_copy.copy_incidents(
@@ -211,6 +298,7 @@ class BulkIntake:
                 clock("key clash")
                 if looked_up:
                     self.fallbacks += 1
+                    self.dropped.update(ids)
                     return BatchCounts.of(register_many(
                         self.session, prepared.items, actor=self.actor,
                         settings=self.settings, index=self.index, now=self.now,
@@ -224,7 +312,6 @@ class BulkIntake:
         if relink:
             found = store.candidate_links(self.session, ids)
             candidate_of = [found.get(i) for i in ids]
-        self.imported.add(ids, cats, us, lons, lats, [c is not None for c in candidate_of])
         out = BatchCounts(created=len(new), duplicates=len(prepared.items) - len(new),
                           events=events, ids=list(ids))
         for j, target in zip(new, candidate_of, strict=True):

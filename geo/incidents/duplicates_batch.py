@@ -69,14 +69,40 @@ def pick(session: Session, ids: Sequence[int], categories: Sequence[str],
     imported
         The import's kept rows; the caller adds this batch to them once written.
     """
+    spans = windows(us, settings)
+    if spans is None:
+        return {}
+    if not imported.fetch(session, *spans, cap=cap):
+        return None
+    return match(ids, categories, us, lon, lat, settings, imported=imported)
+
+
+def _rule(settings: Settings) -> tuple[float, int]:
+    """The radius (m) and the half window (microseconds) of the duplicate rule."""
+    return (float(settings.duplicate_radius_m),
+            round(float(settings.duplicate_window_h) * 3600 * 1_000_000))
+
+
+def windows(us: NDArray[np.int64], settings: Settings) -> tuple[
+        NDArray[np.int64], NDArray[np.int64]] | None:
+    """The time windows (starts, ends in microseconds) whose stored incidents a batch
+    reported at ``us`` may repeat; None when there is nothing to search (no rows, or the
+    rule is switched off)."""
+    radius, w = _rule(settings)
+    if len(us) == 0 or radius <= 0 or w <= 0:
+        return None
+    return _windows(us, w)
+
+
+def match(ids: Sequence[int], categories: Sequence[str], us: NDArray[np.int64],
+          lon: Sequence[float], lat: Sequence[float], settings: Settings, *,
+          imported: ImportedRows) -> dict[int, int] | None:
+    """:func:`pick` once ``imported`` holds the stored incidents of the batch's windows
+    (:func:`windows`): the matching alone, no database."""
     n = len(ids)
-    radius = float(settings.duplicate_radius_m)
-    w = round(float(settings.duplicate_window_h) * 3600 * 1_000_000)
+    radius, w = _rule(settings)
     if n == 0 or radius <= 0 or w <= 0:
         return {}
-    lo, hi = _windows(us, w)
-    if not imported.fetch(session, lo, hi, cap=cap):
-        return None
     o_pf, o_id, o_us, o_lon, o_lat, o_child = imported.near(categories, us, w)
     k = len(o_pf)
     cats = sorted(set(categories))

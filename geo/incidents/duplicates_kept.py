@@ -96,11 +96,32 @@ class ImportedRows:
     def fetch(self, session: Session, lo: NDArray[np.int64], hi: NDArray[np.int64], *,
               cap: int) -> bool:
         """Read the open incidents stored before the import (ids below ``floor``) in the
-        parts of the windows ``[lo, hi]`` (microseconds, sorted and disjoint) not read yet;
-        False (nothing kept) when they are more than ``cap``."""
+        parts of the windows ``[lo, hi]`` (microseconds, sorted and disjoint) not read yet,
+        and keep them; False (nothing kept) when they are more than ``cap``."""
+        rows = self.read(session, lo, hi, cap=cap)
+        if rows is None:
+            return False
+        self.keep(rows)
+        return True
+
+    def keep(self, rows: Sequence[Any]) -> None:
+        """Keep rows that :meth:`read` returned."""
+        if rows:
+            self.add([r.id for r in rows], [r.category_code for r in rows],
+                     np.fromiter((r.us for r in rows), np.int64, len(rows)),
+                     [r.lon for r in rows], [r.lat for r in rows], [r.child for r in rows])
+
+    def read(self, session: Session, lo: NDArray[np.int64], hi: NDArray[np.int64], *,
+             cap: int) -> list[Any] | None:
+        """The rows :meth:`fetch` keeps, without keeping them (None: more than ``cap``).
+
+        The stretches are recorded as read, so the bookkeeping of what was read
+        (:meth:`read`, one thread) and the kept rows (:meth:`keep`, :meth:`add`,
+        :meth:`near`, maybe another thread, in the same order) stay apart.
+        """
         gaps = self._gaps([(int(a), int(b) + 1) for a, b in zip(lo, hi, strict=True)])
         if not gaps:
-            return True
+            return []
         # The import's own rows are uncommitted, so the table's statistics still describe it
         # as it was (empty, for a first import): left alone the planner scans it whole for
         # every batch, quadratic in the file. The time index is always the right path here.
@@ -111,14 +132,10 @@ class ImportedRows:
             else 2**63 - 1, "cap": cap + 1}).all()
         session.execute(_SEQSCAN_BACK)
         if len(rows) > cap:
-            return False
-        if rows:
-            self.add([r.id for r in rows], [r.category_code for r in rows],
-                     np.fromiter((r.us for r in rows), np.int64, len(rows)),
-                     [r.lon for r in rows], [r.lat for r in rows], [r.child for r in rows])
+            return None
         for gap in gaps:
             self._cover(gap)
-        return True
+        return list(rows)
 
     def near(self, categories: Sequence[str], us: NDArray[np.int64], w: int) -> tuple[
             NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.float64],

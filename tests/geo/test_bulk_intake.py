@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import random
 import threading
@@ -86,11 +87,14 @@ def _snapshot(session: Session) -> tuple[list[Any], list[Any]]:
     return incidents, events
 
 
-@pytest.mark.parametrize("in_memory", [True, False])
+@pytest.mark.parametrize(("in_memory", "ahead"), [(True, False), (False, False),
+                                                   (True, True), (False, True)])
 def test_bulk_intake_stores_what_register_many_stores(session: Session, settings: Settings,
                                                       ids: dict[str, int], in_memory: bool,
+                                                      ahead: bool,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    """In memory, and (a window holding more stored incidents than the cap) by SQL."""
+    """In memory, and (a window holding more stored incidents than the cap) by SQL; each
+    batch written at once, and (as the file import does) one batch behind its search."""
     if not in_memory:
         monkeypatch.setattr(bulk_module, "WINDOW_CAP", 0)
         monkeypatch.setattr(bulk_module, "WINDOW_PER_ROW", 0)
@@ -107,7 +111,13 @@ def test_bulk_intake_stores_what_register_many_stores(session: Session, settings
     bulk = BulkIntake(session, actor="bulk", settings=settings, index=index, now=NOW,
                       on_reject=lambda item, exc: pytest.fail(str(exc)))
     assert bulk.preload()
-    counts = [bulk.write(p) for chunk in chunks if (p := bulk.prepare(chunk)) is not None]
+    if ahead:
+        started = [bulk.write_ahead(p) for chunk in chunks
+                   if (p := bulk.prepare(chunk)) is not None]
+        counts = [*started[1:], bulk.flush()]
+    else:
+        counts = [bulk.write(p) for chunk in chunks if (p := bulk.prepare(chunk)) is not None]
+    bulk.close()
     got = _snapshot(session)
     assert got == expected
     linked = sum(1 for r in got[0] if r.cand_ext is not None)
@@ -184,3 +194,29 @@ def test_a_key_the_look_up_missed_sends_the_batch_the_slow_way(
     assert counts.created == unique - 1 and counts.duplicates == len(items) - unique + 1
     total = session.execute(text("SELECT count(*) FROM incident")).scalar_one()
     assert total == unique
+
+
+def test_a_search_that_linked_to_a_row_not_written_is_linked_again_by_sql(
+        session: Session, settings: Settings, ids: dict[str, int]) -> None:
+    """Two reports of one matter in a batch, the first a retry of an incident stored a
+    kilometre away: the in-memory search links the second to the first, which is then not
+    written (its key is stored), so the batch is linked by SQL, and the second has no
+    candidate (a link to the unwritten row would break the COPY's foreign key)."""
+    first, second = _items(2, seed=11)
+    second = dataclasses.replace(second, lon=first.lon, lat=first.lat, category=first.category,
+                                 reported_at=first.reported_at, external_id="other")
+    index = get_index(session)
+    register_many(session, [dataclasses.replace(first, lat=first.lat + 0.01)],
+                  actor="earlier", settings=settings, index=index, now=NOW)
+    bulk = BulkIntake(session, actor="bulk", settings=settings, index=index, now=NOW,
+                      on_reject=lambda item, exc: pytest.fail(str(exc)))
+    assert bulk.preload()
+    prepared = bulk.prepare([first, second])
+    assert prepared is not None
+    assert bulk.write_ahead(prepared).created == 0  # nothing stored before the flush
+    counts = bulk.flush()
+    bulk.close()
+    assert (counts.created, counts.duplicates, counts.candidates) == (1, 1, 0)
+    assert (bulk.clashes, bulk.relinks) == (1, 1)
+    assert session.execute(text("SELECT candidate_of FROM incident WHERE external_id = "
+                                "'other'")).one() == (None,)
