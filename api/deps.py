@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
 from sqlalchemy.orm import Session
 
-from geo.errors import InvalidInput, storable_json
+from geo.errors import UNSTORABLE_ESCAPE, InvalidInput, storable_json
 from geo.settings import Settings
 from geo.store.db import session_scope
 from geo.store.models import INT4_MAX, INT8_MAX
@@ -47,7 +46,6 @@ IdFilter = Annotated[int | None, Query(ge=1, le=INT4_MAX)]
 
 
 # A JSON escape that may decode to text PostgreSQL cannot store: a lone surrogate or NUL.
-_UNSTORABLE_ESCAPE = re.compile(rb"\\u(?:[dD][89a-fA-F][0-9a-fA-F]{2}|0000)")
 
 
 async def storable_json_body(request: Request) -> None:
@@ -58,7 +56,7 @@ async def storable_json_body(request: Request) -> None:
             "content-type", ""):
         return
     body = await request.body()
-    if not _UNSTORABLE_ESCAPE.search(body):
+    if not UNSTORABLE_ESCAPE.search(body):
         return
     try:
         data = json.loads(body)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException
 
 from geo.errors import (
@@ -63,6 +64,7 @@ _VALID = {
     "datetime_parsing": "an ISO 8601 date-time", "datetime_type": "an ISO 8601 date-time",
 }
 _JSON_BODY = "a JSON object, sent with Content-Type: application/json"
+_MULTIPART_BODY = "a multipart/form-data body with the boundary its Content-Type names"
 
 
 def _problem(err: Any) -> dict[str, Any]:
@@ -117,12 +119,24 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
-    """FastAPI's own 400 for a body it could not read (e.g. JSON nested too deep) in our
-    shape; every other HTTP error as FastAPI answers it."""
+    """FastAPI's own 400 for a body it could not read (JSON nested too deep, a multipart
+    body without its boundary) as a 422 in our shape, like any other unreadable body;
+    under ``/open311/`` every HTTP error (405 included) in GeoReport's list format;
+    every other HTTP error as FastAPI answers it."""
     assert isinstance(exc, HTTPException)
+    if request.url.path.startswith("/open311/"):
+        from geo.open311 import error_body
+
+        detail = exc.detail if isinstance(exc.detail, dict) else {"message": exc.detail}
+        return JSONResponse(error_body(exc.status_code, str(detail.get("message")),
+                                       field=detail.get("field"), value=detail.get("value"),
+                                       valid=detail.get("valid")),
+                            status_code=exc.status_code, headers=exc.headers)
     if exc.status_code == 400 and isinstance(exc.detail, str):
-        return JSONResponse({"detail": {"message": exc.detail, "field": "body", "value": None,
-                                        "valid": _JSON_BODY}}, status_code=400)
+        multipart = request.headers.get("content-type", "").lower().startswith("multipart/")
+        return JSONResponse({"detail": {
+            "message": exc.detail, "field": "body", "value": None,
+            "valid": _MULTIPART_BODY if multipart else _JSON_BODY}}, status_code=422)
     return await http_exception_handler(request, exc)
 
 
@@ -157,10 +171,35 @@ async def _operational_error(request: Request, exc: Exception) -> JSONResponse:
         "valid": "the same request again"}}, status_code=409)
 
 
+_KEY_DETAIL = re.compile(r"Key \((?P<field>[^)]*)\)=\((?P<value>.*)\)")
+
+
+async def _integrity_error(request: Request, exc: Exception) -> JSONResponse:
+    """A unique or foreign key the checks passed but a concurrent transaction took or removed
+    first (two requests creating the same code at once): 409, nothing changed. Any other
+    integrity error stays a server error."""
+    assert isinstance(exc, IntegrityError)
+    state = getattr(exc.orig, "sqlstate", None)
+    if state not in ("23505", "23503"):
+        raise exc
+    diag = getattr(exc.orig, "diag", None)
+    found = _KEY_DETAIL.search(getattr(diag, "message_detail", None) or "")
+    field = found["field"] if found else "request"
+    value = found["value"] if found else None
+    what = "was stored" if state == "23505" else "was removed"
+    return JSONResponse({"detail": {
+        "message": f"{field} {value!r} {what} by a concurrent request first; nothing was "
+                   "changed", "field": field, "value": value,
+        "valid": "a value not yet taken (read the current state and retry)"
+        if state == "23505" else "a record that exists (read the current state and retry)"}},
+        status_code=409)
+
+
 def add_exception_handlers(app: FastAPI) -> None:
     """Register the handlers that turn domain and validation errors into JSON answers."""
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(DataError, _data_error)
+    app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(OperationalError, _operational_error)

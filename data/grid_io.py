@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ from shapely.geometry import GeometryCollection, MultiPolygon
 from shapely.geometry.base import BaseGeometry
 
 from geo.crs import geometry_to_wgs84, parse_crs
-from geo.errors import InvalidInput
+from geo.errors import TEXT_VALID, UNSTORABLE_ESCAPE, InvalidInput, unstorable
 from geo.store.grids import GridRecord
 from geo.store.models import INT4_MAX
 
@@ -143,20 +144,56 @@ def _read_ogr(path: Path, options: ReadOptions) -> tuple[pd.DataFrame, list[Any]
     import pyogrio
     from pyogrio.errors import DataLayerError, DataSourceError
 
+    source = _source(path)
     try:
-        layers = [str(name) for name, _ in pyogrio.list_layers(path)]
+        layers = [str(name) for name, _ in pyogrio.list_layers(source)]
         if options.layer is None and len(layers) > 1:
             raise InvalidInput(f"{path.name!r} has {len(layers)} layers: say which one",
                                field="layer", value=None, valid=", ".join(layers))
         if options.layer is not None and options.layer not in layers:
             raise InvalidInput(f"{path.name!r} has no layer {options.layer!r}", field="layer",
                                value=options.layer, valid=", ".join(layers))
-        frame = pyogrio.read_dataframe(path, layer=options.layer)
+        frame = pyogrio.read_dataframe(source, layer=options.layer)
     except (DataSourceError, DataLayerError) as exc:
-        raise InvalidInput(f"cannot read {path.name!r}: {exc}", field="file", value=path.name,
+        reason = str(exc).replace(str(path.parent) + "/", "")  # no server paths in answers
+        raise InvalidInput(f"cannot read {path.name!r}: {reason}", field="file",
+                           value=path.name,
                            valid="a readable " + READ_SUFFIXES[path.suffix.lower()]) from exc
     geoms = list(frame.geometry.array) if "geometry" in frame else [None] * len(frame)
     return pd.DataFrame(frame.drop(columns="geometry", errors="ignore")), geoms, frame.crs
+
+
+def _source(path: Path) -> Any:
+    """What GDAL opens for ``path``: a zip's folder holding the Shapefile (a zip made of a
+    folder keeps it), after refusing a zip without one; GeoJSON after refusing text GDAL
+    would silently cut at a NUL or mangle (``\\u0000``, a lone surrogate escape)."""
+    suffix = path.suffix.lower()
+    if suffix in (".geojson", ".json"):
+        with path.open("rb") as handle:
+            for number, line in enumerate(handle, start=1):
+                found = UNSTORABLE_ESCAPE.search(line) or (b"\x00" in line and line)
+                if found:
+                    raise InvalidInput(
+                        f"{path.name!r} line {number} holds a NUL or an unpaired surrogate "
+                        "(\\u0000, \\ud800-\\udfff), which would be cut off or replaced",
+                        field="file", value=path.name, valid=TEXT_VALID)
+        return path
+    if suffix != ".zip":
+        return path
+    try:
+        with zipfile.ZipFile(path) as archive:
+            shapes = [n for n in archive.namelist() if n.lower().endswith(".shp")
+                      and not n.startswith("__MACOSX/")]
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise InvalidInput(f"{path.name!r} is not a zip archive: {exc}", field="file",
+                           value=path.name, valid="a .zip holding a Shapefile") from None
+    folders = sorted({str(Path(n).parent) for n in shapes})
+    if not shapes or len(folders) > 1:
+        raise InvalidInput(f"{path.name!r} holds " + (
+            "no .shp file" if not shapes else f".shp files in {len(folders)} folders"),
+            field="file", value=path.name, valid="a .zip holding one Shapefile (.shp, .shx, "
+            ".dbf, .prj), at its top or in one folder")
+    return path if folders[0] == "." else f"/vsizip/{path}/{folders[0]}"
 
 
 def _read_csv(path: Path, options: ReadOptions) -> tuple[pd.DataFrame, list[Any], Any]:
@@ -319,7 +356,7 @@ def _attrs(value: Any, field_name: str, index: int) -> dict[str, Any]:
         return {}
     try:
         parsed = json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         parsed = None
     if not isinstance(parsed, dict):
         raise InvalidInput(f"feature {index + 1}: {field_name} is not a JSON object",
@@ -345,6 +382,14 @@ def _feature(index: int, row: dict[str, Any], geom: BaseGeometry | None, options
     else:
         level = options.level
     parent = _code(row.get(options.parent_field)) if options.parent_field else None
+    for value, column in ((code, options.code_field), (name, options.name_field),
+                          (level, options.level_field), (parent, options.parent_field)):
+        why = unstorable(value) if isinstance(value, str) else None
+        if why is not None and value is not None:
+            raise InvalidInput(f"feature {index + 1}: {column} {why}", field=column,
+                               value=value.replace("\x00", "\\x00").encode(
+                                   "utf-8", "backslashreplace").decode()[:80],
+                               valid=TEXT_VALID)
     pop_field = options.population_field or ("population" if "population" in fields else None)
     hh_field = options.households_field or ("households" if "households" in fields else None)
     attrs_field = options.attrs_field or ("attrs" if "attrs" in fields else None)

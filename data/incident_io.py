@@ -288,7 +288,7 @@ class RowReader:
                 stripped = stripped[len(codecs.BOM_UTF8):]
             try:
                 item = json.loads(stripped)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
                 yield SourceRow(row=number, values={}, original=cut(line.decode(
                     "utf-8", "replace").rstrip("\r\n")), problem=f"not a JSON object: {exc}")
                 continue

@@ -30,7 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from data.roster_shifts import SHIFTS_VALID, format_shifts, parse_shift_text
-from geo.errors import ImportRefused, InvalidInput
+from geo.errors import TEXT_VALID, ImportRefused, InvalidInput, unstorable
 from geo.store.grids import WriteCounts
 from geo.store.models import DUTY_KINDS, WORKER_ROLES, Duty, Team, Worker
 from geo.store.roster import CODE_FORMAT, FORMAT_VALID, KIND_FORMAT, PHONE_FORMAT
@@ -152,6 +152,11 @@ def _check_row(line: int, row: Mapping[str, str], checked: _Checked) -> dict[str
     out: dict[str, Any] = {}
     if "__extra__" in row:
         checked.add(line, "row", row["__extra__"], "more cells than header columns")
+    for column, cell in row.items():
+        why = unstorable(cell) if isinstance(cell, str) else None
+        if why is not None:
+            checked.add(line, column, cell.replace("\x00", "\\x00").encode(
+                "utf-8", "backslashreplace").decode(), f"{column} {why} ({TEXT_VALID})")
     for column in ("worker_code", "team_code"):
         value = row.get(column, "")
         if (value or column == "worker_code") and not _CODE.match(value):
@@ -245,7 +250,8 @@ def _records(header: Sequence[str], rows: Sequence[tuple[int, Mapping[str, str]]
                                               if c not in v))
                     for code, v in sorted(teams.items()) if "team_name" in v or len(v)]
     with_duties = "duty" in header
-    keep = frozenset(c for c in ("phone", "team_code", "active") if c not in header)
+    keep = frozenset(c for c in ("phone", "team_code", "active", "shifts", "categories")
+                     if c not in header)
     workers: dict[str, dict[str, Any]] = {}
     for (_, row), values in zip(rows, parsed, strict=True):
         worker = workers.setdefault(row["worker_code"], {

@@ -33,7 +33,7 @@ def _suffix(path: Path) -> str:
 def _read_geojson(path: Path) -> list[dict[str, Any]]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise InvalidInput(f"cannot read {path.name!r}: {exc}", field="file", value=path.name,
                            valid="a UTF-8 GeoJSON file") from exc
     if isinstance(data, dict) and data.get("type") == "Feature":

@@ -277,7 +277,7 @@ def _read_geojson(path: Path, label: str) -> RawPoints:
     try:
         with path.open(encoding="utf-8-sig") as handle:
             data = json.load(handle)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:  # nested thousands deep: Recursion
         raise InvalidInput(f"{label} is not JSON: {exc}", field="file", value=label,
                            valid="a GeoJSON file") from None
     out = RawPoints()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from typing import Any
 
 
@@ -59,17 +60,31 @@ LATEST_MOMENT = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
 MOMENT_VALID = "a moment from 1970-01-01 to 2199-12-31"
 
 
+#: The largest UTC offset PostgreSQL takes with a ``timestamptz`` (Python takes up to 24 h).
+PG_MAX_OFFSET = dt.timedelta(hours=15, minutes=59, seconds=59)
+
+
+def storable_offset(moment: dt.datetime) -> dt.datetime:
+    """``moment`` as it is, or in UTC when its offset is beyond what PostgreSQL takes
+    (``+20:00`` is valid ISO 8601; the moment is the same, only written differently)."""
+    offset = moment.utcoffset()
+    if offset is not None and abs(offset) > PG_MAX_OFFSET:
+        return moment.astimezone(dt.UTC)
+    return moment
+
+
 def check_moment(moment: dt.datetime, field: str, value: Any = None) -> dt.datetime:
     """``moment`` (timezone-aware) when its date, read at its own offset, lies in
     [1970, 2200) (so ``1970-01-01`` in Shanghai is in, as the message says); else
-    :class:`InvalidInput` naming ``field`` and the ``value`` given."""
+    :class:`InvalidInput` naming ``field`` and the ``value`` given. An offset beyond
+    PostgreSQL's range is turned into UTC (:func:`storable_offset`)."""
     wall = moment.replace(tzinfo=None)
     if not EARLIEST_MOMENT.replace(tzinfo=None) <= wall < LATEST_MOMENT.replace(tzinfo=None):
         raise InvalidInput(f"{field} {value if value is not None else moment!s} is out of "
                            "range", field=field, value=str(value if value is not None
                                                              else moment),
                            valid=MOMENT_VALID)
-    return moment
+    return storable_offset(moment)
 
 
 def check_day(day: dt.date, field: str) -> dt.date:
@@ -79,6 +94,9 @@ def check_day(day: dt.date, field: str) -> dt.date:
                            value=day.isoformat(), valid="a date from 1970-01-01 to 2199-12-31")
     return day
 
+
+#: A JSON escape of what PostgreSQL cannot store: ``\u0000`` or a lone UTF-16 surrogate.
+UNSTORABLE_ESCAPE = re.compile(rb"\\u(?:[dD][89a-fA-F][0-9a-fA-F]{2}|0000)")
 
 #: What :func:`storable_text` accepts, for error messages.
 TEXT_VALID = "text without NUL characters (\\u0000) or unpaired surrogates (\\ud800-\\udfff)"
@@ -112,20 +130,34 @@ def storable_text(value: str, field: str) -> str:
     return value
 
 
+#: How deep a stored JSON value may nest (PostgreSQL and the answers' encoder have limits).
+JSON_MAX_DEPTH = 64
+
+
 def storable_json(value: Any, field: str) -> None:
     """Raise :class:`InvalidInput` naming ``field`` (and the key path) when a key or string
-    inside the JSON value ``value`` cannot be stored by PostgreSQL's ``jsonb``."""
-    stack: list[tuple[str, Any]] = [(field, value)]
+    inside the JSON value ``value`` cannot be stored by PostgreSQL's ``jsonb``, a number is
+    not finite (NaN, ``1e999``: not JSON) or the value nests deeper than
+    :data:`JSON_MAX_DEPTH`."""
+    stack: list[tuple[str, Any, int]] = [(field, value, 0)]
     while stack:
-        path, item = stack.pop()
+        path, item, depth = stack.pop()
+        if depth > JSON_MAX_DEPTH:
+            raise InvalidInput(f"{path or 'the value'} nests deeper than {JSON_MAX_DEPTH} "
+                               "levels", field=path or field, value=None,
+                               valid=f"JSON nested at most {JSON_MAX_DEPTH} levels deep")
         if isinstance(item, str):
             storable_text(item, path)
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise InvalidInput(f"{path} is {item}, not a finite number", field=path,
+                               value=str(item), valid="finite numbers (JSON has no NaN or "
+                               "infinity)")
         elif isinstance(item, dict):
             for key, inner in item.items():
                 storable_text(str(key), path)
-                stack.append((f"{path}.{key}", inner))
+                stack.append((f"{path}.{key}", inner, depth + 1))
         elif isinstance(item, list | tuple):
-            stack.extend((f"{path}[{i}]", inner) for i, inner in enumerate(item))
+            stack.extend((f"{path}[{i}]", inner, depth + 1) for i, inner in enumerate(item))
 
 
 def jsonable(value: Any) -> Any:

@@ -170,14 +170,28 @@ def service_notice(sla_hours: float | None, due_at: dt.datetime | None, tz: Zone
 
 
 def _attributes(form: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """``attribute[code]`` (one value) and ``attribute[code][]`` (a list) of a form; a code
+    given both ways, or given one value twice with different values, is refused."""
     found: dict[str, Any] = {}
     for key, value in form:
         match = _ATTRIBUTE.match(key)
         if match is None:
             continue
         code, many = match.group(1), match.group(2)
+        storable_text(value, key)
+        before = found.get(code)
+        if before is not None and isinstance(before, list) != bool(many):
+            raise InvalidInput(f"attribute {code!r} is given both as attribute[{code}] and "
+                               f"attribute[{code}][]", field=key, value=value[:80],
+                               valid=f"attribute[{code}] once for one value, or "
+                               f"attribute[{code}][] for each of several values")
         if many:
             found.setdefault(code, []).append(value)
+        elif before is not None and before != value:
+            raise InvalidInput(f"{key} is given twice, as {before!r} and {value!r}",
+                               field=key, value=value[:80],
+                               valid=f"{key} once (a repeat must carry the same value; "
+                               f"attribute[{code}][] for several values)")
         else:
             found[code] = value
     return found

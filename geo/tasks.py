@@ -31,7 +31,7 @@ from shapely.geometry import LineString, MultiLineString, MultiPolygon, Point, P
 from shapely.geometry.base import BaseGeometry
 
 from geo.crs import check_lonlat, geometry_to_wgs84, parse_crs
-from geo.errors import InvalidInput, check_moment
+from geo.errors import InvalidInput, check_moment, storable_json
 from geo.routes.network import MetricFrame
 
 TASK_STATUSES = ("open", "claimed", "done", "cancelled", "expired")
@@ -106,6 +106,7 @@ def new_task(*, title: Any, window_start: Any, window_end: Any, route: int | str
     if attrs is not None and not isinstance(attrs, Mapping):
         raise InvalidInput("attrs is not an object", field="attrs", value=attrs,
                            valid="a JSON object")
+    storable_json(attrs or {}, "attrs")
     polygon = area_geometry(area, crs=crs, max_km2=max_km2) if area is not None else None
     return TaskIn(title=check_title(title), window_start=start, window_end=end,
                   description=description, route=route if route != "" else None,
@@ -162,7 +163,7 @@ def area_geometry(geometry: Any, *, crs: str | None = None, max_km2: float,
         raise InvalidInput(f"{where} is not a readable polygon: {exc}", field=where,
                            value=str(geometry.get("coordinates"))[:200],
                            valid=AREA_VALID) from None
-    geom = geometry_to_wgs84(geom, parse_crs(crs))
+    geom = geometry_to_wgs84(shapely.force_2d(geom), parse_crs(crs))  # heights dropped
     coords = shapely.get_coordinates(geom)
     if len(coords) == 0 or geom.is_empty:
         raise InvalidInput(f"{where} is empty", field=where, value=None, valid=AREA_VALID)

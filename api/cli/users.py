@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.cli.common import console, reported_errors, settings
-from geo.errors import NotFound
+from geo.errors import NotFound, storable_text
 from geo.store.db import session_scope
 from geo.store.models import USER_ROLES, ApiToken, AppUser
 from geo.store.users import create_user, issue_token, revoke_tokens
@@ -17,7 +17,7 @@ app = typer.Typer(help="API users and tokens.", no_args_is_help=True)
 
 
 def _user(session: Session, name: str) -> AppUser:
-    user = session.scalar(select(AppUser).where(AppUser.name == name))
+    user = session.scalar(select(AppUser).where(AppUser.name == storable_text(name, "name")))
     if user is None:
         raise NotFound(f"there is no user named {name!r}", field="name", value=name,
                        valid="the name of a user (patrolgrid users list)")

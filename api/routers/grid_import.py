@@ -62,7 +62,10 @@ def import_grid_file(
                          tolerance_m2=settings.topology_tolerance_m2 if tolerance_m2 is None
                          else tolerance_m2)
     with tempfile.TemporaryDirectory(prefix="patrolgrid-upload-") as tmp:
-        path = Path(tmp) / f"upload{suffix}"
+        # saved under the name it was sent with, so that every message names that file
+        path = Path(tmp) / (name if name not in ("", ".", "..") and "\x00" not in name
+                            and len(name.encode("utf-8", "replace")) < 200
+                            else f"upload{suffix}")
         save_upload(file, path, settings.max_upload_mb)
         report = import_grids(session, path, read, check, commit=commit, source=name)
     return report.to_dict()

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from api.auth import Dispatcher, Reader, require_role
 from api.deps import BigId, SessionDep, SettingsDep
+from api.errors import status_for
 from api.schemas.incident_loop import (
     Candidates,
     EscalationReportOut,
@@ -32,7 +33,7 @@ from api.schemas.incident_loop import (
     RelatedOut,
     StatusChange,
 )
-from geo.errors import InvalidInput
+from geo.errors import DomainError, InvalidInput
 from geo.incidents import duplicates, escalation, loop
 from geo.store.grid_queries import parse_at
 from geo.store.models import Incident, IncidentEvent
@@ -76,9 +77,10 @@ def _answer(session: Session, incident: Incident, response: Response) -> Inciden
 
 
 @contextmanager
-def _conflicts(from_header: bool) -> Iterator[None]:
-    """A stale version or a refused transition as 409 (412 for a stale ``If-Match``), with
-    the incident's current ``ETag`` so that the client can retry without reading again."""
+def _conflicts(from_header: bool, session: Session, incident_id: int) -> Iterator[None]:
+    """A stale version or a refused transition as 409 (412 for a stale ``If-Match``), and
+    any other refusal with its own status, each with the incident's current ``ETag`` so
+    that the client can retry without reading again (none when the incident is unknown)."""
     try:
         yield
     except loop.StaleVersion as exc:
@@ -87,6 +89,11 @@ def _conflicts(from_header: bool) -> Iterator[None]:
     except loop.TransitionNotAllowed as exc:
         raise HTTPException(status_code=409, detail=exc.to_dict(),
                             headers=_etag(exc.extra.get("version"))) from exc
+    except DomainError as exc:
+        version = session.execute(select(Incident.version).where(
+            Incident.id == incident_id)).scalar_one_or_none()
+        raise HTTPException(status_code=status_for(exc), detail=exc.to_dict(),
+                            headers=_etag(version)) from exc
 
 
 def _etag(version: object) -> dict[str, str] | None:
@@ -112,7 +119,7 @@ def change_status(incident_id: BigId, body: StatusChange, session: SessionDep,
             "field": "status", "value": body.status,
             "valid": ", ".join(loop.FIELD_STATUSES) + " (dispatchers may set the others)"})
     expected, from_header = _expected(body.version, if_match)
-    with _conflicts(from_header):
+    with _conflicts(from_header, session, incident_id):
         incident = loop.change_status(session, incident_id, body.status, note=body.note,
                                       actor=principal.name, expected_version=expected,
                                       worker_id=body.worker_id)
@@ -127,7 +134,7 @@ def evaluate(incident_id: BigId, body: EvaluationIn, session: SessionDep, princi
     409 when it is not closed or was evaluated differently before; sending the
     same evaluation again is a harmless retry."""
     expected, from_header = _expected(body.version, if_match)
-    with _conflicts(from_header):
+    with _conflicts(from_header, session, incident_id):
         incident = loop.evaluate(session, incident_id, score=body.score,  # type: ignore[arg-type]
                                  comment=body.comment, actor=principal.name,
                                  expected_version=expected)
@@ -140,7 +147,7 @@ def merge(incident_id: BigId, body: MergeIn, session: SessionDep, principal: Dis
     """Merge this incident into ``into`` (the one it repeats): it becomes ``duplicate``,
     its candidates move to ``into``, and both get an event."""
     expected, from_header = _expected(body.version, if_match)
-    with _conflicts(from_header):
+    with _conflicts(from_header, session, incident_id):
         incident = duplicates.merge(session, incident_id, body.into, actor=principal.name,
                                     note=body.note, expected_version=expected)
     return _answer(session, incident, response)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Annotated, Any
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_to_bytes
 
 from fastapi import APIRouter, Form, Header, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -29,6 +29,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.auth import REPORTER_ROLES
 from api.deps import SettingsDep
@@ -67,7 +68,7 @@ class GeoReportRoute(APIRoute):
                 return JSONResponse(open311.error_body(
                     400, f"{field}: {err.get('msg', 'invalid')}", field=field,
                     value=_plain(err.get("input"))), status_code=400)
-            except HTTPException as exc:
+            except StarletteHTTPException as exc:  # FastAPI's and Starlette's (form parsing)
                 detail = exc.detail if isinstance(exc.detail, dict) else {"message": exc.detail}
                 body = open311.error_body(exc.status_code, str(detail.get("message")),
                                           field=detail.get("field"), value=detail.get("value"),
@@ -185,14 +186,39 @@ def _content_type(request: Request) -> str:
 
 def _urlencoded(body: bytes) -> list[tuple[str, str]]:
     """A urlencoded form as UTF-8, raw bytes and %-escapes alike (Starlette reads raw bytes
-    as Latin-1, so ``curl -d 'description=暴露垃圾'`` would store mojibake)."""
+    as Latin-1, so ``curl -d 'description=暴露垃圾'`` would store mojibake). A field that is
+    not UTF-8 is named, with the bytes around the fault (never those of ``api_key``)."""
+    items: list[tuple[str, str]] = []
+    for part in body.split(b"&"):
+        if part:
+            name, _, value = part.partition(b"=")
+            key = _utf8(name, "form", "")
+            items.append((key, _utf8(value, key, key)))
+    return items
+
+
+def _utf8(raw: bytes, field: str, what: str) -> str:
+    data = unquote_to_bytes(raw.replace(b"+", b" "))
     try:
-        return parse_qsl(body.decode("utf-8"), keep_blank_values=True, encoding="utf-8",
-                         errors="strict")
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InvalidInput(f"the form is not UTF-8 text: {exc.reason} at byte {exc.start}",
-                           field="form", value=body[max(0, exc.start - 8):exc.start + 8].hex(),
+        shown = None if field == "api_key" else data[max(0, exc.start - 8):exc.start + 8].hex()
+        where = f"the value of {what}" if what else "a field name"
+        raise InvalidInput(f"{where} is not UTF-8 text: {exc.reason} at byte {exc.start} "
+                           f"(after %-decoding)", field=field, value=shown,
                            valid="a form encoded as UTF-8 (raw or %-escaped)") from exc
+
+
+def _one_key(items: Sequence[tuple[str, str]], in_query: Sequence[str]) -> str | None:
+    """The ``api_key`` of a POST, in the form or the query (the spec allows either); two
+    different ones are refused (which would be the reporter?), without showing either."""
+    keys = {v.strip() for v in (*[v for k, v in items if k == "api_key"], *in_query)}
+    keys.discard("")
+    if len(keys) > 1:
+        raise InvalidInput("api_key is given more than once, with different values",
+                           field="api_key", value=None,
+                           valid="one api_key, in the form or the query")
+    return next(iter(keys), None)
 
 
 def _form_items(form: Any) -> list[tuple[str, str]]:
@@ -268,7 +294,7 @@ async def post_request(
                            "multipart/form-data")
     items = (_urlencoded(await request.body()) if kind == URLENCODED
              else _form_items(await request.form()))
-    api_key = api_key or request.query_params.get("api_key")  # the spec allows either
+    api_key = _one_key(items, request.query_params.getlist("api_key"))
     created, body = await run_in_threadpool(_post, settings, items, api_key, authorization,
                                             idempotency_key)
     return JSONResponse([body], status_code=201 if created else 200)

@@ -17,7 +17,7 @@ from api.schemas.grids import Link
 from api.schemas.routes import ROUTE_EXAMPLE, PlanRequest, RouteCollection
 from geo.crs import check_lonlat, parse_crs, point_to_wgs84
 from geo.routes.plan import plan_route
-from geo.routes.validate import merge_patch, parse_route
+from geo.routes.validate import merge_patch, parse_route, patch_moves
 from geo.store import network as network_store
 from geo.store import routes as route_store
 from geo.store.grid_queries import check_page
@@ -122,7 +122,7 @@ def patch_route(route_id: Id, body: Annotated[dict[str, Any], Body()], session: 
     (a property set to null is removed); the result is checked like a new route."""
     old = route_store.get_route(session, route_id)
     merged = merge_patch(old.feature(), body)
-    route = parse_route(merged, crs=crs if "geometry" in body else None)
+    route = parse_route(merged, crs=crs if patch_moves(body) else None)
     return route_store.replace_route(session, route_id, route,
                                      tolerance_m=settings.route_tolerance_m).feature()
 

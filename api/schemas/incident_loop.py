@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from geo.incidents.duplicates import Related
 from geo.incidents.escalation import Escalation, EscalationReport
@@ -28,8 +28,8 @@ class StatusChange(_In):
                                     "closed loop are allowed (409 lists them).",
                         examples=["accepted"])
     note: str | None = Field(None, description="Why (required for rejected; ≤ 2000 chars).")
-    version: int | None = Field(None, description=_VERSION)
-    worker_id: int | None = Field(None, ge=1, le=INT4_MAX,
+    version: StrictInt | None = Field(None, description=_VERSION)
+    worker_id: StrictInt | None = Field(None, ge=1, le=INT4_MAX,
                                   description="Only with status dispatched: dispatch to this "
                                               "worker.")
 
@@ -40,15 +40,16 @@ class EvaluationIn(_In):
     score: int | float | str | bool = Field(description="1 (very unhappy) to 5 (very happy).",
                                             examples=[5])
     comment: str | None = Field(None, description="≤ 2000 characters.")
-    version: int | None = Field(None, description=_VERSION)
+    version: StrictInt | None = Field(None, description=_VERSION)
 
 
 class MergeIn(_In):
     """Merge this incident into the one it repeats."""
 
-    into: int = Field(ge=1, le=INT8_MAX, description="Id of the incident this one duplicates.")
+    into: StrictInt = Field(ge=1, le=INT8_MAX,
+                            description="Id of the incident this one duplicates.")
     note: str | None = None
-    version: int | None = Field(None, description=_VERSION)
+    version: StrictInt | None = Field(None, description=_VERSION)
 
 
 class EventOut(BaseModel):

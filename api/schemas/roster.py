@@ -27,7 +27,7 @@ class WorkerCreate(_In):
     name: str = Field(examples=["张伟"])
     role: str = Field(description=f"One of {_ROLES}.", examples=["grid_worker"])
     phone: str | None = None
-    team_id: int | None = None
+    team_id: StrictInt | None = Field(None, ge=1, le=INT4_MAX)
     active: bool = True
 
 
@@ -38,7 +38,7 @@ class WorkerPatch(_In):
     name: str | None = None
     role: str | None = Field(None, description=f"One of {_ROLES}.")
     phone: str | None = None
-    team_id: int | None = None
+    team_id: StrictInt | None = Field(None, ge=1, le=INT4_MAX)
     active: bool | None = None
 
 
@@ -109,7 +109,8 @@ class ShiftIn(_In):
 class DutyCreate(_In):
     """A worker's duty on a grid."""
 
-    worker_id: int = Field(ge=1, le=INT4_MAX, description="The worker (GET /api/v1/workers).")
+    worker_id: StrictInt = Field(ge=1, le=INT4_MAX,
+                                 description="The worker (GET /api/v1/workers).")
     grid_code: str = Field(description="A current grid.")
     kind: str = Field(description=f"One of {', '.join(DUTY_KINDS)} (A角 / B角).")
     shifts: list[ShiftIn] = Field(default_factory=list,

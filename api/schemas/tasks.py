@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from api.schemas.grids import Link
+from geo.store.models import INT4_MAX
 
 TASK_EXAMPLE: dict[str, Any] = {
     "title": "安泰街道夜巡 19:00-21:00",
@@ -30,7 +31,7 @@ class TaskCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     title: str = Field(description="What to do, shown to patrols (1-200 characters).")
     description: str | None = Field(None, max_length=4000)
-    route: int | str | None = Field(None, description="Id or code of a patrol route: its "
+    route: StrictInt | str | None = Field(None, description="Id or code of a patrol route: its "
                                     "line is copied into the task.")
     grid: str | None = Field(None, description="Code of a current grid: its polygon is the "
                              "task's area.")
@@ -48,7 +49,7 @@ class ClaimBody(BaseModel):
     out); a dispatcher or admin claims for the worker named."""
 
     model_config = ConfigDict(extra="forbid")
-    worker_id: int | None = None
+    worker_id: StrictInt | None = Field(None, ge=1, le=INT4_MAX)
 
 
 class CancelBody(BaseModel):
@@ -56,7 +57,7 @@ class CancelBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     reason: str | None = Field(None, max_length=1000)
-    version: int | None = None
+    version: StrictInt | None = Field(None, ge=1, le=INT4_MAX)
 
 
 class TaskCollection(BaseModel):

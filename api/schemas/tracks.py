@@ -27,7 +27,7 @@ class TrackPointIn(BaseModel):
 class TrackUpload(BaseModel):
     """A batch of one worker's fixes, in any order."""
 
-    worker_id: int = Field(ge=1, le=INT4_MAX, description="The worker (GET /api/v1/workers).")
+    worker_id: StrictInt = Field(ge=1, le=INT4_MAX, description="The worker (GET /api/v1/workers).")
     points: list[TrackPointIn] = Field(description="The fixes; checked one by one, the first "
                                                    "bad one refuses the upload.")
     crs: str | None = Field(None, description="wgs84 (default), gcj02, bd09, cgcs2000 or "

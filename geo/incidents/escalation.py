@@ -128,7 +128,9 @@ WITH v AS (
     UPDATE incident AS i
        SET escalation_level = v.level, escalated_to = v.to_grid, escalated_at = :now,
            worker_id = v.worker_id, version = i.version + 1,
-           rule = CASE WHEN v.rule = 'none' THEN i.rule ELSE 'escalation_' || v.rule END
+           rule = CASE WHEN v.rule = 'none' THEN i.rule ELSE 'escalation_' || v.rule END,
+           -- why it had nobody (declined, no one on duty) is moot once someone has it
+           unassigned_reason = CASE WHEN v.worker_id IS NULL THEN i.unassigned_reason END
       FROM v
      WHERE i.id = v.id
  RETURNING i.id, i.status, i.version, v.level, v.to_grid, v.worker_id, v.from_grid,

@@ -54,7 +54,7 @@ from zoneinfo import ZoneInfo
 from pyproj import CRS
 
 from geo import crs as crs_mod
-from geo.errors import InvalidInput, storable_json, storable_text
+from geo.errors import InvalidInput, storable_json, storable_offset, storable_text
 from geo.store.models import INCIDENT_SOURCES
 
 FIELDS = ("lon", "lat", "crs", "category", "source", "external_id", "idempotency_key",
@@ -180,7 +180,7 @@ def parse_reported_at(value: Any, tz: ZoneInfo, now: dt.datetime,
         when = "before 1970" if parsed < EARLIEST else "in the future"
         raise InvalidInput(f"{name} {value!s} is {when}", field=name, value=str(value),
                            valid=TIME_VALID)
-    return parsed
+    return storable_offset(parsed)
 
 
 def _attrs(value: Any) -> dict[str, Any]:

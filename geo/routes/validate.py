@@ -219,5 +219,11 @@ def merge_patch(feature: Mapping[str, Any], patch: Any) -> dict[str, Any]:
             props.pop(key, None)
         else:
             props[key] = value
-    return {"type": "Feature", "geometry": patch.get("geometry") or feature.get("geometry"),
-            "properties": props}
+    return {"type": "Feature", "geometry": patch["geometry"] if patch_moves(patch)
+            else feature.get("geometry"), "properties": props}
+
+
+def patch_moves(patch: Mapping[str, Any]) -> bool:
+    """Whether a route patch gives a new geometry (``"geometry": null`` keeps the stored
+    one, which is never converted again from the request's ``crs``)."""
+    return patch.get("geometry") is not None

@@ -132,7 +132,37 @@ def _depths(session: Session, records: Sequence[GridRecord]) -> dict[str, int]:
 
     for rec in records:
         depth(rec.code)
+    for rec in records:
+        if rec.parent_code and depths[rec.code] <= depth(rec.parent_code):
+            raise InvalidInput(
+                f"grid {rec.code!r} ({rec.level}, depth {depths[rec.code]}) is not finer than "
+                f"its parent {rec.parent_code!r} (depth {depth(rec.parent_code)})",
+                field="parent", value=rec.parent_code,
+                valid="a parent of a coarser level (district > street > community > grid > "
+                      "finer levels)")
+    _check_children(session, depths)
     return depths
+
+
+_CHILDREN = text("""SELECT code, parent_code, depth FROM grid
+                     WHERE valid_to IS NULL AND parent_code IN :codes AND code NOT IN :codes
+                     ORDER BY code""").bindparams(bindparam("codes", expanding=True))
+
+
+def _check_children(session: Session, depths: dict[str, int]) -> None:
+    """Current grids left out of the import must stay finer than their parent in it (a
+    parent moved to a deeper level would otherwise be taken for the finest grid)."""
+    if not depths:
+        return
+    for child in session.execute(_CHILDREN, {"codes": sorted(depths)}).mappings():
+        if child["depth"] <= depths[child["parent_code"]]:
+            raise InvalidInput(
+                f"grid {child['parent_code']!r} would be at depth {depths[child['parent_code']]}"
+                f", not coarser than its current child {child['code']!r} (depth "
+                f"{child['depth']}), which is not in this import",
+                field="parent", value=child["parent_code"],
+                valid=f"the children too (such as {child['code']!r}), with their parent, so "
+                      "that their levels follow, or a parent that keeps the grid coarser")
 
 
 def write_versions(session: Session, records: Sequence[GridRecord], *,

@@ -189,9 +189,9 @@ def decode_cursor(value: str | None) -> tuple[dt.datetime, int] | None:
         at, incident_id = json.loads(raw)
         moment = dt.datetime.fromisoformat(at)
         if moment.tzinfo is None or not isinstance(incident_id, int) \
-                or not 0 <= incident_id <= INT8_MAX:
+                or isinstance(incident_id, bool) or not 0 <= incident_id <= INT8_MAX:
             raise ValueError
-        return moment, incident_id
+        return check_moment(moment, "cursor", value), incident_id
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
         raise InvalidInput(f"cursor {value!r} is not a paging cursor", field="cursor",
                            value=value, valid=CURSOR_VALID) from None

@@ -34,7 +34,8 @@ def _text(value: Any, field: str, max_len: int, *, required: bool = True) -> str
 
 #: The formats the roster CSV and the API share (an API edit must export and import again).
 CODE_FORMAT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z")
-PHONE_FORMAT = re.compile(r"^\+?[0-9][0-9 \-]{1,29}[0-9]\Z")  # 3 to 32 characters (110, 12345)
+#: 3 to 32 characters in all, a leading + counted (110, 12345, +86 139-0000-0000).
+PHONE_FORMAT = re.compile(r"^(?=.{3,32}\Z)\+?[0-9][0-9 \-]*[0-9]\Z")
 KIND_FORMAT = re.compile(r"^[a-z][a-z_]{0,31}\Z")
 FORMAT_VALID = {
     "code": "1-64 letters, digits, '_', '.' or '-', starting with a letter or digit",

@@ -60,6 +60,8 @@ class WorkerRecord:
 
     Fields named in ``keep`` (``phone``, ``team_code``, ``active``) are left as
     they are on an existing worker; a new worker gets None / no team / active.
+    Likewise ``shifts`` and ``categories`` in ``keep`` are left as they are on a duty
+    the worker already has (a new duty: always on duty, every category).
     """
 
     code: str
@@ -185,12 +187,14 @@ def upsert_workers(session: Session,
     duties = DutyCounts()
     for rec in records:
         if rec.duties is not None:
-            _replace_duties(session, ids[rec.code], rec.code, rec.duties, duties)
+            _replace_duties(session, ids[rec.code], rec.code, rec.duties, duties,
+                            keep=rec.keep & {"shifts", "categories"})
     return counts, duties
 
 
 def _replace_duties(session: Session, worker_id: int, worker_code: str,
-                    duties: Sequence[DutyRecord], counts: DutyCounts) -> None:
+                    duties: Sequence[DutyRecord], counts: DutyCounts, *,
+                    keep: frozenset[str] = frozenset()) -> None:
     table = _table(Duty)
     current = {(row["grid_code"], row["kind"]): dict(row) for row in session.execute(
         select(table).where(table.c.worker_id == worker_id)).mappings()}
@@ -204,6 +208,8 @@ def _replace_duties(session: Session, worker_id: int, worker_code: str,
         values = {"shifts": [dict(s) for s in duty.shifts],
                   "categories": list(duty.categories) if duty.categories is not None else None}
         old = current.get(key)
+        if old is not None:
+            values = {k: v for k, v in values.items() if k not in keep}
         if not _record(counts, label, old, values):
             continue
         if old is None:

@@ -156,9 +156,11 @@ def parse_window(start: str | dt.datetime | None, end: str | dt.datetime | None,
                                valid=f"{WINDOW_VALID}, {MOMENT_VALID}") from None
     hi = moments["to"] or now or dt.datetime.now(dt.UTC)
     lo = moments["from"] or hi - dt.timedelta(days=1)
-    if hi <= lo:
-        raise InvalidInput(f"to ({hi.isoformat()}) is not after from ({lo.isoformat()})",
-                           field="to", value=str(end), valid=WINDOW_VALID)
+    if hi <= lo:  # the one given is at fault (to, when both are)
+        blamed, value = ("to", end) if moments["to"] is not None else ("from", start)
+        shown = "" if moments["to"] is not None else " (now, to's default)"
+        raise InvalidInput(f"to ({hi.isoformat()}{shown}) is not after from ({lo.isoformat()})",
+                           field=blamed, value=str(value), valid=WINDOW_VALID)
     if hi - lo > dt.timedelta(days=max_days):
         raise InvalidInput(f"the window from {lo.isoformat()} to {hi.isoformat()} is longer "
                            f"than {max_days:g} days", field="from", value=str(start),

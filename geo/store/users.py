@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from geo.errors import Conflict, InvalidInput
+from geo.errors import Conflict, InvalidInput, storable_text
 from geo.store.models import USER_ROLES, ApiToken, AppUser
 
 TOKEN_PREFIX = "pg_"
@@ -38,6 +38,7 @@ def create_user(session: Session, *, name: str, role: str) -> tuple[AppUser, str
     if not name.strip():
         raise InvalidInput("name must not be empty", field="name", value=name,
                            valid="a non-empty user name")
+    storable_text(name, "name")  # a name that is not text (a NUL, bytes not UTF-8) is refused
     if session.scalar(select(AppUser.id).where(AppUser.name == name)) is not None:
         raise Conflict(f"a user named {name!r} already exists", field="name", value=name,
                        valid="a name not yet taken")

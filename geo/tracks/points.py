@@ -195,6 +195,8 @@ def _numbers(values: Sequence[Any] | NDArray[Any], field: str, key: str) -> NDAr
         if not isinstance(values, np.ndarray) and any(isinstance(v, bool) for v in values):
             raise TypeError("booleans are not coordinates")
         out = np.asarray(values, dtype=np.float64)
+        if out.ndim != 1:  # lists where numbers belong ([[1, 2], [3, 4]] as one point)
+            raise ValueError("not one number per point")
     except (TypeError, ValueError):
         out = np.array([_number_or_nan(v) for v in values], dtype=np.float64)
     i = _first_bad_number(out)

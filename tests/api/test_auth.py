@@ -181,6 +181,9 @@ def test_users_create_prints_a_working_token_last(cli: Callable[..., Any], clien
     (("users", "create", "--name", "bob", "--role", "boss"), "boss"),
     (("users", "create", "--name", "taken", "--role", "patrol"), "already exists"),
     (("users", "revoke", "--name", "nobody"), "nobody"),
+    # a name that is not UTF-8 (a shell's $'\xff') was a traceback
+    (("users", "create", "--name", "\udcff\udcfe", "--role", "admin"), "name"),
+    (("users", "token", "--name", "a\x00b"), "NUL"),
 ])
 def test_users_cli_errors_exit_2_with_a_message(cli: Callable[..., Any], session: Session,
                                                 args: tuple[str, ...], words: str) -> None:

@@ -162,6 +162,7 @@ def test_a_leg_across_a_small_grid_with_no_fix_near_it_counts(
     ({"grid": "G1", "from": "yesterday"}, 422, "from"),
     ({"grid": "G1", "from": "2026-11-09", "to": "2026-11-08"}, 422, "to"),
     ({"grid": "G1", "from": "2026-01-01", "to": "2026-11-08"}, 422, "from"),
+    ({"grid": "G1", "from": "2199-01-01"}, 422, "from"),  # to is now: from is at fault
 ])
 def test_bad_requests_name_the_field(client: TestClient, auth: Auth, city: dict[str, int],
                                      params: dict[str, str], status: int, field: str) -> None:

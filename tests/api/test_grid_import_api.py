@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,15 @@ def test_bad_uploads_name_what_is_wrong(client: TestClient, auth: Auth, tmp_path
     detail = answer.json()["detail"]
     assert detail["field"] == "file" and detail["value"] == "boundaries.txt"
     assert ".geojson" in detail["valid"] and ".csv" in detail["valid"]
+    # an archive without a Shapefile is named as sent (was the server's temp path)
+    empty_zip = tmp_path / "bad.zip"
+    with zipfile.ZipFile(empty_zip, "w") as archive:
+        archive.writestr("readme.txt", "no shapes here")
+    answer = upload(client, empty_zip, auth("planner"))
+    detail = answer.json()["detail"]
+    assert answer.status_code == 422 and (detail["field"], detail["value"]) == ("file",
+                                                                               "bad.zip")
+    assert "no .shp" in detail["message"] and "/tmp" not in detail["message"]
     beats = shared_data / "chicago" / "police_beats.geojson"
     wrong_field = upload(client, beats, auth("planner"), code_field="beat")
     assert wrong_field.status_code == 422

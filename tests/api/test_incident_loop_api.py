@@ -77,6 +77,16 @@ def test_refusals_name_what_is_allowed(client: TestClient, auth: Auth, session: 
     assert (unknown["field"], unknown["value"]) == ("status", "fixed")
     assert "in_progress" in unknown["valid"]
     assert status(client, d, iid, {"status": "rejected"}, expect=422)["detail"]["field"] == "note"
+    # every refusal carries the current ETag (none for an unknown incident)
+    refused = client.post(f"/api/v1/incidents/{iid}/status", json={"status": "rejected"},
+                          headers=d)
+    assert refused.status_code == 422 and refused.headers["ETag"] == '"1"'
+    nobody = client.post(f"/api/v1/incidents/{iid}/status",
+                         json={"status": "dispatched", "worker_id": 999_999}, headers=d)
+    assert nobody.status_code in (404, 422) and nobody.headers["ETag"] == '"1"'
+    unknown_id = client.post(f"/api/v1/incidents/{10**9}/status",
+                             json={"status": "dispatched"}, headers=d)
+    assert unknown_id.status_code == 404 and "ETag" not in unknown_id.headers
     assert status(client, d, 10**9, {"status": "dispatched"}, expect=404)["detail"]["field"] \
         == "id"
     extra = status(client, d, iid, {"status": "dispatched", "colour": "red"}, expect=422)
@@ -137,6 +147,7 @@ def test_evaluation(client: TestClient, auth: Auth, session: Session,
     url = f"/api/v1/incidents/{iid}/evaluation"
     early = client.post(url, json={"score": 5}, headers=d)
     assert early.status_code == 409 and early.json()["detail"]["valid"] == "closed"
+    assert early.headers["ETag"] == '"1"'
     status(client, d, iid, {"status": "closed"})
     for bad in (0, 6, "five", 2.5):
         answer = client.post(url, json={"score": bad}, headers=d)
@@ -203,6 +214,21 @@ def test_escalation_endpoint(client: TestClient, auth: Auth, session: Session,
     bad = client.post("/api/v1/escalations", params={"now": "teatime"}, headers=d)
     assert bad.status_code == 422 and bad.json()["detail"]["field"] == "now"
     assert client.post("/api/v1/escalations", headers=auth("patrol")).status_code == 403
+
+
+def test_escalation_clears_the_reason_an_incident_had_nobody(
+        client: TestClient, auth: Auth, session: Session, city: dict[str, int]) -> None:
+    """A declined incident (no worker, and a reason saying so) escalated to the community's
+    manager has an owner again: the reason goes."""
+    iid = new_incident(session, worker_id=city["WG1"], status="dispatched")
+    d = auth("dispatcher")
+    status(client, d, iid, {"status": "registered", "note": "not mine"})
+    assert row(session, iid)["unassigned_reason"]
+    client.post("/api/v1/escalations", params={"now": "2024-06-03T15:00:00+08:00"}, headers=d)
+    session.expire_all()
+    after = row(session, iid)
+    assert after["escalated_to"] == "C1" and after["worker_id"] is not None
+    assert after["unassigned_reason"] is None
 
 
 # --------------------------------------------------------------------------- the server job

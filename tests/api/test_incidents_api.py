@@ -214,6 +214,8 @@ def test_paging_walks_every_incident_once(client: TestClient, auth: Auth,
     ({"status": "open"}, "status"), ({"category": "X1"}, "category"),
     ({"from": "soon"}, "from"), ({"overdue": "maybe"}, "overdue"),
     ({"cursor": "not-a-cursor"}, "cursor"), ({"bbox": "1,2,3"}, "bbox"),
+    # an id of true (JSON's bool is a Python int) was a 500
+    ({"cursor": "WyIyMDI2LTAxLTAxVDAwOjAwOjAwKzAwOjAwIiwgdHJ1ZV0"}, "cursor"),
     ({"limit": "0"}, "limit"),
 ])
 def test_bad_filters_are_named(client: TestClient, auth: Auth, ids: dict[str, int],
@@ -244,3 +246,28 @@ def test_one_incident_with_events_and_etag(client: TestClient, auth: Auth,
     assert got["events"][0]["actor"].startswith("test-patrol")
     missing = client.get(f"{URL}/999999", headers=auth("patrol"))
     assert problem(missing, 404)["field"] == "id"
+
+
+def test_an_offset_beyond_postgresqls_range_is_the_same_moment_in_utc(
+        client: TestClient, auth: Auth, ids: dict[str, int]) -> None:
+    """``+20:00`` is valid ISO 8601 but PostgreSQL refuses offsets from 16 h: it was a 422
+    naming no field; it is the same moment, stored in UTC."""
+    answer = post(client, auth, body(reported_at="2024-05-02T10:00:00+20:00"))
+    assert answer.status_code == 201, answer.text
+    stored = dt.datetime.fromisoformat(answer.json()["reported_at"])
+    assert stored == dt.datetime(2024, 5, 1, 14, 0, tzinfo=dt.UTC)
+    listed = client.get(URL, params={"from": "2024-05-02T09:00:00+20:00",
+                                     "to": "2024-05-02T11:00:00+20:00"},
+                        headers=auth("planner"))
+    assert listed.status_code == 200, listed.text
+    assert [f["id"] for f in listed.json()["features"]] == [answer.json()["id"]]
+
+
+def test_a_body_too_deeply_nested_to_read_is_a_422(client: TestClient, auth: Auth,
+                                                   ids: dict[str, int]) -> None:
+    """FastAPI answers 400 for a body it cannot read; like any other unreadable body, 422."""
+    deep = '{"attrs": ' + "[" * 3000 + "]" * 3000 + "}"
+    answer = client.post(URL, content=deep, headers={**auth("patrol"),
+                                                     "Content-Type": "application/json"})
+    detail = problem(answer)
+    assert detail["field"] == "body" and "JSON" in detail["valid"]

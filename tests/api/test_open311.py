@@ -11,6 +11,7 @@ import datetime as dt
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from fastapi.testclient import TestClient
@@ -323,6 +324,58 @@ def test_a_form_with_raw_utf8_text_is_read_as_utf8(client: TestClient, city: dic
                           {"id": new_id}) == "暴露垃圾 门口"
     before = _count(session)
     gbk = body.replace("暴露垃圾 门口".encode(), "暴露垃圾".encode("gbk"))
-    _error(client.post(f"{V2}/requests.json", content=gbk, headers=headers), 400, "form")
+    _error(client.post(f"{V2}/requests.json", content=gbk, headers=headers), 400,
+           "description")
+    # a %-escaped bad byte: named in its own field, never showing the bytes of api_key
+    escaped = body.replace("暴露垃圾 门口".encode(), b"a" * 30 + b"%FF")
+    error = _error(client.post(f"{V2}/requests.json", content=escaped, headers=headers), 400,
+                   "description")
+    assert error["value"] == (b"a" * 8 + b"\xff").hex()
+    assert key.encode().hex()[:16] not in error["description"] + str(error["value"])
+    bad_key = body.replace(f"api_key={key}".encode(), b"api_key=" + key.encode() + b"%FF")
+    error = _error(client.post(f"{V2}/requests.json", content=bad_key, headers=headers), 400,
+                   "api_key")
+    assert error["value"] is None
     session.rollback()
     assert _count(session) == before
+
+
+def _pairs(client: TestClient, pairs: list[tuple[str, str]], **query: str) -> Any:
+    """POST a urlencoded form whose fields may repeat."""
+    return client.post(f"{V2}/requests.json", content=urlencode(pairs), params=query,
+                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+
+
+def test_attributes_and_api_key_given_twice_are_refused(
+        client: TestClient, city: dict[str, int], key: str, session: Session,
+        auth: Callable[[str], dict[str, str]]) -> None:
+    before = _count(session)
+    form = {"service_code": "E1", **IN_G1, "api_key": key}
+    both = [*form.items(), ("attribute[X]", "a"), ("attribute[X][]", "b")]
+    _error(_pairs(client, both), 400, "attribute[X][]")  # was a 500
+    twice = [*form.items(), ("attribute[SIZE]", "big"), ("attribute[SIZE]", "small")]
+    assert "small" in _error(_pairs(client, twice), 400, "attribute[SIZE]")[
+        "description"]
+    other = auth("dispatcher")["Authorization"].removeprefix("Bearer ")
+    error = _error(_pairs(client, [*form.items(), ("api_key", other)]), 400, "api_key")
+    assert error["value"] is None and other not in str(error)
+    _error(_pairs(client, list(form.items()), api_key=other), 400, "api_key")
+    session.rollback()
+    assert _count(session) == before
+    same = [*form.items(), ("attribute[SIZE]", "big"), ("attribute[SIZE]", "big"),
+            ("attribute[TAGS][]", "a"), ("attribute[TAGS][]", "b"), ("api_key", key)]
+    response = _pairs(client, same)
+    assert response.status_code == 201, response.text
+    new_id = int(response.json()[0]["service_request_id"])
+    assert session.scalar(text("SELECT attrs->'open311'->'attributes' FROM incident "
+                               "WHERE id = :id"), {"id": new_id}) == {
+        "SIZE": "big", "TAGS": ["a", "b"]}
+
+
+def test_errors_before_the_handler_answer_in_georeport_format(
+        client: TestClient, city: dict[str, int], key: str) -> None:
+    error = _error(client.delete(f"{V2}/requests.json"), 405)
+    assert "Method Not Allowed" in error["description"]
+    _error(client.post(f"{V2}/services.json"), 405)
+    _error(client.post(f"{V2}/requests.json", params={"api_key": key}, content=b"garbage",
+                       headers={"Content-Type": "multipart/form-data"}), 400)

@@ -204,3 +204,43 @@ def test_writes_need_planner_or_dispatcher(client: TestClient, auth: Auth, grids
     codes = [w["code"] for w in client.get("/api/v1/workers", headers=auth("patrol"))
              .json()["items"]]
     assert codes == ["W-admin", "W-dispatcher", "W-planner"]
+
+
+def test_a_code_taken_by_a_concurrent_request_is_a_409(client: TestClient, auth: Auth,
+                                                       grids: None,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two requests creating one code at once both pass the look-up; the loser's insert meets
+    the unique index: 409 naming the code (was a 500)."""
+    from geo.store import roster
+
+    worker(client, auth, "RACE-1")
+    monkeypatch.setattr(roster, "_unique_code", lambda *args, **kwargs: None)
+    answer = client.post("/api/v1/workers", json={"code": "RACE-1", "name": "b",
+                                                  "role": "patrol"}, headers=auth("planner"))
+    assert answer.status_code == 409, answer.text
+    assert (answer.json()["detail"]["field"], answer.json()["detail"]["value"]) == (
+        "code", "RACE-1")
+
+
+@pytest.mark.parametrize(("path", "body", "field"), [
+    ("/duties", {"worker_id": True, "grid_code": "G1", "kind": "backup"}, "worker_id"),
+    ("/duties", {"worker_id": "1", "grid_code": "G1", "kind": "backup"}, "worker_id"),
+    ("/workers", {"code": "T1", "name": "t", "role": "patrol", "team_id": True}, "team_id"),
+    ("/workers", {"code": "T1", "name": "t", "role": "patrol", "team_id": 99_999_999_999},
+     "team_id"),
+])
+def test_ids_must_be_whole_numbers_in_range(client: TestClient, auth: Auth, grids: None,
+                                           path: str, body: dict[str, Any], field: str) -> None:
+    """``true`` was read as id 1 and ``"1"`` as 1; a huge id named no field."""
+    worker(client, auth, "W-1")
+    answer = client.post(f"/api/v1{path}", json=body, headers=auth("planner"))
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["detail"]["field"] == field
+
+
+def test_a_phone_of_32_characters_is_taken(client: TestClient, auth: Auth, grids: None) -> None:
+    assert worker(client, auth, "P-32", phone="1" * 32)["phone"] == "1" * 32
+    too_long = client.post("/api/v1/workers", json={"code": "P-33", "name": "p",
+                                                    "role": "patrol", "phone": "1" * 33},
+                           headers=auth("planner"))
+    assert too_long.status_code == 422 and too_long.json()["detail"]["field"] == "phone"

@@ -98,6 +98,15 @@ def test_create_read_list_update_delete(client: TestClient, auth: Auth, setup: s
     assert renamed.json()["properties"]["name"] == "夜巡改"
     assert renamed.json()["properties"]["team"] == "T2"
     assert renamed.json()["geometry"] == body["geometry"]
+    # with a crs but no new geometry, the stored line is not converted again (it moved
+    # about 590 m as if it were GCJ-02); an empty geometry object is refused
+    again = client.patch(f"/api/v1/routes/{rid}?crs=gcj02", headers=editor,
+                         json={"geometry": None, "properties": {"name": "夜巡再改"}})
+    assert again.status_code == 200, again.text
+    assert again.json()["geometry"] == body["geometry"]
+    empty = client.patch(f"/api/v1/routes/{rid}?crs=gcj02", headers=editor,
+                         json={"geometry": {}, "properties": {"name": "x"}})
+    assert empty.status_code == 422, empty.text
     moved = [[119.301, 26.071], [119.309, 26.079]]
     replaced = client.put(f"/api/v1/routes/{rid}", headers=editor,
                           json=_feature(coords=moved, grid_codes=["G2"]))
@@ -326,3 +335,20 @@ def test_cli_imports_a_geopackage_with_text_fields(cli: Callable[..., Result], s
     assert row.grid_codes == ["G1", "G2"]
     assert row.schedule == [{"days": [0, 1, 2, 3, 4], "start": "08:00", "end": "12:00"},
                             {"days": [5], "start": "09:00", "end": "11:00"}]
+
+
+def test_cli_import_names_nan_and_unreadable_nesting(cli: Callable[..., Result], setup: str,
+                                                    tmp_path: Path) -> None:
+    """NaN in attrs was a traceback from the database; a file nested too deep a traceback
+    from the parser."""
+    path = tmp_path / "nan.geojson"
+    path.write_text(_collection(_feature(code="A")).replace(
+        '"properties": {', '"properties": {"attrs": {"x": NaN}, ', 1), encoding="utf-8")
+    refused = cli("routes", "import", path)
+    out = " ".join(refused.output.split())
+    assert refused.exit_code == 2 and "attrs.x" in out and "Traceback" not in out, out
+    deep = tmp_path / "deep.geojson"
+    deep.write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    refused = cli("routes", "import", deep)
+    assert refused.exit_code == 2 and "Traceback" not in refused.output, refused.output
+    assert _count(setup) == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import threading
 from collections.abc import Callable
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from shapely.geometry import box, mapping
+from shapely.geometry import box, mapping, shape
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -41,6 +42,14 @@ def field_user(db_url: str, worker_id: int | None, role: str = "patrol") -> dict
         if worker_id is not None:
             link_user(s, user=user.name, worker_id=worker_id)
     return {"Authorization": f"Bearer {token}"}
+
+
+def _nested(depth: int) -> list[Any]:
+    """A list nested ``depth`` deep."""
+    out: list[Any] = []
+    for _ in range(depth - 1):
+        out = [out]
+    return out
 
 
 def publish(client: TestClient, auth: Auth, body: dict[str, Any], status: int = 201,
@@ -79,6 +88,8 @@ def test_publish_checks_roles_and_fields_and_writes_nothing_when_refused(
          "window_start"),
         ({"title": ""}, "title"),
         ({"colour": "red"}, "colour"),
+        ({"route": True}, "route"),  # was read as route 1
+        ({"attrs": {"a": _nested(70)}}, "attrs.a" + "[0]" * 64),  # was a 500
     ]
     for change, field in bad:
         answer = client.post("/api/v1/tasks", json=body | change, headers=auth("dispatcher"))
@@ -90,8 +101,26 @@ def test_publish_checks_roles_and_fields_and_writes_nothing_when_refused(
             **window(0, 1)}
     answer = client.post("/api/v1/tasks", json=area, headers=auth("dispatcher"))
     assert answer.status_code == 422 and answer.json()["detail"]["field"] == "area"
+    nan = json.dumps(body)[:-1] + ', "attrs": {"x": NaN}}'  # was refused by the database
+    answer = client.post("/api/v1/tasks", content=nan, headers={
+        **auth("dispatcher"), "Content-Type": "application/json"})
+    assert answer.status_code == 422 and answer.json()["detail"]["field"] == "attrs.x"
+    for name, value in (("version", 99_999_999_999), ("version", True)):
+        cancel = client.post(f"/api/v1/tasks/{feature['id']}/cancel", json={name: value},
+                             headers=auth("dispatcher"))
+        assert cancel.status_code == 422 and cancel.json()["detail"]["field"] == name
+    claim = client.post(f"/api/v1/tasks/{feature['id']}/claim", json={"worker_id": True},
+                        headers=auth("dispatcher"))
+    assert claim.status_code == 422 and claim.json()["detail"]["field"] == "worker_id"
     session.rollback()
     assert session.execute(text("SELECT count(*) FROM patrol_task")).scalar() == 1
+    # an area with heights is the same area (it was a 422 from the database, naming nothing)
+    ring = [[119.30, 26.08, 5], [119.301, 26.08, 5], [119.301, 26.081, 5], [119.30, 26.08, 5]]
+    high = publish(client, auth, {"title": "3-D", "area": {"type": "Polygon",
+                                                           "coordinates": [ring]},
+                                  **window(0, 1)})
+    assert high["geometry"]["type"] in ("Polygon", "MultiPolygon")
+    assert not shape(high["geometry"]).has_z
 
 
 def test_open_tasks_near_me_nearest_first(client: TestClient, auth: Auth,

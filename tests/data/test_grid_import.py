@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -409,3 +410,73 @@ def test_a_population_beyond_the_column_is_named(cli: Cli, tmp_path: Path, db_ur
     out = " ".join(result.output.split())
     assert result.exit_code == 2 and "feature 1: population is '1000000000000'" in out, out
     assert "Traceback" not in out and current_count(db_url) == 0
+
+
+def test_a_child_must_stay_finer_than_its_parent(cli: Cli, tmp_path: Path,
+                                                 db_url: str) -> None:
+    """A community under a grid, or a parent moved deeper than its current children, made
+    locate and the intake take the parent for the finest grid; both are refused."""
+    args = ("--code-field", "code", "--parent-field", "parent", "--level-field", "level",
+            "--commit")
+    upside = _squares(tmp_path / "upside.geojson", [("G1", None, "grid", 119.30),
+                                                    ("C2", "G1", "community", 119.30)])
+    refused = cli("grids", "import", upside, *args)
+    assert refused.exit_code == 2 and "not finer than its parent" in refused.output, \
+        refused.output
+    assert current_count(db_url) == 0
+    zone = _squares(tmp_path / "zone.geojson", [("Z1", None, "片区", 119.30),
+                                                ("Z2", "Z1", "楼栋", 119.30),
+                                                ("C1", None, "community", 119.32)])
+    assert cli("grids", "import", zone, *args).exit_code == 0
+    assert query(db_url, "SELECT code, depth FROM grid ORDER BY code") == [
+        ("C1", 2), ("Z1", 0), ("Z2", 1)]
+    moved = _squares(tmp_path / "moved.geojson", [("Z1", "C1", "片区", 119.32)])
+    refused = cli("grids", "import", moved, *args)
+    out = " ".join(refused.output.split())
+    assert refused.exit_code == 2 and "not coarser than its current child 'Z2'" in out, out
+    both = _squares(tmp_path / "both.geojson", [("Z1", "C1", "片区", 119.32),
+                                                ("Z2", "Z1", "楼栋", 119.32)])
+    assert cli("grids", "import", both, *args).exit_code == 0
+    assert query(db_url, "SELECT code, depth FROM grid WHERE valid_to IS NULL "
+                         "ORDER BY code") == [("C1", 2), ("Z1", 3), ("Z2", 4)]
+
+
+def test_a_zipped_shapefile_in_a_folder_is_read(cli: Cli, chicago: Path, tmp_path: Path,
+                                                db_url: str) -> None:
+    """Zipping a folder (the usual way) keeps it in the archive: the Shapefile is found."""
+    frame = gpd.read_file(chicago / "police_beats.geojson")
+    frame = frame[frame["DISTRICT"] == "17"].copy()
+    folder = tmp_path / "beats17"
+    folder.mkdir()
+    frame.to_file(folder / "beats17.shp", engine="pyogrio")
+    archive = tmp_path / "beats17.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        for part in folder.iterdir():
+            out.write(part, f"beats17/{part.name}")
+    report = run_report(cli, tmp_path, archive, "--code-field", "BEAT_NUM", "--commit")
+    assert report["written"]["created"] == len(frame)
+
+
+@pytest.mark.parametrize(("name", "content", "words"), [
+    ("nul.csv", 'code,name,wkt\nX6,a\x00b,"POLYGON ((105 31, 105.01 31, 105.01 31.01, '
+                '105 31.01, 105 31))"\n', "feature 1: name contains a NUL"),
+    ("nul.geojson", '{"type": "FeatureCollection", "features": [{"type": "Feature", '
+                    '"properties": {"code": "N\\u00001", "name": "a"}, "geometry": '
+                    '{"type": "Point", "coordinates": [105, 31]}}]}', "line 1 holds a NUL"),
+    ("lone.geojson", '{"type": "FeatureCollection", "features": [{"type": "Feature", '
+                     '"properties": {"code": "N1", "name": "a\\ud800b"}, "geometry": '
+                     '{"type": "Point", "coordinates": [105, 31]}}]}', "line 1 holds a NUL"),
+])
+def test_text_postgresql_cannot_store_is_refused_not_cut(cli: Cli, tmp_path: Path,
+                                                         db_url: str, name: str, content: str,
+                                                         words: str) -> None:
+    """A NUL in a CSV cell was a traceback; in GeoJSON GDAL cut the text at it (code 'N')
+    and replaced a lone surrogate, silently."""
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    result = cli("grids", "import", path, "--code-field", "code", "--name-field", "name",
+                 "--commit")
+    out = " ".join(result.output.split())
+    assert result.exit_code == 2 and "Traceback" not in out, out
+    assert words in out, out
+    assert current_count(db_url) == 0

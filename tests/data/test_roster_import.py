@@ -304,3 +304,34 @@ def test_excel_unicode_text_imports(demo_db: str, tmp_path: Path) -> None:
     assert report.workers.as_dict()["created"] == 1
     assert [r["name"] for r in _rows(demo_db, "SELECT name FROM worker WHERE code = 'U16-1'")] == [
         "统一文本"]
+
+
+def test_a_file_without_shifts_or_categories_keeps_those_of_existing_duties(
+        demo_db: str, tmp_path: Path) -> None:
+    """A missing column leaves that attribute unchanged, duties' shifts and categories too
+    (they were set to always and every category); a new duty gets those defaults."""
+    full = (f"worker_code,name,role,grid_code,duty,shifts,categories\n"
+            f"N-1,夜班,grid_worker,{ANTAI_GRID},primary,fri 22:00-06:00,E0101\n")
+    with db.session_scope(demo_db) as s:
+        import_roster(s, _write(tmp_path, full))
+    short = (f"worker_code,name,role,grid_code,duty\n"
+             f"N-1,夜班,grid_worker,{ANTAI_GRID},primary\n"
+             f"N-1,夜班,grid_worker,{ANTAI_GRID_2},backup\n")
+    with db.session_scope(demo_db) as s:
+        report = import_roster(s, _write(tmp_path, short))
+    assert report.duties.as_dict() == {"created": 1, "updated": 0, "unchanged": 1, "deleted": 0}
+    duties = _rows(demo_db, """SELECT d.grid_code, d.shifts, d.categories FROM duty d
+                                 JOIN worker w ON w.id = d.worker_id WHERE w.code = 'N-1'
+                                ORDER BY d.grid_code""")
+    assert [(d["grid_code"], format_shifts(d["shifts"]), d["categories"]) for d in duties] == [
+        (ANTAI_GRID, "fri 22:00-06:00", ["E0101"]), (ANTAI_GRID_2, "", None)]
+
+
+def test_a_cell_that_is_not_storable_text_is_named(demo_db: str, tmp_path: Path) -> None:
+    """A NUL in a cell was a traceback from the database."""
+    before = _counts(demo_db)
+    with pytest.raises(ImportRefused) as caught, db.session_scope(demo_db) as s:
+        import_roster(s, _write(tmp_path, "worker_code,name,role\nQX1,a\x00b,grid_worker\n"))
+    (problem,) = caught.value.extra["problems"]
+    assert (problem["row"], problem["field"], problem["value"]) == (2, "name", "a\\x00b")
+    assert _counts(demo_db) == before

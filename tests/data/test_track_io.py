@@ -175,6 +175,12 @@ def test_the_first_fix_after_a_long_gap_jumping_away_is_dropped(plt_files: list[
     ("walk.geojson", '{"type": "FeatureCollection", "features": [{"type": "Feature", '
                      '"properties": {}, "geometry": {"type": "Point", "coordinates": '
                      '[119.3, 26.1]}}]}', "walk.geojson[0].t"),
+    # lists where numbers belong, and JSON nested too deep for the parser, were 500s
+    ("walk.geojson", '{"type": "FeatureCollection", "features": [{"type": "Feature", '
+                     '"properties": {"t": "2024-05-01T08:00:00Z"}, "geometry": {"type": '
+                     '"Point", "coordinates": [[119.3, 26.1], [119.4, 26.2]]}}]}',
+     "walk.geojson[0].lon"),
+    ("walk.geojson", "[" * 100_000 + "]" * 100_000, "file"),
 ])
 def test_bad_files_are_refused_naming_the_point(tmp_path: Path, name: str, content: str,
                                                 field: str) -> None:
