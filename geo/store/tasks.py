@@ -334,17 +334,21 @@ def cancel_task(session: Session, task_id: int, *, user_id: int | None,
         The version differs, or the task is done, expired or already cancelled.
     """
     moment = _now(now)
+    # as GET shows it: the settling below bumps the version of a task whose window is over,
+    # but a refusal rolls that back, so a refusal must speak of this state
+    task = get_task(session, task_id, now=moment)
     settle(session, now=moment)
     done = session.execute(_CANCEL, {"id": task_id, "user": user_id, "now": moment,
                                      "reason": reason, "version": version}).scalar()
     if done is not None:
         return get_task(session, task_id, now=moment)
-    task = get_task(session, task_id, now=moment)
-    if version is not None and task.version != version:
-        raise Conflict(f"task {task_id} is at version {task.version}, not {version}",
-                       field="version", value=version,
-                       valid=f"the current version {task.version} (GET the task again)",
-                       extra={"status": task.status, "version": task.version})
+    if task.status in ("open", "claimed"):  # cancellable as read: a version, or a race
+        if version is not None and task.version != version:
+            raise Conflict(f"task {task_id} is at version {task.version}, not {version}",
+                           field="version", value=version,
+                           valid=f"the current version {task.version} (GET the task again)",
+                           extra={"status": task.status, "version": task.version})
+        task = get_task(session, task_id, now=moment)  # changed meanwhile: as it is now
     raise Conflict(f"task {task_id} is {task.status} and cannot be cancelled", field="task_id",
                    value=task_id, valid="an open or claimed task whose window is not over",
                    extra={"status": task.status, "version": task.version})

@@ -301,9 +301,14 @@ def test_claim_rules_and_cancel(session: Session) -> None:
     with pytest.raises(Conflict):
         store.cancel_task(session, overlapping.id, user_id=None, now=NOW)
     late = NOW + dt.timedelta(hours=2, minutes=1)
-    with pytest.raises(Conflict) as err:
-        store.cancel_task(session, first.id, user_id=None, now=late)
-    assert err.value.extra["status"] == "done"
+    shown = store.get_task(session, first.id, now=late)  # unsettled: GET derives the status
+    assert shown.status == "done"
+    with pytest.raises(Conflict) as err, session.begin_nested():  # rolled back, as the API
+        store.cancel_task(session, first.id, user_id=None, version=shown.version, now=late)
+    # "done and cannot be cancelled", at the version GET showed (it named a version GET never
+    # shows: its own settling's, rolled back with the refusal)
+    assert "done and cannot be cancelled" in err.value.message
+    assert (err.value.extra["status"], err.value.extra["version"]) == ("done", shown.version)
     assert store.get_task(session, first.id, now=late).status == "done"
 
 
