@@ -147,9 +147,21 @@ def _check_header(header: Sequence[str], checked: _Checked) -> None:
         checked.problems[-1]["valid"] = "both columns or neither"
 
 
+def team_only(row: Mapping[str, str]) -> bool:
+    """A row that describes a team without members: team cells only (no worker)."""
+    return bool(row.get("team_code")) and not any(
+        row.get(c) for c in ("worker_code", "name", "role"))
+
+
 def _check_row(line: int, row: Mapping[str, str], checked: _Checked) -> dict[str, Any]:
     """Field checks that need no database; returns the parsed values."""
     out: dict[str, Any] = {}
+    if team_only(row):
+        row = {**row, "worker_code": "team", "name": "-", "role": WORKER_ROLES[0]}  # no worker
+        for column in ("phone", "active", "grid_code", "duty", "shifts", "categories"):
+            if row.get(column):
+                checked.add(line, column, row[column], f"{column} on a row without a worker "
+                            "(a team without members has team cells only)")
     if "__extra__" in row:
         checked.add(line, "row", row["__extra__"], "more cells than header columns")
     for column, cell in row.items():
@@ -254,6 +266,8 @@ def _records(header: Sequence[str], rows: Sequence[tuple[int, Mapping[str, str]]
                      if c not in header)
     workers: dict[str, dict[str, Any]] = {}
     for (_, row), values in zip(rows, parsed, strict=True):
+        if team_only(row):
+            continue
         worker = workers.setdefault(row["worker_code"], {
             "row": row, "active": values["active"], "duties": []})
         if row.get("duty"):
@@ -342,13 +356,17 @@ def import_roster(session: Session, path: Path, *, dry_run: bool = False) -> Ros
 
 
 def export_rows(session: Session) -> list[dict[str, str]]:
-    """Every worker and duty as roster CSV rows (sorted by worker code, then duty)."""
+    """Every worker and duty as roster CSV rows (sorted by worker code, then duty), then a
+    row of team cells for each team without members."""
     teams = {t.id: t for t in session.execute(select(Team)).scalars()}
     duties: dict[int, list[Duty]] = defaultdict(list)
     for duty in session.execute(select(Duty).order_by(Duty.kind.desc(), Duty.grid_code)).scalars():
         duties[duty.worker_id].append(duty)
     out: list[dict[str, str]] = []
+    members: set[int] = set()
     for worker in session.execute(select(Worker).order_by(Worker.code)).scalars():
+        if worker.team_id is not None:
+            members.add(worker.team_id)
         team = teams.get(worker.team_id) if worker.team_id is not None else None
         base = {"worker_code": worker.code, "name": worker.name, "phone": worker.phone or "",
                 "role": worker.role, "active": "true" if worker.active else "false",
@@ -362,6 +380,11 @@ def export_rows(session: Session) -> list[dict[str, str]]:
             out.append({**base, "grid_code": duty.grid_code, "duty": duty.kind,
                         "shifts": format_shifts(duty.shifts),
                         "categories": "|".join(duty.categories or [])})
+    for team in sorted(teams.values(), key=lambda t: t.code):  # a team without members
+        if team.id not in members:
+            out.append({c: "" for c in COLUMNS} | {
+                "team_code": team.code, "team_name": team.name, "team_kind": team.kind,
+                "team_grid_code": team.grid_code or ""})
     return out
 
 

@@ -335,3 +335,28 @@ def test_a_cell_that_is_not_storable_text_is_named(demo_db: str, tmp_path: Path)
     (problem,) = caught.value.extra["problems"]
     assert (problem["row"], problem["field"], problem["value"]) == (2, "name", "a\\x00b")
     assert _counts(demo_db) == before
+
+
+def test_a_team_without_members_survives_export_and_import(demo_db: str,
+                                                           tmp_path: Path) -> None:
+    """Export went through workers only, so a team without members was lost on a round trip;
+    it is a row of team cells now, which import reads back."""
+    body = (f"{HEADER}\n,,,,,QT-EMPTY,空队,volunteer,350102006000,,,,\n")
+    with db.session_scope(demo_db) as s:
+        report = import_roster(s, _write(tmp_path, body))
+    assert report.teams.as_dict()["created"] == 1 and report.workers.as_dict()["created"] == 0
+    out = tmp_path / "out.csv"
+    with db.session_scope(demo_db) as s:
+        export_roster(s, out)
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8-sig"))))
+    (empty,) = [r for r in rows if r["team_code"] == "QT-EMPTY"]
+    assert (empty["worker_code"], empty["team_name"], empty["team_kind"],
+            empty["team_grid_code"]) == ("", "空队", "volunteer", "350102006000")
+    before = _counts(demo_db)
+    with db.session_scope(demo_db) as s:
+        again = import_roster(s, out)
+    assert again.teams.as_dict()["created"] == 0 and _counts(demo_db) == before
+    with pytest.raises(ImportRefused) as caught, db.session_scope(demo_db) as s:
+        import_roster(s, _write(tmp_path, f"{HEADER}\n,,,,,QT-2,队,patrol,,{ANTAI_GRID},"
+                                          "primary,,\n"))
+    assert {p["field"] for p in caught.value.extra["problems"]} == {"grid_code", "duty"}
