@@ -275,10 +275,13 @@ def nearest(session: Session, lon: float, lat: float, *,
             at: dt.datetime | None = None) -> tuple[GridRow, float] | None:
     """The grid in force nearest to the WGS-84 point and the geodesic distance in metres.
 
-    The KNN operator ``<->`` on the GiST index picks ``NEAREST_CANDIDATES`` grids;
-    they are ranked by ``ST_Distance`` on ``geography`` (metres on the WGS-84
-    spheroid), ties (to the millimetre) going to the deeper grid, then the smaller
-    code. None when there are no grids at all.
+    The KNN operator ``<->`` on the GiST index picks ``NEAREST_CANDIDATES`` grids by
+    planar distance in degrees, which is not the geodesic order (far from the grids, near
+    a pole or across the antimeridian it can miss the nearest); the nearest of them
+    bounds the answer, so every grid whose box comes within that distance is then ranked
+    by ``ST_Distance`` on ``geography`` (metres on the WGS-84 spheroid), ties (to the
+    millimetre) going to the deeper grid, then the smaller code. None when there are no
+    grids at all.
     """
     check_point(lon, lat)
     pt = _point(lon, lat)
@@ -288,5 +291,24 @@ def nearest(session: Session, lon: float, lat: float, *,
     rows = session.execute(select(*_COLUMNS, dist).where(Grid.id.in_(select(knn.c.id)))).all()
     if not rows:
         return None
+    bound = min(float(r.distance) for r in rows)
+    within = select(*_COLUMNS, dist).where(_in_force(at))
+    box = _box_around(lon, lat, bound)
+    if box is not None:
+        within = within.where(Grid.geom.op("&&")(func.ST_MakeEnvelope(*box, 4326)))
+    rows = session.execute(within).all()
     best = min(rows, key=lambda r: (round(float(r.distance), 3), -r.depth, r.code))
     return _row(best, False), float(best.distance)
+
+
+def _box_around(lon: float, lat: float, metres: float) -> tuple[float, ...] | None:
+    """A lon/lat box holding every point within ``metres`` (geodesic) of the point, a
+    little larger; None when that is not one box (a pole or the antimeridian is near)."""
+    dlat = metres * 1.01 / 110_574 + 1e-9  # the shortest degree of latitude, at the equator
+    top = max(abs(lat - dlat), abs(lat + dlat))
+    if top >= 89.9:
+        return None
+    dlon = metres * 1.01 / (111_320 * math.cos(math.radians(top))) + 1e-9
+    if lon - dlon < -180 or lon + dlon > 180:
+        return None
+    return lon - dlon, lat - dlat, lon + dlon, lat + dlat

@@ -251,3 +251,20 @@ def test_responsible_now_follows_the_clock(client: TestClient, auth: Auth, sessi
 def test_point_geometry_helper_is_consistent() -> None:
     # The boundary cases above rely on these vertices being exactly shared.
     assert cell(0, 0).touches(cell(1, 0)) and Point(X1, Y1).touches(cell(1, 1))
+
+
+def test_nearest_is_geodesic_even_where_degrees_mislead(session: Session) -> None:
+    """At 80° N a degree of longitude is 19 km and one of latitude 111 km: 40 grids half a
+    degree north are nearer in degrees than one 1.5 degrees east, but 55 km away against
+    29 km. The index's candidates by degrees held only the 40; the answer is the east one."""
+    from geo.store import grid_queries
+
+    decoys = [GridRecord(f"D{k:02d}", "北", "grid",
+                         box(-0.4 + 0.02 * k, 80.5, -0.39 + 0.02 * k, 80.51)) for k in range(40)]
+    east = GridRecord("EAST", "东", "grid", box(1.5, 79.995, 1.51, 80.005))
+    write_versions(session, [*decoys, east], at=T0)
+    found = grid_queries.nearest(session, 0.0, 80.0)
+    assert found is not None
+    row, metres = found
+    _, _, expected = Geod(ellps="WGS84").inv(0.0, 80.0, 1.5, 80.0)
+    assert row.code == "EAST" and metres == pytest.approx(expected, rel=1e-3)
