@@ -131,6 +131,9 @@ def read_grid_file(path: str | Path, options: ReadOptions) -> GridFile:
     else:
         frame, geoms, file_crs = _read_ogr(path, options)
     fields = [str(c) for c in frame.columns]
+    if not fields and len(frame) == 0:  # an empty GeoJSON collection has no fields either
+        raise InvalidInput(f"{path.name!r} holds no features", field="file", value=path.name,
+                           valid="a file with at least one grid polygon")
     _check_fields(fields, options)
     crs, geoms = _to_wgs84(geoms, options.crs, file_crs)
     rows: list[dict[str, Any]] = [{str(k): v for k, v in row.items()}

@@ -458,6 +458,7 @@ def test_a_zipped_shapefile_in_a_folder_is_read(cli: Cli, chicago: Path, tmp_pat
 
 
 @pytest.mark.parametrize(("name", "content", "words"), [
+    ("empty.geojson", '{"type": "FeatureCollection", "features": []}', "holds no features"),
     ("nul.csv", 'code,name,wkt\nX6,a\x00b,"POLYGON ((105 31, 105.01 31, 105.01 31.01, '
                 '105 31.01, 105 31))"\n', "feature 1: name contains a NUL"),
     ("nul.geojson", '{"type": "FeatureCollection", "features": [{"type": "Feature", '
@@ -471,7 +472,8 @@ def test_text_postgresql_cannot_store_is_refused_not_cut(cli: Cli, tmp_path: Pat
                                                          db_url: str, name: str, content: str,
                                                          words: str) -> None:
     """A NUL in a CSV cell was a traceback; in GeoJSON GDAL cut the text at it (code 'N')
-    and replaced a lone surrogate, silently."""
+    and replaced a lone surrogate, silently. (And an empty collection was refused for a
+    missing code field, listing no fields.)"""
     path = tmp_path / name
     path.write_text(content, encoding="utf-8")
     result = cli("grids", "import", path, "--code-field", "code", "--name-field", "name",
