@@ -118,6 +118,17 @@ def esc(value: object) -> str:
     return "—" if value is None else html.escape(str(value))
 
 
+_TEMPLATE_CHARS = str.maketrans({"`": "&#96;", "$": "&#36;", "\\": "&#92;"})
+
+
+def in_template(markup: str) -> str:
+    """Escaped HTML ``markup`` made safe inside a JavaScript template literal, where folium
+    writes a ``Tooltip``'s or ``Popup``'s text: a backtick, ``${`` or a backslash in users'
+    text (a worker named ``${…}``) would otherwise end the literal or run as code. As
+    character references they show the same."""
+    return markup.translate(_TEMPLATE_CHARS)
+
+
 def share_colour(share: float | None) -> str:
     """The ramp colour of a share in [0, 1] (grey for None)."""
     if share is None:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from api.cli.common import check_writable, console, reported_errors, settings
-from geo.errors import InvalidInput
+from geo.errors import InvalidInput, storable_text
 from geo.store.db import session_scope
 from maps import pages
 
@@ -25,6 +25,7 @@ def parse_pairs(pairs: list[str]) -> dict[str, Any]:
             raise InvalidInput(f"--param {pair!r} is not key=value", field="--param",
                                value=pair, valid="key=value, e.g. --param category=C0101")
         key = key.strip()
+        storable_text(value, storable_text(key, "--param"))  # $'\xff' is a lone surrogate
         if key in out:
             out[key] = [*(out[key] if isinstance(out[key], list) else [out[key]]), value]
         else:

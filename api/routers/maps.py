@@ -91,10 +91,10 @@ def _authorize(request: Request, session: SessionDep, roles: tuple[str, ...] | N
             if where == "cookie" and not token:
                 return RedirectResponse(f"/maps/login?next={quote(target, safe='')}",
                                         status_code=303)
-            form = login_form(target, error=f"{where}: 令牌无效或已撤销 / unknown or revoked token"
+            form = login_page(target, error=f"{where}: 令牌无效或已撤销 / unknown or revoked token"
                               if where != "cookie" else
                               "登录已失效，请重新登录 / your sign-in was revoked or expired")
-            if where == "cookie":
+            if cookie:  # a sign-in that did not hold (checked above or as the token) goes
                 form.delete_cookie(COOKIE, path="/")
             return form
         detail = {"message": "missing or unknown token" if token else "missing token",
@@ -151,23 +151,35 @@ def _page(request: Request, session: SessionDep, settings: SettingsDep, kind: st
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_form(next: str | None = None, error: str | None = None) -> HTMLResponse:
-    """The sign-in form: paste an API token (from `patrolgrid users create`)."""
+def login_form(next: str | None = None) -> HTMLResponse:
+    """The sign-in form: paste an API token (from `patrolgrid users create`). Its message is
+    only ever the server's (an ``error`` in the URL would let a link put words in it)."""
+    return login_page(next)
+
+
+def login_page(next: str | None = None, error: str | None = None, *,
+               status: int | None = None) -> HTMLResponse:
+    """The sign-in form, with the server's ``error`` (401 then, or ``status``)."""
     message = f'<p class="error">{html.escape(error)}</p>' if error else ""
     return _html("patrolgrid 登录", f"""<h1>patrolgrid 地图 · maps</h1>{message}
 <form method="post" action="/maps/login">
 <p><label>令牌 / API token<br><input name="token" type="password" autocomplete="off"
  required autofocus></label></p>
 <input type="hidden" name="next" value="{html.escape(_safe_next(next))}">
-<p><button type="submit">登录 / Sign in</button></p></form>""", 401 if error else 200)
+<p><button type="submit">登录 / Sign in</button></p></form>""",
+                 status or (401 if error else 200))
 
 
 @router.post("/login", response_model=None)
-def login(request: Request, session: SessionDep, token: Annotated[str, Form()],
+def login(request: Request, session: SessionDep, token: Annotated[str | None, Form()] = None,
           next: Annotated[str | None, Form()] = None) -> Response:
-    """Check the token and keep it in an HttpOnly cookie; back to the page asked for."""
+    """Check the token and keep it in an HttpOnly cookie; back to the page asked for. No
+    token is the form again with a message (422), as a browser expects, not JSON."""
+    if token is None or not token.strip():
+        return login_page(next, error="token: 请粘贴一个 API 令牌 / paste an API token",
+                          status=422)
     if authenticate(session, token.strip()) is None:
-        return login_form(next, error="token: 令牌无效或已撤销 / unknown or revoked token")
+        return login_page(next, error="token: 令牌无效或已撤销 / unknown or revoked token")
     response = RedirectResponse(_safe_next(next), status_code=303)
     response.set_cookie(COOKIE, token.strip(), max_age=COOKIE_MAX_AGE_S, path="/",
                         httponly=True, samesite="lax", secure=request.url.scheme == "https")

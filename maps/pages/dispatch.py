@@ -38,6 +38,7 @@ from maps.panel import (
     esc,
     fitted_map,
     grid_table,
+    in_template,
     metres,
     reason_text,
     role_name,
@@ -198,8 +199,9 @@ def _add_people(m: folium.Map, view: DispatchView, basemap: Basemap,
         label = f"{numbers} · {who} · {span}"
         folium.CircleMarker(there, radius=7, color="#fff", weight=1.5, fill=True,
                             fill_color=NEAR_COLOUR, fill_opacity=0.95,
-                            popup=esc(names),
-                            tooltip=folium.Tooltip(esc(label), permanent=True, direction="right")
+                            popup=in_template(esc(names)),
+                            tooltip=folium.Tooltip(in_template(esc(label)), permanent=True,
+                                                   direction="right")
                             ).add_to(near)
     for key, colour in (("assigned", "blue"), ("now", "cadetblue")):
         person: Person | None = getattr(view, key)
@@ -207,10 +209,12 @@ def _add_people(m: folium.Map, view: DispatchView, basemap: Basemap,
             continue
         folium.Marker(_point(basemap, person.lon, person.lat),
                       icon=folium.Icon(color=colour, icon="user", prefix="fa"),
-                      tooltip=f"{esc(labels[key])}: {_person_text(person, labels, lang)}").add_to(m)
+                      tooltip=in_template(f"{esc(labels[key])}: "
+                                          f"{_person_text(person, labels, lang)}")).add_to(m)
     category = inc.category_name or inc.category
     folium.Marker(here, icon=folium.Icon(color="red", icon="triangle-exclamation", prefix="fa"),
-                  tooltip=esc(f"#{inc.id} {category} · {status_name(inc.status, lang)}"),
+                  tooltip=in_template(esc(f"#{inc.id} {category} · "
+                                          f"{status_name(inc.status, lang)}")),
                   ).add_to(m)
 
 

@@ -16,9 +16,13 @@ from typing import Any, Literal
 
 import folium
 from pydantic import Field
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from geo.errors import InvalidInput
+from geo.store.grids import LEVEL_DEPTH
 from geo.store.map_grids import GridFigures, grid_figures, grid_outlines
+from geo.store.models import Grid
 from maps.basemap import Basemap, shift_geojson
 from maps.pages.classes import SCHEMES, Scheme, classify
 from maps.pages.common import describe_filters, page_map
@@ -57,12 +61,30 @@ class Params(IncidentParams):
     k: int = Field(5, ge=2, le=9, description="an integer 2-9: the number of classes")
 
 
+LEVELS = ("grid", "community", "street")
+
+
+def _check_level_below(session: Session, level: str, under: str | None) -> None:
+    """InvalidInput naming ``level`` when it is not below the grid ``under`` (a street's
+    grids under a community: none, which read as "no incident matches")."""
+    if under is None:
+        return
+    depth = session.scalar(select(Grid.depth).where(Grid.code == under,
+                                                    Grid.valid_to.is_(None)).limit(1))
+    if depth is not None and LEVEL_DEPTH[level] <= depth:
+        finer = [name for name, d in LEVEL_DEPTH.items() if d > depth and name in LEVELS]
+        raise InvalidInput(f"level {level!r} is not below grid {under!r}", field="level",
+                           value=level, valid=", ".join(finer) or "no level: grid "
+                           f"{under!r} is of the finest level")
+
+
 def build(session: Session, params: Params, basemap: Basemap, *, lang: str = "zh"
           ) -> folium.Map:
     """The grid KPI page of ``params`` on ``basemap``."""
     text = LABELS[lang]
     flt = params.to_filter(session)
     assert flt.reported_from is not None and flt.reported_to is not None
+    _check_level_below(session, params.level, params.grid)
     features = grid_outlines(session, level=params.level, under=params.grid)
     figures = grid_figures(session, [f["properties"]["code"] for f in features],
                            since=flt.reported_from, until=flt.reported_to,

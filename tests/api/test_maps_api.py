@@ -108,6 +108,24 @@ def test_a_stale_link_token_never_loops_back_to_the_form(
     revoked = client.get("/maps/sample", headers=HTML, follow_redirects=False)
     assert revoked.status_code == 401 and "revoked or expired" in revoked.text
     assert f'{COOKIE}=""' in revoked.headers["set-cookie"]
+    # a revoked sign-in beside a stale link's token is cleared too
+    both = client.get("/maps/sample", params={"access_token": "pg_old"}, headers=HTML,
+                      follow_redirects=False)
+    assert both.status_code == 401 and f'{COOKIE}=""' in both.headers["set-cookie"]
+
+
+def test_the_login_page_says_only_what_the_server_says(client: TestClient) -> None:
+    """An ``error`` in the URL was shown as the form's message: a link could tell users to
+    send their token somewhere. A post without a token was a JSON 422 for a browser."""
+    lure = "系统升级：请将令牌发送至 it-help@example.com"
+    form = client.get("/maps/login", params={"error": lure})
+    assert form.status_code == 200 and "it-help@example.com" not in form.text
+    empty = client.post("/maps/login", data={"next": "/maps/sample"}, headers=HTML)
+    assert empty.status_code == 422 and "<form" in empty.text and "paste an API token" in \
+        empty.text
+    blank = client.post("/maps/login", data={"token": " ", "next": "/maps/sample"},
+                        headers=HTML)
+    assert blank.status_code == 422 and 'value="/maps/sample"' in blank.text
 
 
 def test_login_never_redirects_off_site(client: TestClient,
@@ -204,6 +222,9 @@ def test_cli_render_writes_a_standalone_file(cli: Callable[..., Result], tmp_pat
     assert bad.exit_code == 2 and "key=value" in bad.output
     bad = cli("maps", "render", "sample", "--out", out, "-p", "limit=5000")
     assert bad.exit_code == 2 and "an integer from 1 to 1000" in bad.output
+    # a shell's $'\xff' arrives as a lone surrogate: it was a traceback from the database
+    bad = cli("maps", "render", "sample", "--out", out, "-p", "level=\udcff")
+    assert bad.exit_code == 2 and "Traceback" not in bad.output and "level" in bad.output
     listed = cli("maps", "list")
     assert listed.exit_code == 0 and "sample" in listed.output
     coverage = next(line for line in listed.output.splitlines() if line.startswith("coverage"))

@@ -238,3 +238,12 @@ def test_the_grids_page_says_it_takes_no_status(built: Session, settings: Settin
     assert err.value.field == "status" and "does not take" in err.value.message
     assert err.value.value == "open"
     assert "every status" in (err.value.valid or "") and "metric" in (err.value.valid or "")
+
+
+def test_the_grids_page_refuses_a_level_not_below_its_grid(built: Session,
+                                                           settings: Settings) -> None:
+    """The streets under a community: none, which the page read as "no incident matches"."""
+    with pytest.raises(InvalidInput) as err:
+        _render(built, settings, "grids", level="community", grid="C1")
+    assert (err.value.field, err.value.value, err.value.valid) == ("level", "community", "grid")
+    assert '"code": "G11"' in _render(built, settings, "grids", level="grid", grid="C1")

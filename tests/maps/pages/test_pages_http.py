@@ -192,3 +192,19 @@ def test_users_text_is_escaped_everywhere_on_the_pages(client: TestClient, auth:
         as_json = evil.replace("<", "\\u003c").replace(">", "\\u003e")
         assert evil not in r.text and as_json not in r.text, path
         assert "&lt;img src=x onerror=alert(1)&gt;" in r.text, path
+
+
+def test_a_name_that_is_template_code_stays_text(client: TestClient, auth: Auth,
+                                                 session: Session, busy_city: int) -> None:
+    """folium writes a Tooltip's and a Popup's text into a JavaScript template literal: a
+    worker named ``${…}`` ran as code on the dispatch page (escaping HTML does not touch
+    ``$``, a backtick or a backslash)."""
+    code = "${document.body.id='PWN'}`\\"
+    session.execute(text("UPDATE worker SET name = name || :c"), {"c": code})
+    session.commit()
+    r = client.get(f"/maps/dispatch/{busy_city}", params={"at": "2026-11-09T10:00:00+08:00"},
+                   headers=auth("dispatcher"))
+    assert r.status_code == 200, r.text
+    scripts = "".join(re.findall(r"<script[^>]*>(.*?)</script>", r.text, flags=re.S))
+    assert "${document" not in scripts  # as HTML text in the panel it is inert
+    assert "&#36;{document.body.id=&#x27;PWN&#x27;}&#96;&#92;" in scripts
