@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,13 +56,24 @@ def reported_errors() -> Iterator[None]:
         raise typer.Exit(code=2) from exc
 
 
+def _can_create(folder: Path) -> bool:
+    """Whether a file can be made in ``folder`` (tried: ``os.access`` says yes to root even
+    for a read-only file system or ``/proc``)."""
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".patrolgrid-check-"):
+            return True
+    except OSError:
+        return False
+
+
 def check_writable(path: Path | None, option: str) -> None:
     """Refuse (exit 2, before anything is done) an output file that cannot be written: its
     folder missing or read-only, or the path a folder."""
     if path is None:
         return
     folder = path.parent
-    if path.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK):
+    if path.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK) \
+            or not _can_create(folder):
         raise InvalidInput(f"cannot write {path}: "
                            + ("it is a folder" if path.is_dir() else
                               f"the folder {folder} does not exist or is not writable"),

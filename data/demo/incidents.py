@@ -298,6 +298,9 @@ class DemoIncidents:
                 "by_status": self.by_status, "import_seconds": round(self.imported.seconds, 1)}
 
 
+_STORED = text("SELECT count(*) FROM incident WHERE external_id LIKE :prefix")
+
+
 def load_demo_incidents(session: Session, city: City, *, seed: int, now: dt.datetime,
                         settings: Settings, count: int = DEFAULT_COUNT) -> DemoIncidents:
     """Generate the demo incidents, import them like a user's file, then play their history.
@@ -320,9 +323,17 @@ def load_demo_incidents(session: Session, city: City, *, seed: int, now: dt.date
     Returns
     -------
     DemoIncidents
-        Only incidents created by this call get a history: loading again with the
-        same seed finds every external id and changes nothing.
+        Only incidents created by this call get a history. When the demo incidents of
+        ``seed`` are there already, nothing is generated and nothing changes (they
+        count as duplicates): a later ``now`` draws other times, sources and so keys,
+        which would have stored the year again beside the first.
     """
+    stored = int(session.scalar(_STORED, {"prefix": f"DEMO-{seed}-%"}) or 0)
+    if stored:
+        kept = ImportSummary(source="demo incidents", format="generated", rows=stored,
+                             duplicates=stored)
+        return DemoIncidents(generated=0, imported=kept, history=HistoryReport(),
+                             escalated=0, overdue=overdue_count(session, now), by_status={})
     rows = generate(city, seed=seed, now=now, count=count, tz=settings.tz)
     imported = import_rows(session, rows, ImportOptions(), settings=settings,
                            actor="demo:intake", source="demo incidents", fmt="generated",

@@ -30,6 +30,23 @@ def test_a_file_in_a_missing_folder_is_refused(cli: Cli, args: tuple[str, ...]) 
     assert not Path(MISSING).parent.exists()
 
 
+@pytest.mark.parametrize("args", [
+    ("incidents", "export", "/proc/out.csv"),
+    ("roster", "export", "/proc/out.csv"),
+    ("grids", "export", "/proc/out.geojson"),
+    ("maps", "render", "heatmap", "--out", "/proc/out.html"),
+    ("incidents", "import", __file__, "--dry-run", "--report", "/proc/out.csv"),
+])
+def test_a_folder_no_file_can_be_made_in_is_refused_even_for_root(cli: Cli,
+                                                                  args: tuple[str, ...]) -> None:
+    """``os.access`` says root may write anywhere, /proc and read-only mounts included: the
+    commands got past the check and ended in a traceback."""
+    result = cli(*args)
+    out = " ".join(result.output.split())
+    assert result.exit_code == 2, result.output
+    assert "does not exist or is not writable" in out and "Traceback" not in out, out
+
+
 def test_routes_export_names_the_formats_it_writes(cli: Cli, tmp_path: Path) -> None:
     result = cli("routes", "export", tmp_path / "routes.gpkg")
     assert result.exit_code == 2 and ".geojson or .json" in result.output, result.output

@@ -156,3 +156,11 @@ def test_loading_again_changes_nothing(loaded: tuple[str, DemoReport]) -> None:
         assert not again.changed
         assert rows(s, "SELECT count(*), max(version), (SELECT count(*) FROM incident_event) "
                        "FROM incident")[0] == before
+        # a day later: other times, sources and keys would be drawn; they were stored again
+        later = load_demo(s, incidents=COUNT, at=AT + dt.timedelta(days=1, hours=5),
+                          settings=Settings(database_url=url))
+        assert later.incidents is not None and later.incidents.imported.accepted == 0
+        assert later.incidents.escalated == 0 and later.incidents.history.as_dict() == \
+            again.incidents.history.as_dict()
+        assert rows(s, "SELECT count(*), max(version), (SELECT count(*) FROM incident_event) "
+                       "FROM incident")[0] == before
