@@ -22,6 +22,7 @@ from geo.errors import (
     NotFound,
     jsonable,
 )
+from geo.open311 import error_body
 
 STATUS: dict[type[DomainError], int] = {
     InvalidInput: 422,
@@ -125,8 +126,6 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     every other HTTP error as FastAPI answers it."""
     assert isinstance(exc, HTTPException)
     if request.url.path.startswith("/open311/"):
-        from geo.open311 import error_body
-
         detail = exc.detail if isinstance(exc.detail, dict) else {"message": exc.detail}
         return JSONResponse(error_body(exc.status_code, str(detail.get("message")),
                                        field=detail.get("field"), value=detail.get("value"),

@@ -25,7 +25,7 @@ from shapely.geometry import GeometryCollection, MultiPolygon
 from shapely.geometry.base import BaseGeometry
 
 from geo.crs import geometry_to_wgs84, parse_crs
-from geo.errors import TEXT_VALID, UNSTORABLE_ESCAPE, InvalidInput, unstorable
+from geo.errors import TEXT_VALID, UNSTORABLE_ESCAPE, InvalidInput, shown_text, unstorable
 from geo.store.grids import GridRecord
 from geo.store.models import INT4_MAX
 
@@ -390,9 +390,7 @@ def _feature(index: int, row: dict[str, Any], geom: BaseGeometry | None, options
         why = unstorable(value) if isinstance(value, str) else None
         if why is not None and value is not None:
             raise InvalidInput(f"feature {index + 1}: {column} {why}", field=column,
-                               value=value.replace("\x00", "\\x00").encode(
-                                   "utf-8", "backslashreplace").decode()[:80],
-                               valid=TEXT_VALID)
+                               value=shown_text(value)[:80], valid=TEXT_VALID)
     pop_field = options.population_field or ("population" if "population" in fields else None)
     hh_field = options.households_field or ("households" if "households" in fields else None)
     attrs_field = options.attrs_field or ("attrs" if "attrs" in fields else None)

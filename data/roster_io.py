@@ -30,7 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from data.roster_shifts import SHIFTS_VALID, format_shifts, parse_shift_text
-from geo.errors import TEXT_VALID, ImportRefused, InvalidInput, unstorable
+from geo.errors import TEXT_VALID, ImportRefused, InvalidInput, shown_text, unstorable
 from geo.store.grids import WriteCounts
 from geo.store.models import DUTY_KINDS, WORKER_ROLES, Duty, Team, Worker
 from geo.store.roster import CODE_FORMAT, FORMAT_VALID, KIND_FORMAT, PHONE_FORMAT
@@ -167,8 +167,7 @@ def _check_row(line: int, row: Mapping[str, str], checked: _Checked) -> dict[str
     for column, cell in row.items():
         why = unstorable(cell) if isinstance(cell, str) else None
         if why is not None:
-            checked.add(line, column, cell.replace("\x00", "\\x00").encode(
-                "utf-8", "backslashreplace").decode(), f"{column} {why} ({TEXT_VALID})")
+            checked.add(line, column, shown_text(cell), f"{column} {why} ({TEXT_VALID})")
     for column in ("worker_code", "team_code"):
         value = row.get(column, "")
         if (value or column == "worker_code") and not _CODE.match(value):

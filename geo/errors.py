@@ -123,11 +123,15 @@ def storable_text(value: str, field: str) -> str:
     naming ``field``."""
     why = unstorable(value)
     if why is not None:
-        raise InvalidInput(f"{field} {why}", field=field,
-                           value=value.replace("\x00", "\\x00").encode(
-                               "utf-8", "backslashreplace").decode()[:80],
+        raise InvalidInput(f"{field} {why}", field=field, value=shown_text(value)[:80],
                            valid=TEXT_VALID)
     return value
+
+
+def shown_text(value: str) -> str:
+    """``value`` printable and storable, for an error message: NUL as ``\\x00``, a lone
+    surrogate as ``\\udcff``."""
+    return value.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode()
 
 
 #: How deep a stored JSON value may nest (PostgreSQL and the answers' encoder have limits).
