@@ -13,10 +13,12 @@ PostGIS geography). The first match in the SQL's order wins: stored incidents
 that are not candidates themselves, then the earliest report, then the smallest id
 (a new incident of the batch is not a candidate yet when its batch is linked).
 
-When a stretch holds more stored incidents than ``cap`` (a database already
-holding very many open incidents across the file's time windows), :func:`pick`
-answers ``None`` and the caller links with the SQL statement after writing the
-batch.
+The caller reads the stored incidents of the batch's :func:`windows` into the
+import's rows (:meth:`~geo.incidents.duplicates_kept.ImportedRows.read`, then
+``keep``), and :func:`match` needs no database. When a stretch holds more stored
+incidents than the caller's cap (a database already holding very many open incidents
+across the file's time windows), it links with the SQL statement after writing the
+batch instead.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 from pyproj import Geod
-from sqlalchemy.orm import Session
 
 from geo.incidents.duplicates_kept import ImportedRows
 from geo.settings import Settings
@@ -52,31 +53,6 @@ def _windows(us: NDArray[np.int64], w: int) -> tuple[NDArray[np.int64], NDArray[
     return starts, ends
 
 
-def pick(session: Session, ids: Sequence[int], categories: Sequence[str],
-         us: NDArray[np.int64], lon: Sequence[float], lat: Sequence[float],
-         settings: Settings, *, cap: int, imported: ImportedRows) -> dict[int, int] | None:
-    """``new id -> target id`` for the new incidents of a batch (not yet written).
-
-    Parameters
-    ----------
-    ids, categories, us, lon, lat
-        The new incidents (their reserved ids; report times as :func:`micros`), one entry
-        each.
-    settings
-        ``duplicate_radius_m`` and ``duplicate_window_h``.
-    cap
-        Most stored incidents read for one stretch of time; more: answer None.
-    imported
-        The import's kept rows; the caller adds this batch to them once written.
-    """
-    spans = windows(us, settings)
-    if spans is None:
-        return {}
-    if not imported.fetch(session, *spans, cap=cap):
-        return None
-    return match(ids, categories, us, lon, lat, settings, imported=imported)
-
-
 def _rule(settings: Settings) -> tuple[float, int]:
     """The radius (m) and the half window (microseconds) of the duplicate rule."""
     return (float(settings.duplicate_radius_m),
@@ -97,8 +73,20 @@ def windows(us: NDArray[np.int64], settings: Settings) -> tuple[
 def match(ids: Sequence[int], categories: Sequence[str], us: NDArray[np.int64],
           lon: Sequence[float], lat: Sequence[float], settings: Settings, *,
           imported: ImportedRows) -> dict[int, int] | None:
-    """:func:`pick` once ``imported`` holds the stored incidents of the batch's windows
-    (:func:`windows`): the matching alone, no database."""
+    """``new id -> target id`` for the new incidents of a batch (not yet written), once
+    ``imported`` holds the stored incidents of the batch's :func:`windows`; None when the
+    batch's (category, time) keys would not fit in 63 bits (then SQL links it).
+
+    Parameters
+    ----------
+    ids, categories, us, lon, lat
+        The new incidents (their reserved ids; report times as :func:`micros`), one entry
+        each.
+    settings
+        ``duplicate_radius_m`` and ``duplicate_window_h``.
+    imported
+        The import's kept rows; the caller adds this batch to them afterwards.
+    """
     n = len(ids)
     radius, w = _rule(settings)
     if n == 0 or radius <= 0 or w <= 0:

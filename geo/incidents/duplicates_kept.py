@@ -1,7 +1,7 @@
 """What a bulk import keeps in memory for its duplicate search: the open incidents it may
 link to, per category, sorted by report time.
 
-:func:`geo.incidents.duplicates_batch.pick` matches each batch against the open
+:func:`geo.incidents.duplicates_batch.match` matches each batch against the open
 incidents of its time windows. Reading those from the database for every batch
 made an import of a file far from time order quadratic: every batch spans the
 year, so every batch read (or scanned, to filter out) all the rows the import had
@@ -11,7 +11,7 @@ sorted; 1M rows did not finish in 9 minutes). :class:`ImportedRows` instead keep
 - the import's own rows, added as each batch is written, and
 - the incidents stored before the import began (ids below the first id the import
   reserved, ``floor``), read once per stretch of time: a batch reads only the parts
-  of its windows that no earlier batch read (:meth:`ImportedRows.fetch`).
+  of its windows that no earlier batch read (:meth:`ImportedRows.read`).
 
 So every stored incident is read at most once per import, and none of the
 import's own rows is read back. Caveat, as for any two uncommitted transactions:
@@ -63,7 +63,7 @@ class ImportedRows:
     """The incidents an import may link its new rows to (see the module docstring).
 
     ``floor``: the smallest id the import reserved (set by the importer before the first
-    :meth:`fetch`). ``by_category``: per category, a few *runs*, each the arrays (report
+    :meth:`read`). ``by_category``: per category, a few *runs*, each the arrays (report
     time in microseconds, id, lon, lat, child) of some kept incidents sorted by time;
     ``child`` says the incident is a candidate of another one. A batch is added as a new
     run, and the last two runs are merged while the older one is at most twice as long
@@ -93,19 +93,8 @@ class ImportedRows:
                 newer = runs.pop()
                 runs[-1] = _merge(runs[-1], newer)
 
-    def fetch(self, session: Session, lo: NDArray[np.int64], hi: NDArray[np.int64], *,
-              cap: int) -> bool:
-        """Read the open incidents stored before the import (ids below ``floor``) in the
-        parts of the windows ``[lo, hi]`` (microseconds, sorted and disjoint) not read yet,
-        and keep them; False (nothing kept) when they are more than ``cap``."""
-        rows = self.read(session, lo, hi, cap=cap)
-        if rows is None:
-            return False
-        self.keep(rows)
-        return True
-
     def keep(self, rows: Sequence[Any]) -> None:
-        """Keep rows that :meth:`read` returned."""
+        """Keep rows that :meth:`read` returned (the stored incidents of some stretches)."""
         if rows:
             self.add([r.id for r in rows], [r.category_code for r in rows],
                      np.fromiter((r.us for r in rows), np.int64, len(rows)),
@@ -113,7 +102,9 @@ class ImportedRows:
 
     def read(self, session: Session, lo: NDArray[np.int64], hi: NDArray[np.int64], *,
              cap: int) -> list[Any] | None:
-        """The rows :meth:`fetch` keeps, without keeping them (None: more than ``cap``).
+        """The open incidents stored before the import (ids below ``floor``) in the parts
+        of the windows ``[lo, hi]`` (microseconds, sorted and disjoint) not read yet, for
+        :meth:`keep`; None (nothing read) when they are more than ``cap``.
 
         The stretches are recorded as read, so the bookkeeping of what was read
         (:meth:`read`, one thread) and the kept rows (:meth:`keep`, :meth:`add`,
