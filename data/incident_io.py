@@ -341,6 +341,9 @@ def _unreadable(name: str, kind: str, exc: Exception, *, after: int = 0,
         at = f" (line {line})" if line else ""
         why = (f"row {after + 1}{at} has text after a quoted cell: {exc}; quote the "
                'whole cell and double the quotes inside it ("")')
+    elif kind == "CSV" and "field larger than field limit" in why:
+        why = (f"row {after + 1} has a cell longer than {CSV_CELL_LIMIT >> 20} MiB, the "
+               "longest cell read (is a quote left open?)")
     return InvalidInput(f"cannot read {name!r} as {kind}{where}: {why}", field="file",
                         value=name, valid=f"a well-formed {kind} file")
 

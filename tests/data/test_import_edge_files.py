@@ -61,6 +61,16 @@ def test_a_quoted_cell_followed_by_text_names_its_row(db: str, tmp_path: Path) -
     assert _count(db) == (0, 0)
 
 
+def test_a_cell_beyond_the_read_limit_names_its_row(db: str, tmp_path: Path) -> None:
+    path = tmp_path / "huge.csv"
+    path.write_text(",".join(HEADER) + "\n" + _row("H-1") + _row("H-2", "x" * (17 << 20)),
+                    encoding="utf-8")
+    with pytest.raises(InvalidInput) as caught:
+        run(db, path)
+    assert "row 2 has a cell longer than 16 MiB" in caught.value.message
+    assert _count(db) == (0, 0)
+
+
 def test_a_gb18030_file_whose_chinese_text_starts_late(db: str, tmp_path: Path) -> None:
     path = tmp_path / "late.csv"
     lines = [",".join(HEADER)] + [_row(f"L-{i}").rstrip("\n") for i in range(3000)]
