@@ -76,4 +76,5 @@ def route_actual(
     """
     day = store.parse_day(date)
     tolerance = tolerance_m if tolerance_m is not None else settings.route_walk_tolerance_m
-    return store.route_actual(session, route_id, day, tz=settings.tz, tolerance_m=tolerance)
+    return store.route_actual(session, route_id, day, tz=settings.tz, tolerance_m=tolerance,
+                              leg_m=store.longest_leg_m(settings))

@@ -44,7 +44,6 @@ from geo.coverage import (
 from geo.errors import InvalidInput, NotFound, check_day
 from geo.routes.hotspots import Hotspot, top_cells
 from geo.routes.network import MetricFrame
-from geo.settings import get_settings
 from geo.store.grids import LEVEL_DEPTH
 from geo.store.routes import get_route
 from geo.store.track_queries import load_points
@@ -372,10 +371,9 @@ def parse_day(value: str | dt.date) -> dt.date:
 
 
 def route_actual(session: Session, route_id: int, day: dt.date, *, tz: ZoneInfo,
-                 tolerance_m: float, leg_m: float | None = None) -> dict[str, Any]:
+                 tolerance_m: float, leg_m: float) -> dict[str, Any]:
     """Planned vs actual for a route on a local day: share walked and missed pieces
-    (``leg_m``: :func:`longest_leg_m` of the settings by default)."""
-    reach = leg_m if leg_m is not None else longest_leg_m(get_settings())
+    (``leg_m``: the longest leg a cleaned track keeps, :func:`longest_leg_m`)."""
     route = get_route(session, route_id)
     windows = schedule_windows(route.schedule, day, tz)
     if not windows:
@@ -394,7 +392,7 @@ def route_actual(session: Session, route_id: int, day: dt.date, *, tz: ZoneInfo,
     for start, end in windows:
         if not members:
             break
-        pts = points_near(session, start=start, end=end, box=box, leg_m=reach,
+        pts = points_near(session, start=start, end=end, box=box, leg_m=leg_m,
                           workers=members)
         x, y = frame.xy(pts.lon, pts.lat)
         lines += track_lines(x, y, pts.starts)

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from geo.errors import NotFound
 from geo.incidents.loop import PENDING_STATUSES
-from geo.store.coverage import route_actual, schedule_windows
+from geo.store.coverage import Rules, route_actual, schedule_windows
 from geo.store.map_common import feature_collection, grid_features, track_features
 from geo.store.routes import list_routes
 
@@ -120,7 +120,7 @@ def _window_text(windows: list[tuple[dt.datetime, dt.datetime]]) -> str:
 
 
 def _route_features(session: Session, team: Team, day: dt.date, tz: ZoneInfo,
-                    tolerance_m: float) -> list[dict[str, Any]]:
+                    tolerance_m: float, leg_m: float) -> list[dict[str, Any]]:
     routes, _ = list_routes(session, team_id=team.id, limit=MAX_ROUTES)
     out = []
     for route in routes:
@@ -131,7 +131,8 @@ def _route_features(session: Session, team: Team, day: dt.date, tz: ZoneInfo,
                                  "scheduled": bool(windows), "windows": _window_text(windows),
                                  "walked_share": None, "walked_m": None, "workers": []}
         if windows:
-            actual = route_actual(session, route.id, day, tz=tz, tolerance_m=tolerance_m)
+            actual = route_actual(session, route.id, day, tz=tz, tolerance_m=tolerance_m,
+                                  leg_m=leg_m)
             props |= {"walked_share": actual["share"], "walked_m": actual["walked_m"],
                       "workers": actual["workers"]}
         out.append({"type": "Feature", "id": route.code, "geometry": route.geometry,
@@ -161,7 +162,7 @@ def _incidents(session: Session, team: Team, *, since: dt.datetime, until: dt.da
 
 def team_day(session: Session, team: str | int, day: dt.date, *, tz: ZoneInfo,
              near_m: float = 100.0, days: float = 7.0, limit: int = 500,
-             tolerance_m: float = 25.0, simplify_m: float = 2.0,
+             tolerance_m: float = 25.0, leg_m: float = Rules.leg_m, simplify_m: float = 2.0,
              now: dt.datetime | None = None) -> TeamDay:
     """The route map of ``team`` on the local ``day`` (see the module docstring).
 
@@ -182,6 +183,8 @@ def team_day(session: Session, team: str | int, day: dt.date, *, tz: ZoneInfo,
         Most incidents shown (the newest); ``incidents_total`` counts them all.
     tolerance_m : float
         Planned vs actual tolerance.
+    leg_m : float
+        The longest leg a cleaned track keeps (:func:`geo.store.coverage.longest_leg_m`).
     simplify_m : float
         Drawing tolerance of the tracks.
     now : datetime, optional
@@ -196,7 +199,7 @@ def team_day(session: Session, team: str | int, day: dt.date, *, tz: ZoneInfo,
     start = dt.datetime.combine(day, dt.time(0), tz)
     until = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tz)
     since = until - dt.timedelta(days=days)
-    routes = _route_features(session, found, day, tz, tolerance_m)
+    routes = _route_features(session, found, day, tz, tolerance_m, leg_m)
     claimed = {c for f in routes for c in f["properties"]["grid_codes"]}
     if found.grid_code:
         claimed.add(found.grid_code)

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from geo.errors import EARLIEST_MOMENT, LATEST_MOMENT
 from geo.settings import Settings, get_settings
+from geo.store.coverage import longest_leg_m
 from geo.store.map_routes import TeamDay, team_day
 from maps.basemap import Basemap, shift_geojson, shift_lonlat
 from maps.pages.common import escape_fields, tooltip_layer
@@ -241,7 +242,8 @@ def build(session: Session, params: Params, basemap: Basemap, *, lang: str = "zh
     labels = LABELS[lang]
     day = params.date or dt.datetime.now(conf.tz).date()
     data = team_day(session, params.team, day, tz=conf.tz, near_m=params.near_m,
-                    days=params.days, tolerance_m=conf.route_walk_tolerance_m)
+                    days=params.days, tolerance_m=conf.route_walk_tolerance_m,
+                    leg_m=longest_leg_m(conf))
     m, fitted = fitted_map(basemap, _bounds(data))
     m.options["prefer_canvas"] = False  # SVG: vectors print sharp and follow a resize
     if fitted:

@@ -33,7 +33,7 @@ def test_demo_tracks_follow_the_routes_and_load_once(session: Session, db_url: s
     shares = []
     for (route_id,) in session.execute(text("SELECT id FROM patrol_route ORDER BY id")):
         answer = store.route_actual(session, route_id, dt.date(2026, 11, 18), tz=tz,
-                                    tolerance_m=25.0)
+                                    tolerance_m=25.0, leg_m=store.longest_leg_m(settings))
         shares.append(answer["share"])
     # most routes are walked whole; some walks turn back or are skipped
     assert max(shares) > 0.95 and sum(s > 0.5 for s in shares) >= len(shares) // 2
