@@ -16,7 +16,8 @@ overdue, as in ``GET /api/v1/incidents?overdue=true``). So an incident with a
 and to its street on the first run more than 4 hours after that.
 
 The incident is reassigned to the manager of the new level, chosen at ``now``
-(category limits respected, smallest worker code first):
+(category limits respected; among several, a primary duty before a backup one,
+then the smallest worker code):
 
 1. ``manager`` — an active manager with a duty on that grid, on shift;
 2. ``dispatcher`` — else an active dispatcher with a duty there, on shift;
