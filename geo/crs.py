@@ -255,6 +255,21 @@ def geometry_to_wgs84(geom: BaseGeometry, crs: str | None) -> BaseGeometry:
 
 
 # --------------------------------------------------------------------------- checks
+def finite_coordinates(coords: Any) -> bool:
+    """No NaN, infinity, boolean (``true`` reads as 1.0), text (``"NaN"`` reads as NaN) or
+    integer beyond a float among nested GeoJSON coordinates (other shapes are left to
+    shapely)."""
+    if isinstance(coords, bool | str):
+        return False
+    if isinstance(coords, float):
+        return math.isfinite(coords)
+    if isinstance(coords, int):
+        return abs(coords) <= 1e300
+    if isinstance(coords, list | tuple):
+        return all(finite_coordinates(c) for c in coords)
+    return True
+
+
 def _number(value: Any, field: str, valid: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real | str):
         raise InvalidInput(f"{field} must be a number, got {value!r}",

@@ -26,11 +26,12 @@ from typing import Any
 
 import numpy as np
 import shapely
+import shapely.errors
 from numpy.typing import NDArray
 from shapely.geometry import LineString, MultiLineString, MultiPolygon, Point, Polygon, shape
 from shapely.geometry.base import BaseGeometry
 
-from geo.crs import check_lonlat, geometry_to_wgs84, parse_crs
+from geo.crs import check_lonlat, finite_coordinates, geometry_to_wgs84, parse_crs
 from geo.errors import InvalidInput, check_moment, storable_json
 from geo.routes.network import MetricFrame
 
@@ -157,9 +158,14 @@ def area_geometry(geometry: Any, *, crs: str | None = None, max_km2: float,
         kind = geometry.get("type") if isinstance(geometry, Mapping) else geometry
         raise InvalidInput(f"{where} is a {kind!r}, not a polygon", field=where, value=kind,
                            valid=AREA_VALID)
+    if not finite_coordinates(geometry.get("coordinates")):
+        raise InvalidInput(f"{where}.coordinates has a value that is not a finite number "
+                           "(JSON true, a text, NaN or infinity)", field=f"{where}.coordinates",
+                           value=str(geometry.get("coordinates"))[:200], valid=AREA_VALID)
     try:
         geom = shape(dict(geometry))
-    except (ValueError, TypeError, AttributeError, IndexError) as exc:
+    except (ValueError, TypeError, AttributeError, IndexError, OverflowError,
+            shapely.errors.GEOSException) as exc:
         raise InvalidInput(f"{where} is not a readable polygon: {exc}", field=where,
                            value=str(geometry.get("coordinates"))[:200],
                            valid=AREA_VALID) from None

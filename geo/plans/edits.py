@@ -25,7 +25,6 @@ Edits (``op`` and its payload):
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -38,6 +37,7 @@ from shapely.geometry import Polygon, shape
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import split as split_by
 
+from geo.crs import finite_coordinates
 from geo.errors import InvalidInput
 from geo.topology import polygonal
 
@@ -138,7 +138,7 @@ def geometry_of(value: Any, fld: str, kinds: tuple[str, ...]) -> BaseGeometry:
     if not isinstance(value, Mapping):
         raise InvalidInput(f"{fld} is not a GeoJSON geometry", field=fld,
                            value=str(value)[:80], valid=valid)
-    if not _finite(value.get("coordinates")):
+    if not finite_coordinates(value.get("coordinates")):
         raise InvalidInput(f"{fld} has a coordinate that is not a number", field=fld,
                            value=str(value)[:80], valid=valid)
     try:
@@ -157,20 +157,6 @@ def geometry_of(value: Any, fld: str, kinds: tuple[str, ...]) -> BaseGeometry:
         raise InvalidInput(f"{fld} has coordinates outside lon [-180, 180], lat [-90, 90]{hint}",
                            field=fld, value=[round(v, 6) for v in geom.bounds], valid=valid)
     return geom
-
-
-def _finite(coords: Any) -> bool:
-    """No NaN, infinity, boolean (``true`` reads as 1.0) or integer beyond a float among nested
-    GeoJSON coordinates (other shapes are left to shape)."""
-    if isinstance(coords, bool):
-        return False
-    if isinstance(coords, float):
-        return math.isfinite(coords)
-    if isinstance(coords, int):
-        return abs(coords) <= 1e300
-    if isinstance(coords, list | tuple):
-        return all(_finite(c) for c in coords)
-    return True
 
 
 def _polygons(value: Any, op: str, key: str) -> BaseGeometry:

@@ -123,6 +123,11 @@ def test_area_coverage_is_the_buffered_share() -> None:
 
 # --------------------------------------------------------------------------- pure: checks
 
+def _ring(first: list[Any]) -> dict[str, Any]:
+    return {"type": "Polygon", "coordinates": [[first, [119.295, 26.10], [119.295, 26.105],
+                                                [119.29, 26.105], first]]}
+
+
 def test_new_task_checks_its_fields() -> None:
     base: dict[str, Any] = {"title": " Night walk ", "window_start": "2025-06-01T10:00:00",
                             "window_end": "2025-06-01T12:00:00+08:00", "tz": TZ, "now": NOW,
@@ -143,6 +148,11 @@ def test_new_task_checks_its_fields() -> None:
                                    (119.30, 26.09)]))}, "area"),          # a bow tie
         ({"area": mapping(box(119.0, 26.0, 119.2, 26.2))}, "area"),        # ~450 km²
         ({"area": mapping(box(26.08, 119.30, 26.09, 119.31))}, "area.coordinates lat"),
+        # a text or JSON true among the positions (shapely reads "NaN" as NaN and then
+        # failed with a GEOS error, a 500; true read as 1.0)
+        ({"area": _ring(["NaN", 26.10])}, "area.coordinates"),
+        ({"area": _ring([True, 26.10])}, "area.coordinates"),
+        ({"area": _ring(["119.29", 26.10])}, "area.coordinates"),
     ]
     for change, field in problems:
         with pytest.raises(InvalidInput) as err:
