@@ -49,7 +49,8 @@ from geo.chinacoords import (
 from geo.errors import InvalidInput
 
 __all__ = [
-    "VALID_CRS", "bd09_to_gcj02", "bd09_to_wgs84", "check_lonlat", "from_wgs84",
+    "AREA_MARGIN_DEG", "VALID_CRS", "area_of_use_text", "bd09_to_gcj02", "bd09_to_wgs84",
+    "check_lonlat", "finite_coordinates", "from_wgs84",
     "gcj02_to_bd09", "gcj02_to_wgs84", "geometry_to_wgs84", "in_china", "parse_crs",
     "point_to_wgs84", "to_wgs84", "wgs84_to_bd09", "wgs84_to_gcj02",
 ]
@@ -151,7 +152,11 @@ def to_wgs84(lon: ArrayLike, lat: ArrayLike, crs: str | None) -> tuple[Array, Ar
     -------
     tuple of numpy.ndarray
         WGS-84 longitudes and latitudes, float64, new arrays. Points PROJ cannot
-        transform (outside a projection's domain) come back as inf.
+        transform (outside a projection's domain) come back as inf, and so do points of
+        an ``EPSG:<n>`` system that land more than :data:`AREA_MARGIN_DEG` outside its
+        area of use or do not convert back to themselves (an easting beyond the edge of
+        Web Mercator wraps round the world; a transverse Mercator far from its meridian
+        gives a place, but not the one meant): those are not coordinates of that system.
     """
     name = parse_crs(crs)
     x, y = as_float_arrays(lon, lat)
@@ -159,8 +164,59 @@ def to_wgs84(lon: ArrayLike, lat: ArrayLike, crs: str | None) -> tuple[Array, Ar
         return x, y
     if name in _TO_WGS84:
         return _TO_WGS84[name](x, y)
-    out_x, out_y = _transformer(_pyproj_name(name), "EPSG:4326").transform(x, y)
-    return as_float_arrays(out_x, out_y)
+    out_x, out_y = as_float_arrays(*_transformer(_pyproj_name(name), "EPSG:4326").transform(x, y))
+    if name.startswith("EPSG:"):
+        bad = ~(_inside_area(name, out_x, out_y) & _returns(name, x, y, out_x, out_y))
+        out_x[bad] = out_y[bad] = np.inf
+    return out_x, out_y
+
+
+#: How far (degrees) outside its area of use a point of an ``EPSG:<n>`` system is still
+#: taken (a city's survey often runs a little past its zone's edge).
+AREA_MARGIN_DEG = 2.0
+
+
+@lru_cache(maxsize=64)
+def _area(name: str) -> tuple[float, float, float, float] | None:
+    area = CRS.from_user_input(name).area_of_use
+    return None if area is None else tuple(area.bounds)  # type: ignore[return-value]
+
+
+def area_of_use_text(crs: str | None) -> str:
+    """``crs`` with its area of use, as error messages show it ("EPSG:32650 (lon 114 to 120,
+    lat 0 to 84)")."""
+    name = parse_crs(crs)
+    area = _area(name) if name.startswith("EPSG:") else None
+    if area is None:
+        return name
+    west, south, east, north = area
+    return f"{name} (lon {west:g} to {east:g}, lat {south:g} to {north:g})"
+
+
+def _inside_area(name: str, lon: Array, lat: Array) -> NDArray[np.bool_]:
+    area = _area(name)
+    if area is None:
+        return np.ones(lon.shape, dtype=bool)
+    west, south, east, north = area
+    m = AREA_MARGIN_DEG
+    ok_lat = (lat >= south - m) & (lat <= north + m)
+    if west <= east:
+        ok_lon = (lon >= west - m) & (lon <= east + m)
+    else:  # the area crosses the antimeridian
+        ok_lon = (lon >= west - m) | (lon <= east + m)
+    if west - m <= -180 and east + m >= 180:  # round the world
+        ok_lon = np.isfinite(lon)
+    return ok_lon & ok_lat
+
+
+def _returns(name: str, x: Array, y: Array, lon: Array, lat: Array) -> NDArray[np.bool_]:
+    """Whether WGS-84 ``(lon, lat)`` converts back to ``(x, y)`` (a millimetre, or a
+    billionth of the value, for metres and feet; the same numbers in degrees)."""
+    with np.errstate(invalid="ignore"):
+        bx, by = _transformer("EPSG:4326", name).transform(lon, lat)
+        tol_x = 1e-3 + 1e-9 * np.abs(x)
+        tol_y = 1e-3 + 1e-9 * np.abs(y)
+        return (np.abs(np.asarray(bx) - x) <= tol_x) & (np.abs(np.asarray(by) - y) <= tol_y)
 
 
 def from_wgs84(lon: ArrayLike, lat: ArrayLike, crs: str | None) -> tuple[Array, Array]:
@@ -214,7 +270,8 @@ def point_to_wgs84(lon: float, lat: float, crs: str | None) -> tuple[float, floa
     if not (math.isfinite(out[0]) and math.isfinite(out[1])):
         raise InvalidInput(f"the point ({lon}, {lat}) cannot be converted from {crs} to WGS-84",
                            field="coordinates", value=[lon, lat],
-                           valid=f"finite (x, y) inside the area of use of {parse_crs(crs)}")
+                           valid=f"finite (x, y) inside the area of use of "
+                                 f"{area_of_use_text(crs)}")
     return out
 
 
@@ -250,7 +307,8 @@ def geometry_to_wgs84(geom: BaseGeometry, crs: str | None) -> BaseGeometry:
     if not bool(np.isfinite(shapely.get_coordinates(out)).all()):
         raise InvalidInput(f"some vertices cannot be converted from {name} to WGS-84",
                            field="geometry", value=geom.geom_type,
-                           valid=f"finite coordinates inside the area of use of {name}")
+                           valid=f"finite coordinates inside the area of use of "
+                                 f"{area_of_use_text(name)}")
     return out
 
 

@@ -77,7 +77,8 @@ def _bad_conversion(item: IncidentIn, lon: float, lat: float) -> InvalidInput | 
         return None
     return _with_row(InvalidInput(
         f"the point ({item.lon}, {item.lat}) in {item.crs} is not a place on Earth in WGS-84",
-        field="lon", value=item.lon, valid=f"an (x, y) inside the area of use of {item.crs}",
+        field="lon", value=item.lon, valid="an (x, y) inside the area of use of "
+              f"{crs_mod.area_of_use_text(item.crs)}",
         extra={"lat": item.lat}), item)
 
 

@@ -126,8 +126,9 @@ def _text(value: Any, name: str, max_len: int, *, allow_int: bool = False) -> st
 
 def _finite(value: Any, name: str) -> float:
     number = math.nan
-    if not isinstance(value, bool) and isinstance(value, int | float | str):
-        try:
+    plain = not isinstance(value, str) or (value.isascii() and "_" not in value)
+    if not isinstance(value, bool) and isinstance(value, int | float | str) and plain:
+        try:  # float() would also read "1_000" and full-width digits, as check_lonlat does not
             number = float(value)
         except (ValueError, OverflowError):
             number = math.nan
@@ -176,8 +177,9 @@ def parse_reported_at(value: Any, tz: ZoneInfo, now: dt.datetime,
                            valid=TIME_VALID)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=tz)
-    if parsed < EARLIEST or parsed > now + MAX_FUTURE:
-        when = "before 1970" if parsed < EARLIEST else "in the future"
+    early = parsed.replace(tzinfo=None) < EARLIEST.replace(tzinfo=None)  # its date as written:
+    if early or parsed > now + MAX_FUTURE:                  # 1970-01-01 in Shanghai is in 1970
+        when = "before 1970" if early else "in the future"
         raise InvalidInput(f"{name} {value!s} is {when}", field=name, value=str(value),
                            valid=TIME_VALID)
     return storable_offset(parsed)

@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pyproj import CRS
 
-from geo.crs import check_lonlat, parse_crs, to_wgs84
+from geo.crs import area_of_use_text, check_lonlat, parse_crs, to_wgs84
 from geo.errors import InvalidInput
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -180,7 +180,7 @@ def track_input(lon: Sequence[Any] | NDArray[Any], lat: Sequence[Any] | NDArray[
         i = int(bad[0])
         raise InvalidInput(f"{field}[{i}] ({x[i]}, {y[i]}) cannot be converted from {name} "
                            "to WGS-84", field=f"{field}[{i}]", value=[float(x[i]), float(y[i])],
-                           valid=f"(x, y) inside the area of use of {name}")
+                           valid=f"(x, y) inside the area of use of {area_of_use_text(name)}")
     times = np.asarray(t_us, dtype=np.int64)
     _check_times(times, field, now or dt.datetime.now(dt.UTC), clock_skew_s)
     return TrackInput(lon=wlon, lat=wlat, t_us=times, crs=name)

@@ -66,6 +66,18 @@ def test_json_booleans_are_not_coordinates_or_times(client: TestClient, auth: Au
         assert key in answer["detail"]["field"]
 
 
+def test_projected_fixes_outside_their_systems_area_are_refused(
+        client: TestClient, auth: Auth, session: Session, city: dict[str, int]) -> None:
+    # Fuzhou in UTM 50N with easting and northing swapped: it converts to a place in the
+    # Pacific, 18 degrees east of the zone; it was stored there
+    point = {**walk(1)[0], "lon": 2888102, "lat": 729461}
+    answer = post(client, auth, {"worker_id": city["P-1"], "crs": "EPSG:32650",
+                                 "points": [point]}, status=422)
+    assert answer["detail"]["field"] == "points[0]"
+    assert "EPSG:32650 (lon 114 to 120" in answer["detail"]["valid"]
+    assert scalar(session, "SELECT count(*) FROM track_point") == 0
+
+
 def test_the_cli_checks_the_report_path_before_writing(cli: Callable[..., Result],
                                                        session: Session, city: dict[str, int],
                                                        tmp_path: Path) -> None:

@@ -123,7 +123,10 @@ def test_bd_round_trips(lon: float, lat: float) -> None:
 def test_vectorised_matches_point_by_point_and_round_trips(
         points: list[tuple[float, float]], name: str) -> None:
     lon = np.array([p[0] for p in points])
+    if name == "EPSG:32650":  # UTM zone 50N: only its zone (114-120E) is its area of use
+        lon = 114.0 + (lon - 73.66) % 6.0
     lat = np.array([p[1] for p in points])
+    points = list(zip(lon.tolist(), lat.tolist(), strict=True))
     x, y = crs.from_wgs84(lon, lat, name)
     assert x.shape == lon.shape and x.dtype == np.float64
     for i, (plon, plat) in enumerate(points):
@@ -204,6 +207,34 @@ def test_point_outside_projection_domain_is_refused() -> None:
         crs.point_to_wgs84(1e12, 1e12, "EPSG:32650")
     assert info.value.field == "coordinates"
     assert info.value.value == [1e12, 1e12]
+
+
+@pytest.mark.parametrize(("x", "y", "name"), [
+    (53355016.68557849, 3010000.0, "EPSG:3857"),  # 2 x 360 degrees east of Fuzhou: wraps
+    (3e7, 0.0, "EPSG:3857"),                       # beyond the map's edge at 20,037,508 m
+    (1e300, 1e300, "EPSG:3857"),
+    (500000.0, 1e9, "EPSG:32650"),                 # a northing far beyond the pole
+    (2888102.0, 729461.0, "EPSG:32650"),           # Fuzhou's easting and northing swapped
+    (400.0, 26.0, "EPSG:4214"),                    # a place 18 degrees east of the zone
+])
+def test_points_outside_a_systems_area_or_not_its_own_are_refused(
+        x: float, y: float, name: str) -> None:
+    lon, lat = crs.to_wgs84([x, 500000.0 if name == "EPSG:32650" else 119.3],
+                            [y, 2885000.0 if name == "EPSG:32650" else 26.08], name)
+    assert np.isinf(lon[0]) and np.isinf(lat[0])
+    with pytest.raises(InvalidInput) as info:
+        crs.point_to_wgs84(x, y, name)
+    assert info.value.field == "coordinates" and "lon" in (info.value.valid or "")
+    if name == "EPSG:32650":  # the good point beside it is converted
+        assert np.isfinite(lon[1]) and 116.9 < lon[1] < 117.1
+        assert "EPSG:32650 (lon 114 to 120, lat 0 to 84)" in (info.value.valid or "")
+
+
+def test_a_little_past_the_zone_is_still_taken() -> None:
+    x, y = crs.from_wgs84([121.5, 112.5], [25.0, 25.0], "EPSG:32650")  # 1.5 deg outside
+    assert _err(crs.to_wgs84(x, y, "EPSG:32650"), ([121.5, 112.5], [25.0, 25.0])) < 1e-9
+    x, y = crs.from_wgs84([123.0], [25.0], "EPSG:32650")                 # 3 deg outside
+    assert np.isinf(crs.to_wgs84(x, y, "EPSG:32650")[0]).all()
 
 
 # --------------------------------------------------------------------------- geometry

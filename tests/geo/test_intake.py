@@ -184,6 +184,19 @@ def test_projected_input(session: Session, settings: Settings, ids: dict[str, in
     assert r.lon == pytest.approx(IN_G12[0], abs=1e-7)
 
 
+def test_projected_input_beyond_its_area_is_refused_not_wrapped(
+        session: Session, settings: Settings, ids: dict[str, int]) -> None:
+    from pyproj import Transformer
+
+    x, y = Transformer.from_crs(4326, 3857, always_xy=True).transform(*IN_G12)
+    # two turns of the world east of G12: Web Mercator wraps it back onto G12
+    wrapped = item((x + 2 * 40_075_016.68557849, y), crs="EPSG:3857", category="C0101")
+    with pytest.raises(InvalidInput) as info:
+        one(session, settings, wrapped)
+    assert info.value.field == "lon" and "EPSG:3857 (lon -180 to 180" in (info.value.valid or "")
+    assert count(session, "incident") == 0
+
+
 def test_without_grids_everything_is_kept_unassigned(session: Session,
                                                      settings: Settings) -> None:
     upsert_categories(session, [CategoryRecord("E0101", "暴露垃圾", "Rubbish", "event", "环卫处",

@@ -114,6 +114,10 @@ def test_time_formats() -> None:
     assert at("2025/06/02 09:30") == utc
     assert at("06/02/2025 09:30:00 AM") == utc
     assert at("2025-06-02T12:59:00+08:00") is not None  # within the clock skew allowed
+    # 1970 as written, as check_moment reads from/to: the first hours of 1970 in Shanghai
+    # are 1969 in UTC, and were refused as "before 1970"
+    first = dt.datetime(1969, 12, 31, 16, tzinfo=dt.UTC)
+    assert at("1970-01-01T00:00:00+08:00") == first and at("1970-01-01T00:00:00") == first
 
 
 def test_projected_coordinates_are_eastings_and_northings() -> None:
@@ -122,6 +126,9 @@ def test_projected_coordinates_are_eastings_and_northings() -> None:
                                                               "EPSG:3435", True)
     err = refused({**BASE, "lon": "inf", "crs": "EPSG:3435"})
     assert err.field == "lon"
+    for text in ("1_176_813", "１１７６８１３"):  # float() reads both; degrees refuse them too
+        assert refused({**BASE, "lon": text, "crs": "EPSG:3435"}).field == "lon"
+    assert check({**BASE, "lon": " 1176813.5", "crs": "EPSG:3435"}).lon == 1176813.5
 
 
 def test_default_time_zone_comes_from_the_settings() -> None:
