@@ -53,7 +53,7 @@ _HERE = "ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography"
 _SETTLE = text("""
 UPDATE patrol_task t
    SET status = CASE t.status WHEN 'open' THEN 'expired' ELSE 'done' END,
-       closed_at = t.window_end, version = t.version + 1
+       closed_at = t.window_end
  WHERE t.id IN (SELECT id FROM patrol_task
                  WHERE status IN ('open', 'claimed') AND window_end <= :now
                  ORDER BY id FOR UPDATE SKIP LOCKED)
@@ -143,7 +143,10 @@ def _now(now: dt.datetime | None) -> dt.datetime:
 def settle(session: Session, *, now: dt.datetime | None = None) -> int:
     """Mark tasks whose window is over: open -> expired, claimed -> done; returns how many.
 
-    Rows another transaction holds are skipped (it settles them or changes them).
+    Rows another transaction holds are skipped (it settles them or changes them). The
+    version is left alone: it counts edits (claim, cancel), and the end of a window is not
+    one; GET derives the same status before it is stored, at the same version, so a refusal
+    never names a version GET did not show (nor does another request's settling change it).
     """
     return int(session.execute(_SETTLE, {"now": _now(now)}).rowcount or 0)  # type: ignore[attr-defined]
 
@@ -334,8 +337,6 @@ def cancel_task(session: Session, task_id: int, *, user_id: int | None,
         The version differs, or the task is done, expired or already cancelled.
     """
     moment = _now(now)
-    # as GET shows it: the settling below bumps the version of a task whose window is over,
-    # but a refusal rolls that back, so a refusal must speak of this state
     task = get_task(session, task_id, now=moment)
     settle(session, now=moment)
     done = session.execute(_CANCEL, {"id": task_id, "user": user_id, "now": moment,

@@ -316,10 +316,14 @@ def test_claim_rules_and_cancel(session: Session) -> None:
     with pytest.raises(Conflict) as err, session.begin_nested():  # rolled back, as the API
         store.cancel_task(session, first.id, user_id=None, version=shown.version, now=late)
     # "done and cannot be cancelled", at the version GET showed (it named a version GET never
-    # shows: its own settling's, rolled back with the refusal)
+    # shows: its own settling's, rolled back with the refusal); claims likewise
     assert "done and cannot be cancelled" in err.value.message
     assert (err.value.extra["status"], err.value.extra["version"]) == ("done", shown.version)
-    assert store.get_task(session, first.id, now=late).status == "done"
+    with pytest.raises(Conflict) as err, session.begin_nested():
+        store.claim_task(session, first.id, worker_id=w["P2"], user_id=None, now=late)
+    assert (err.value.extra["status"], err.value.extra["version"]) == ("done", shown.version)
+    store.settle(session, now=late)  # stored: the same status, at the same version
+    assert store.get_task(session, first.id, now=late) == shown
 
 
 def test_coverage_comes_from_the_claimants_track_in_the_window(session: Session) -> None:
