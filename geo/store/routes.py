@@ -10,6 +10,7 @@ cut every ``tolerance_m / 2`` metres). A refused write changes nothing.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -153,7 +154,8 @@ def _code_taken(session: Session, code: str, own_id: int | None) -> None:
 
 
 def create_route(session: Session, route: RouteIn, *, tolerance_m: float) -> RouteRow:
-    """Check and insert a route; its code is ``R<id>`` when none is given."""
+    """Check and insert a route; its code is ``R<id>`` when none is given (``R<id>-2`` … when
+    a route was given that code by hand)."""
     team_id = check_route(session, route, tolerance_m)
     if route.code is not None:
         _code_taken(session, route.code, None)
@@ -162,8 +164,18 @@ def create_route(session: Session, route: RouteIn, *, tolerance_m: float) -> Rou
         INSERT INTO patrol_route (id, code, name, team_id, grid_codes, schedule, attrs, geom)
         VALUES (:id, :code, :name, :team_id, :grids, CAST(:schedule AS jsonb),
                 CAST(:attrs AS jsonb), ST_Multi(ST_GeomFromWKB(:wkb, 4326)))"""),
-                    {"id": new_id, "code": route.code or f"R{new_id}", **_params(route, team_id)})
+                    {"id": new_id, "code": route.code or _free_code(session, f"R{new_id}"),
+                     **_params(route, team_id)})
     return get_route(session, new_id)
+
+
+def _free_code(session: Session, base: str) -> str:
+    taken = set(session.execute(text(
+        "SELECT code FROM patrol_route WHERE code = :base OR code LIKE :base || '-%'"),
+        {"base": base}).scalars())
+    return next(code for code in itertools.chain([base], (f"{base}-{k}" for k in
+                                                            itertools.count(2)))
+                if code not in taken)
 
 
 def replace_route(session: Session, route_id: int, route: RouteIn, *,

@@ -196,6 +196,18 @@ def test_code_clash_and_bad_patch_change_nothing(client: TestClient, auth: Auth,
     assert _count(setup) == 1
 
 
+def test_a_code_given_by_hand_does_not_block_the_default_codes(client: TestClient, auth: Auth,
+                                                              setup: str) -> None:
+    editor = auth("planner")
+    first = client.post("/api/v1/routes", json=_feature(), headers=editor).json()
+    ahead = f"R{first['id'] + 2}"  # the default code of the route after next
+    client.post("/api/v1/routes", json=_feature(code=ahead), headers=editor)
+    third = client.post("/api/v1/routes", json=_feature(), headers=editor)
+    assert third.status_code == 201, third.text  # was a 409 "stored by a concurrent request"
+    assert third.json()["id"] == first["id"] + 2
+    assert third.json()["properties"]["code"] == f"{ahead}-2"
+
+
 def test_gcj02_geometry_is_stored_in_wgs84(client: TestClient, auth: Auth, setup: str) -> None:
     gcj = [[119.297, 26.074], [119.309, 26.075]]
     made = client.post("/api/v1/routes?crs=gcj02", json=_feature(coords=gcj),
