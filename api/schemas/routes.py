@@ -46,7 +46,9 @@ class PlanRequest(BaseModel):
          "start": {"lon": 119.2961, "lat": 26.0807}, "crs": "gcj02"}]})
     grid: str | None = Field(None, description="A current grid code.")
     team: str | int | None = Field(None, description="A team (code or id): plans in its grid.")
-    length_m: float = Field(description="Length budget of the loop, metres.")
+    # checked by check_budget, which names true (a float field would read it as 1.0)
+    length_m: Any = Field(description="Length budget of the loop, metres.",
+                          json_schema_extra={"type": "number"})
     start: StartPoint | None = Field(None, description="Start and end of the loop; default: "
                                                        "at the top hotspot.")
     crs: str | None = Field(None, description="CRS of start: wgs84 (default), gcj02, bd09, "

@@ -11,7 +11,9 @@ An orienteering heuristic, deterministic and pure:
    (the length saved may let more targets in); stop when nothing changes.
 4. The tour is expanded into the walk along the streets; it starts and ends at
    the start node. A street may be walked twice when the network forces it
-   (a dead end).
+   (a dead end). When only the start's own targets fit, the walk is the shortest
+   round from the start within the budget (round the block, else out and back
+   along its shortest street), so a hotspot at the start still gets a patrol.
 
 Cheapest insertion keeps every partial tour within twice the optimal tour of the
 targets it holds, so a budget of twice the optimal tour through every target
@@ -134,8 +136,8 @@ def plan_loop(graph: StreetGraph, start: int, targets: Sequence[Target],
     Returns
     -------
     Loop
-        ``nodes == [start]`` and length 0 when no target fits (a target on the
-        start node is always visited).
+        ``nodes == [start]`` and length 0 when no target fits and no round from the
+        start does either (a target on the start node is always visited).
     """
     g = graph.graph
     stops_by_node = _stops([t for t in targets if t.node in g])
@@ -163,12 +165,38 @@ def plan_loop(graph: StreetGraph, start: int, targets: Sequence[Target],
     for i in range(len(tour)):
         a, b = tour[i], tour[(i + 1) % len(tour)]
         walk += _path(preds, nodes, a, b)[1:]
-    length = graph.walk_length(walk)
-    targeted = sorted(k for i in tour for k in stops[i].keys)
     cheapest = [2 * from_start[nodes[i]] for i in left]
     cheapest_missed = min([*cheapest, *missed], default=None)
+    if len(walk) == 1 and stops[0].keys:  # only the start's own hotspots: walk round them
+        walk, need = _round(g, start, budget_m)
+        if len(walk) == 1:
+            cheapest_missed = min(need, cheapest_missed or np.inf)
+    length = graph.walk_length(walk)
+    targeted = sorted(k for i in tour for k in stops[i].keys)
     return Loop(nodes=walk, coords=graph.walk_coords(walk), length_m=length, targeted=targeted,
                 cheapest_missed_m=cheapest_missed)
+
+
+def _round(g: nx.Graph, start: int, budget_m: float) -> tuple[list[int], float]:
+    """A closed walk leaving ``start`` within ``budget_m`` and its length: the shortest cycle
+    through it (round the block), else out and back along its shortest street; ``[start]``
+    and the length the shorter of the two would need when neither fits."""
+    cycle: tuple[float, list[int]] = (np.inf, [start])
+    back: tuple[float, list[int]] = (np.inf, [start])
+    for n in sorted(g.neighbors(start)):
+        w = float(g.edges[start, n]["length"])
+        back = min(back, (2 * w, [start, n, start]))
+        view = nx.restricted_view(g, [], [(start, n)])
+        try:
+            rest, path = nx.single_source_dijkstra(view, n, start, cutoff=budget_m - w,
+                                                   weight="length")
+        except nx.NetworkXNoPath:
+            continue
+        cycle = min(cycle, (w + float(rest), [start, *path]))
+    for length, walk in (cycle, back):
+        if length <= budget_m + _EPS:
+            return walk, length
+    return [start], min(cycle[0], back[0])
 
 
 def _path(preds: list[dict[int, list[int]]], nodes: list[int], a: int, b: int) -> list[int]:

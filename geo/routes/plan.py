@@ -127,8 +127,9 @@ def visited_cells(coords: np.ndarray, frame: MetricFrame, hotspots: Sequence[Hot
 
 
 def load_graph(session: Any, area_wkb: bytes, *, network: str | None, margin_m: float,
-               grid: str) -> tuple[str, StreetGraph, MetricFrame]:
-    """The network near the area as a graph (its largest connected part) and a metric frame."""
+               grid: str) -> tuple[str, StreetGraph, StreetGraph, MetricFrame]:
+    """The network near the area as a graph, its largest connected part (where loops are
+    planned) and a metric frame."""
     area = shapely.from_wkb(area_wkb)
     rep = area.representative_point()
     frame = MetricFrame(rep.x, rep.y)
@@ -146,12 +147,13 @@ def load_graph(session: Any, area_wkb: bytes, *, network: str | None, margin_m: 
             raise InvalidInput(exc.message, field="network", value=network,
                                valid=str(exc.valid)) from exc
     edges = network_store.edges_near(session, network, area_wkb, margin_m, lat=rep.y)
-    graph = StreetGraph(edges).largest_component()
+    whole = StreetGraph(edges)
+    graph = whole.largest_component()
     if len(graph) < 2:
         raise InvalidInput(f"network {network!r} has no streets within {margin_m:g} m of grid "
                            f"{grid!r}", field="network", value=network,
                            valid="a network that covers the grid")
-    return network, graph, frame
+    return network, whole, graph, frame
 
 
 def plan_route(session: Any, settings: Settings, *, length_m: Any, grid: str | None = None,
@@ -204,12 +206,20 @@ def plan_route(session: Any, settings: Settings, *, length_m: Any, grid: str | N
             "no hotspot to plan for", field="grid", value=code,
             valid=f"a grid with incidents in the last {settings.hotspot_lookback_days:g} days "
                   "(PATROLGRID_HOTSPOT_LOOKBACK_DAYS)")
-    name, graph, frame = load_graph(session, area_wkb, network=network, margin_m=margin,
-                                    grid=code)
-    nodes = target_nodes(graph, frame, [(h.cell, h.polygon()) for h in hotspots],
-                         settings.hotspot_reach_m)
+    name, whole, graph, frame = load_graph(session, area_wkb, network=network,
+                                           margin_m=margin, grid=code)
+    cells = [(h.cell, h.polygon()) for h in hotspots]
+    nodes = target_nodes(graph, frame, cells, settings.hotspot_reach_m)
     targets = [Target(key=h.cell, node=nodes[h.cell], weight=h.incidents)
                for h in hotspots if h.cell in nodes]
+    if not targets and target_nodes(whole, frame, cells, settings.hotspot_reach_m):
+        raise InvalidInput(
+            f"the streets of network {name!r} near the hotspots of grid {code!r} are not "
+            f"connected to its largest part near the grid ({graph.graph.number_of_edges()} "
+            f"of {whole.graph.number_of_edges()} streets), where loops are planned",
+            field="network", value=name,
+            valid="a network whose streets near the grid are connected (import the missing "
+                  "streets, or a wider margin_m to reach the links between them)")
     if not targets:
         raise InvalidInput(f"no street of network {name!r} passes within "
                            f"{settings.hotspot_reach_m:g} m of the hotspots of grid {code!r}",
@@ -219,8 +229,11 @@ def plan_route(session: Any, settings: Settings, *, length_m: Any, grid: str | N
     if start is not None:
         start_node, off = nearest_node(graph, frame, *start)
         if off > settings.plan_snap_m:
+            swapped = abs(start[0]) <= 90 and nearest_node(
+                graph, frame, start[1], start[0])[1] <= settings.plan_snap_m
+            hint = " (lon and lat look swapped: send (lon, lat))" if swapped else ""
             raise InvalidInput(f"start is {off:.0f} m from the nearest street usable for grid "
-                               f"{code!r}", field="start", value=list(start),
+                               f"{code!r}{hint}", field="start", value=list(start),
                                valid=f"a point within {settings.plan_snap_m:g} m of a street "
                                      f"within {margin:g} m of the grid")
     else:

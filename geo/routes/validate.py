@@ -206,6 +206,9 @@ def merge_patch(feature: Mapping[str, Any], patch: Any) -> dict[str, Any]:
         raise InvalidInput("a route patch has only geometry and properties", field="body",
                            value=sorted(patch) if isinstance(patch, Mapping) else patch,
                            valid='{"geometry": {...}, "properties": {...}} (both optional)')
+    if patch.get("type", "Feature") != "Feature":  # a FeatureCollection changed nothing, 200
+        raise InvalidInput(f"a route patch is a Feature, not a {patch['type']!r}", field="type",
+                           value=patch["type"], valid='"Feature" (or no type)')
     props = dict(feature.get("properties") or {})
     changes = patch.get("properties") or {}
     if not isinstance(changes, Mapping):

@@ -192,6 +192,12 @@ def test_code_clash_and_bad_patch_change_nothing(client: TestClient, auth: Auth,
     bad = client.patch(f"/api/v1/routes/{first['id']}", headers=editor,
                        json={"properties": {"grid_codes": ["G1"]}})
     assert bad.status_code == 422 and bad.json()["detail"]["field"] == "geometry"
+    collection = client.patch(f"/api/v1/routes/{first['id']}", headers=editor,
+                              json={"type": "FeatureCollection", "features": []})
+    assert collection.status_code == 422  # "features" was refused; alone the type gave a 200
+    alone = client.patch(f"/api/v1/routes/{first['id']}", headers=editor,
+                         json={"type": "FeatureCollection"})
+    assert alone.status_code == 422 and alone.json()["detail"]["field"] == "type"
     assert client.get(f"/api/v1/routes/{first['id']}", headers=editor).json() == first
     assert _count(setup) == 1
 
@@ -278,6 +284,12 @@ def test_plan_over_http_then_keep_the_plan(client: TestClient, auth: Auth, db_ur
         bad = client.post("/api/v1/routes/plan", content=json.dumps(body),  # NaN as JS writes
                           headers={**editor, "Content-Type": "application/json"})
         assert bad.status_code == 422 and bad.json()["detail"]["field"] == field, bad.text
+    budget = client.post("/api/v1/routes/plan", json={"grid": "MC", "length_m": True},
+                         headers=editor)  # was read as a 1 m budget
+    assert budget.status_code == 422 and budget.json()["detail"]["value"] is True
+    swapped = client.post("/api/v1/routes/plan", headers=editor, json={
+        "grid": "MC", "length_m": 5000, "start": {"lon": 43.7396, "lat": 7.4276}})
+    assert swapped.status_code == 422 and "look swapped" in swapped.json()["detail"]["message"]
     networks = client.get("/api/v1/networks", headers=auth("patrol")).json()
     assert [n["name"] for n in networks] == ["monaco"]
 

@@ -12,7 +12,7 @@ import h3
 import networkx as nx
 import numpy as np
 import pytest
-from shapely.geometry import MultiPolygon, box
+from shapely.geometry import LineString, MultiPolygon, box
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -20,7 +20,7 @@ from data.osm_io import OsmNetwork, read_osm_network
 from geo.errors import InvalidInput
 from geo.routes.hotspots import top_cells
 from geo.routes.loop import Target, plan_loop
-from geo.routes.network import GraphEdge, StreetGraph
+from geo.routes.network import GraphEdge, StreetGraph, edges_from_lines
 from geo.routes.plan import plan_route
 from geo.settings import Settings
 from geo.store.grids import GridRecord, write_versions
@@ -120,6 +120,22 @@ def test_a_budget_below_every_round_trip_plans_nothing() -> None:
     loop = plan_loop(graph, 0, [Target("far", 48), Target("near", 8)], 2 * d[8] - 1)
     assert loop.nodes == [0] and loop.targeted == []
     assert loop.cheapest_missed_m == pytest.approx(2 * d[8])
+
+
+def test_a_hotspot_on_the_start_alone_gets_the_shortest_round_from_it() -> None:
+    graph = _lattice(2)
+    g = graph.graph
+    corner_block = (g.edges[0, 1]["length"] + g.edges[1, 8]["length"]
+                    + g.edges[8, 7]["length"] + g.edges[7, 0]["length"])
+    shortest_street = min(g.edges[0, 1]["length"], g.edges[0, 7]["length"])
+    loop = plan_loop(graph, 0, [Target("here", 0)], 5000.0)
+    _check_walk(graph, 0, loop.nodes, loop.length_m)
+    assert loop.targeted == ["here"] and len(loop.nodes) == 5  # round the corner block
+    assert loop.length_m == pytest.approx(corner_block)
+    back = plan_loop(graph, 0, [Target("here", 0)], 2 * shortest_street)
+    assert back.nodes in ([0, 1, 0], [0, 7, 0]) and back.targeted == ["here"]
+    none = plan_loop(graph, 0, [Target("here", 0)], 2 * shortest_street - 1)
+    assert none.nodes == [0] and none.cheapest_missed_m == pytest.approx(2 * shortest_street)
 
 
 # --------------------------------------------------------------------------- Monaco
@@ -231,7 +247,7 @@ def test_team_plan_with_a_start_point_snaps_and_returns_there(city: Session) -> 
 def test_plan_errors_name_field_value_and_what_is_valid(city: Session) -> None:
     settings = Settings(database_url="unused")
     cases = [
-        (dict(length_m=100, grid="MC"), "length_m"),
+        (dict(length_m=1, grid="MC"), "length_m"),  # not even round the top hotspot
         (dict(length_m=-5, grid="MC"), "length_m"),
         (dict(length_m=1e9, grid="MC"), "length_m"),
         (dict(length_m=3000, grid="NOPE"), "grid"),
@@ -247,13 +263,31 @@ def test_plan_errors_name_field_value_and_what_is_valid(city: Session) -> None:
         assert err.value.field == field, (kwargs, err.value.to_dict())
         assert err.value.valid
     with pytest.raises(InvalidInput) as err:
-        plan_route(city, settings, length_m=100, grid="MC", now=NOW)
+        plan_route(city, settings, length_m=1, grid="MC", now=NOW)
     needed = float(str(err.value.valid).split(">=")[1].split()[0])
     ok = plan_route(city, settings, length_m=needed + 1, grid="MC", now=NOW)
     assert ok.feature()["properties"]["hotspots_visited"] >= 1
+    assert 0 < ok.loop.length_m <= needed + 1
     with pytest.raises(InvalidInput) as err:  # nothing reported in the window
         plan_route(city, settings, length_m=3000, grid="MC", now=NOW + dt.timedelta(days=400))
     assert err.value.field == "grid" and "lookback" in str(err.value.valid).lower()
+
+
+def test_hotspot_streets_cut_off_from_the_rest_are_named_so(city: Session) -> None:
+    lattice = ([LineString([(7.436, 43.748 + k * 6e-4), (7.439, 43.748 + k * 6e-4)])
+                for k in range(6)]
+               + [LineString([(7.436 + k * 6e-4, 43.748), (7.436 + k * 6e-4, 43.751)])
+                  for k in range(6)])
+    lon, lat, _ = PLACES["casino"]
+    d = 2e-4
+    island = LineString([(lon - d, lat - d), (lon + d, lat - d), (lon + d, lat + d),
+                         (lon - d, lat + d), (lon - d, lat - d)])
+    replace_network(city, "island", edges_from_lines([*lattice, island]), source="test")
+    with pytest.raises(InvalidInput) as err:
+        plan_route(city, Settings(database_url="unused"), length_m=5000, grid="MC",
+                   network="island", now=NOW)
+    # it said "no street passes within 25 m of the hotspots": one does, on the island
+    assert err.value.field == "network" and "not connected" in err.value.message
 
 
 def test_top_cells_ranks_by_count_then_cell() -> None:
