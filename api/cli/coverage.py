@@ -26,7 +26,8 @@ def coverage(
                                                              "before --to).")] = None,
     end: Annotated[str | None, typer.Option("--to", help="ISO 8601 (default: now).")] = None,
     distance: Annotated[float | None, typer.Option(
-        "--distance", min=0.01, help="Buffer in m (default PATROLGRID_COVERAGE_DISTANCE_M).")]
+        "--distance", help="Buffer in m, above 0 and at most 500, as the API "
+        "(default PATROLGRID_COVERAGE_DISTANCE_M).")]
     = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON answer.")] = False,
 ) -> None:
@@ -39,6 +40,9 @@ def coverage(
         if (grid is None) == (level is None):
             raise InvalidInput("give exactly one of --grid and --level", field="grid",
                                value=grid, valid="--grid CODE or --level street|community|grid")
+        if distance is not None and not 0 < distance <= 500:  # NaN and inf included
+            raise InvalidInput(f"--distance {distance:g} is not a buffer", field="distance",
+                               value=distance, valid="metres above 0 and at most 500")
         lo, hi = parse_window(start, end, tz=cfg.tz, max_days=cfg.track_max_window_days)
         rules = store.Rules.from_settings(cfg, distance_m=distance)
         if grid is not None:

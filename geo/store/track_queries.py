@@ -174,7 +174,7 @@ def resolve_worker(session: Session, value: str | int | None) -> int | None:
     if value is None or value == "":
         return None
     text_value = str(value).strip()
-    if text_value.isdigit():
+    if text_value.isascii() and text_value.isdigit() and len(text_value) <= 9:  # not "²"
         found = session.execute(text("SELECT id FROM worker WHERE id = :id"),
                                 {"id": int(text_value)}).scalar()
     else:

@@ -81,7 +81,10 @@ def parse_time(value: Any, field: str) -> int:
     if isinstance(value, dt.datetime):
         moment = value
     elif isinstance(value, numbers.Real) and not isinstance(value, bool):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # a JSON integer of hundreds of digits
+            seconds = math.inf
         if not math.isfinite(seconds) or not _FIRST_S <= seconds <= _LAST_S:
             raise InvalidInput(f"{field} is not a time in seconds since 1970 from year 1 to "
                                f"9999: {value!r}", field=field, value=value, valid=TIME_VALID)
@@ -197,7 +200,7 @@ def _numbers(values: Sequence[Any] | NDArray[Any], field: str, key: str) -> NDAr
         out = np.asarray(values, dtype=np.float64)
         if out.ndim != 1:  # lists where numbers belong ([[1, 2], [3, 4]] as one point)
             raise ValueError("not one number per point")
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         out = np.array([_number_or_nan(v) for v in values], dtype=np.float64)
     i = _first_bad_number(out)
     if i is not None:
@@ -214,7 +217,7 @@ def _number_or_nan(value: Any) -> float:
         return math.nan
     try:
         return float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return math.nan
 
 

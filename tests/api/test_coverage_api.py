@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from shapely.geometry import LineString, MultiPolygon, box
 from sqlalchemy import text
 from sqlalchemy.orm import Session
+from typer.testing import Result
 
 from geo.coverage import exact_coverage
 from geo.routes.network import MetricFrame
@@ -170,6 +171,23 @@ def test_bad_requests_name_the_field(client: TestClient, auth: Auth, city: dict[
     assert answer.status_code == status, answer.text
     detail = answer.json()["detail"]
     assert detail["field"] == field and detail["valid"]
+
+
+@pytest.mark.parametrize("distance", ["inf", "nan", "600", "0"])
+def test_the_cli_takes_the_apis_buffers_only(cli: Callable[..., Result], city: dict[str, int],
+                                             distance: str) -> None:
+    result = cli("coverage", "--grid", "G1", "--distance", distance)  # inf was a traceback
+    assert result.exit_code == 2 and "distance" in result.output, result.output
+    assert "Traceback" not in result.output
+
+
+def test_worker_given_as_other_digits_is_a_code_not_a_500(
+        client: TestClient, auth: Auth, city: dict[str, int]) -> None:
+    for value in ("²", "9" * 40):  # str.isdigit() is true for both; int() failed or overflowed
+        answer = client.get("/api/v1/tracks", params={"worker": value, "from": "2026-11-01",
+                                                      "to": "2026-11-02"},
+                            headers=auth("dispatcher"))
+        assert answer.status_code == 404 and answer.json()["detail"]["field"] == "worker"
 
 
 def test_coverage_needs_a_token(client: TestClient, city: dict[str, int]) -> None:

@@ -78,6 +78,14 @@ def test_projected_fixes_outside_their_systems_area_are_refused(
     assert scalar(session, "SELECT count(*) FROM track_point") == 0
 
 
+def test_json_integers_of_hundreds_of_digits_are_named(client: TestClient, auth: Auth,
+                                                       city: dict[str, int]) -> None:
+    for key in ("lon", "t"):  # float() overflowed: a 500
+        point = {**walk(1)[0], key: 10 ** 400}
+        answer = post(client, auth, {"worker_id": city["P-1"], "points": [point]}, status=422)
+        assert answer["detail"]["field"] == f"points[0].{key}"
+
+
 def test_the_cli_checks_the_report_path_before_writing(cli: Callable[..., Result],
                                                        session: Session, city: dict[str, int],
                                                        tmp_path: Path) -> None:
