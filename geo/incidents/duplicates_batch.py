@@ -13,6 +13,14 @@ PostGIS geography). The first match in the SQL's order wins: stored incidents
 that are not candidates themselves, then the earliest report, then the smallest id
 (a new incident of the batch is not a candidate yet when its batch is linked).
 
+Pairs are found by time first (same category, within the window: sorted keys, no
+geometry), which is fast while reports are spread in time. When a batch would make
+more than :data:`PAIR_LIMIT` such pairs (a file without report times, all "now",
+or with dates only: every row shares one window, and the pairs grow with the
+square of the rows), they are found by place first instead (an STRtree of the
+batch and the kept incidents of its time span, queried with each row's coarse
+box), so memory follows the rows that are near each other, not the file squared.
+
 The caller reads the stored incidents of the batch's :func:`windows` into the
 import's rows (:meth:`~geo.incidents.duplicates_kept.ImportedRows.read`, then
 ``keep``), and :func:`match` needs no database. When a stretch holds more stored
@@ -24,9 +32,11 @@ batch instead.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
+import shapely
 from numpy.typing import NDArray
 from pyproj import Geod
 
@@ -34,6 +44,11 @@ from geo.incidents.duplicates_kept import ImportedRows
 from geo.settings import Settings
 
 _GEOD = Geod(ellps="WGS84")
+#: Most (row, target) pairs of a batch found by time alone; beyond, they are found by place.
+PAIR_LIMIT = 4_000_000
+#: Rows of a batch whose pairs are found by place at a time.
+PLACE_CHUNK = 1_000
+Ints = NDArray[np.int64]
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _US = dt.timedelta(microseconds=1)
 
@@ -91,18 +106,9 @@ def match(ids: Sequence[int], categories: Sequence[str], us: NDArray[np.int64],
     radius, w = _rule(settings)
     if n == 0 or radius <= 0 or w <= 0:
         return {}
-    o_pf, o_id, o_us, o_lon, o_lat, o_child = imported.near(categories, us, w)
-    k = len(o_pf)
     cats = sorted(set(categories))
     code = {c: j for j, c in enumerate(cats)}
     b_cat = np.fromiter((code[c] for c in categories), np.int64, n)
-    # Targets: the batch itself, then the kept incidents near it (one entry per pair).
-    t_id = np.concatenate((np.asarray(ids, dtype=np.int64), o_id))
-    t_us = np.concatenate((us, o_us))
-    t_lon = np.concatenate((np.asarray(lon, dtype=np.float64), o_lon))
-    t_lat = np.concatenate((np.asarray(lat, dtype=np.float64), o_lat))
-    t_child = np.concatenate((np.zeros(n, dtype=bool), o_child))
-    t_new = np.concatenate((np.ones(n, dtype=bool), np.zeros(k, dtype=bool)))
     # pairs inside the batch, through one sorted (category, time) key
     base = int(us.min()) - w
     shift = (int(us.max()) - base + w + 1).bit_length()
@@ -113,26 +119,97 @@ def match(ids: Sequence[int], categories: Sequence[str], us: NDArray[np.int64],
     skey = key[order]
     start = np.searchsorted(skey, key - w, side="left")
     counts = np.searchsorted(skey, key + w, side="right") - start
-    total = int(counts.sum())
-    offsets = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-    pf = np.concatenate((np.repeat(np.arange(n), counts), o_pf))
-    po = np.concatenate((order[np.repeat(start, counts) + offsets], np.arange(n, n + k)))
+    b_lon, b_lat = np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
+    chunks: Iterator[tuple[Ints, Ints]]
+    if int(counts.sum()) + imported.count_near(categories, us, w) > PAIR_LIMIT:
+        targets, chunks = _by_place(categories, us, b_lon, b_lat, radius, w, imported)
+    else:
+        o_pf, o_id, o_us, o_lon, o_lat, o_child = imported.near(categories, us, w)
+        k = len(o_pf)
+        # Targets: the batch itself, then the kept incidents near it (one entry per pair).
+        targets = (o_id, o_us, o_lon, o_lat, o_child)
+        total = int(counts.sum())
+        offsets = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+        chunks = iter([(
+            np.concatenate((np.repeat(np.arange(n), counts), o_pf)),
+            np.concatenate((order[np.repeat(start, counts) + offsets], np.arange(n, n + k))))])
+    t = _Targets(id=np.concatenate((np.asarray(ids, dtype=np.int64), targets[0])),
+                 us=np.concatenate((us, targets[1])), lon=np.concatenate((b_lon, targets[2])),
+                 lat=np.concatenate((b_lat, targets[3])),
+                 child=np.concatenate((np.zeros(n, dtype=bool), targets[4])),
+                 new=np.concatenate((np.ones(n, dtype=bool),
+                                     np.zeros(len(targets[0]), dtype=bool))))
+    out: dict[int, int] = {}
+    for pf, po in chunks:  # each row's pairs are all in one chunk
+        out |= _first_matches(pf, po, t, radius)
+    return out
+
+
+@dataclass
+class _Targets:
+    """The batch's rows, then the kept incidents: what a pair's ``po`` indexes."""
+
+    id: Ints
+    us: Ints
+    lon: NDArray[np.float64]
+    lat: NDArray[np.float64]
+    child: NDArray[np.bool_]
+    new: NDArray[np.bool_]
+
+
+def _first_matches(pf: Ints, po: Ints, t: _Targets, radius: float) -> dict[int, int]:
+    """``row id -> target id`` of the pairs (row ``pf``, target ``po``) the rule links,
+    the first in the SQL's order for each row."""
     # The coarse box of the SQL (f's latitude), then order and identity rules.
     dlat = radius / 110000.0
-    dlon = radius / (110000.0 * np.maximum(np.cos(np.radians(t_lat[pf])), 0.01))
-    keep = (np.abs(t_lat[po] - t_lat[pf]) <= dlat) & (np.abs(t_lon[po] - t_lon[pf]) <= dlon)
+    dlon = radius / (110000.0 * np.maximum(np.cos(np.radians(t.lat[pf])), 0.01))
+    keep = (np.abs(t.lat[po] - t.lat[pf]) <= dlat) & (np.abs(t.lon[po] - t.lon[pf]) <= dlon)
     keep &= po != pf
-    earlier = (t_us[po] < t_us[pf]) | ((t_us[po] == t_us[pf]) & (t_id[po] < t_id[pf]))
-    keep &= ~t_new[po] | earlier
+    earlier = (t.us[po] < t.us[pf]) | ((t.us[po] == t.us[pf]) & (t.id[po] < t.id[pf]))
+    keep &= ~t.new[po] | earlier
     pf, po = pf[keep], po[keep]
     if pf.size == 0:
         return {}
-    _, _, dist = _GEOD.inv(t_lon[pf], t_lat[pf], t_lon[po], t_lat[po])
+    _, _, dist = _GEOD.inv(t.lon[pf], t.lat[pf], t.lon[po], t.lat[po])
     near = np.asarray(dist) <= radius
     pf, po = pf[near], po[near]
     if pf.size == 0:
         return {}
-    best = np.lexsort((t_id[po], t_us[po], t_child[po], pf))
+    best = np.lexsort((t.id[po], t.us[po], t.child[po], pf))
     pf, po = pf[best], po[best]
     first = np.concatenate(([True], pf[1:] != pf[:-1]))
-    return {int(t_id[a]): int(t_id[b]) for a, b in zip(pf[first], po[first], strict=True)}
+    return {int(t.id[a]): int(t.id[b]) for a, b in zip(pf[first], po[first], strict=True)}
+
+
+def _by_place(categories: Sequence[str], us: Ints, lon: NDArray[np.float64],
+              lat: NDArray[np.float64], radius: float, w: int, imported: ImportedRows) -> tuple[
+        tuple[Ints, Ints, NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]],
+        Iterator[tuple[Ints, Ints]]]:
+    """The kept incidents of the batch's time span (as targets after the batch's own rows)
+    and, :data:`PLACE_CHUNK` rows at a time, the (row, target) pairs of the same category
+    within the window whose points lie in the row's coarse box, found with an STRtree
+    rather than by time (memory follows the rows near each other, a chunk at a time)."""
+    n = len(us)
+    o_cat, o_us, o_id, o_lon, o_lat, o_child = imported.within(
+        categories, int(us.min()) - w, int(us.max()) + w)
+    t_lon, t_lat = np.concatenate((lon, o_lon)), np.concatenate((lat, o_lat))
+    t_us = np.concatenate((us, o_us))
+    names = sorted(set(categories) | set(o_cat))
+    code = {c: j for j, c in enumerate(names)}
+    t_cat = np.fromiter((code[c] for c in [*categories, *o_cat]), np.int64, n + len(o_cat))
+    dlat = radius / 110000.0
+    dlon = radius / (110000.0 * np.maximum(np.cos(np.radians(lat)), 0.01))
+    tree = shapely.STRtree(np.asarray(shapely.points(t_lon, t_lat), dtype=object))
+
+    def chunks() -> Iterator[tuple[Ints, Ints]]:
+        for a in range(0, n, PLACE_CHUNK):
+            b = min(a + PLACE_CHUNK, n)
+            pf, po = tree.query(shapely.box(lon[a:b] - dlon[a:b], lat[a:b] - dlat,
+                                            lon[a:b] + dlon[a:b], lat[a:b] + dlat),
+                                predicate="intersects")
+            pf = pf.astype(np.int64) + a
+            po = po.astype(np.int64)
+            same = (t_cat[po] == t_cat[pf]) & (np.abs(t_us[po] - t_us[pf]) <= w)
+            yield pf[same], po[same]
+
+    return (o_id, o_us, o_lon, o_lat, o_child), chunks()

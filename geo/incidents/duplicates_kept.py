@@ -153,6 +153,36 @@ class ImportedRows:
         pf, ids, times, lon, lat, child = (np.concatenate(c) for c in zip(*parts, strict=True))
         return pf, ids, times, lon, lat, child
 
+    def count_near(self, categories: Sequence[str], us: NDArray[np.int64], w: int) -> int:
+        """How many pairs :meth:`near` would return (counted, not built)."""
+        total = 0
+        for cat, sel in _groups(categories).items():
+            t = us[sel]
+            for kept in self.by_category.get(cat, ()):
+                total += int((np.searchsorted(kept[0], t + w, side="right")
+                              - np.searchsorted(kept[0], t - w, side="left")).sum())
+        return total
+
+    def within(self, categories: Sequence[str], lo: int, hi: int) -> tuple[
+            list[str], NDArray[np.int64], NDArray[np.int64], NDArray[np.float64],
+            NDArray[np.float64], NDArray[np.bool_]]:
+        """The kept incidents of ``categories`` reported in ``[lo, hi]`` (microseconds):
+        their categories, times, ids, lon, lat and child flags."""
+        cats: list[str] = []
+        parts: list[tuple[NDArray[Any], ...]] = []
+        for cat in sorted(set(categories)):
+            for kept in self.by_category.get(cat, ()):
+                a = np.searchsorted(kept[0], lo, side="left")
+                b = np.searchsorted(kept[0], hi, side="right")
+                if b > a:
+                    cats += [cat] * int(b - a)
+                    parts.append(tuple(k[a:b] for k in kept))
+        if not parts:
+            empty = np.zeros(0, np.int64)
+            return [], empty, empty, np.zeros(0), np.zeros(0), np.zeros(0, bool)
+        t, ids, lon, lat, child = (np.concatenate(c) for c in zip(*parts, strict=True))
+        return cats, t, ids, lon, lat, child
+
     def _gaps(self, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
         """The parts of ``spans`` (sorted, disjoint) not read yet."""
         out: list[tuple[int, int]] = []
