@@ -27,7 +27,8 @@ from sqlalchemy.orm import Session
 from data.grid_io import ReadOptions, merge_features, read_grid_file, write_grid_file
 from geo import topology
 from geo.errors import ImportRefused, InvalidInput
-from geo.settings import TOLERANCE_MAX_M2
+from geo.incidents.regrid import place_again
+from geo.settings import TOLERANCE_MAX_M2, Settings, get_settings
 from geo.store.grid_lock import lock_exclusive
 from geo.store.grids import GridRecord, write_versions
 
@@ -52,6 +53,9 @@ class ImportReport:
     committed: bool = False
     plan: dict[str, list[str]] | None = None
     written: dict[str, list[str]] | None = None
+    #: Open incidents placed again (:func:`geo.incidents.regrid.place_again`): done with a
+    #: commit, what a commit would do in a dry run.
+    incidents: dict[str, Any] | None = None
 
     @property
     def blocked(self) -> bool:
@@ -80,6 +84,7 @@ class ImportReport:
             "committed": self.committed,
             "plan": _counted(self.plan),
             "written": _counted(self.written),
+            "incidents": self.incidents,
         }
 
 
@@ -100,7 +105,8 @@ class CheckOptions:
 
 def import_grids(session: Session, path: str | Path, read: ReadOptions,
                  check: CheckOptions | None = None, *, commit: bool = False,
-                 source: str | None = None, at: dt.datetime | None = None) -> ImportReport:
+                 source: str | None = None, at: dt.datetime | None = None,
+                 actor: str = "grid import", settings: Settings | None = None) -> ImportReport:
     """Validate the grids in ``path`` and write them when ``commit`` and nothing blocks.
 
     Parameters
@@ -117,6 +123,9 @@ def import_grids(session: Session, path: str | Path, read: ReadOptions,
         The name reported as ``source`` (the file name by default).
     at
         Time the new versions start (now by default).
+    actor, settings
+        Who the events of the open incidents placed again name; the settings (time zone)
+        their workers are chosen with (the environment's by default).
 
     Raises
     ------
@@ -156,13 +165,26 @@ def import_grids(session: Session, path: str | Path, read: ReadOptions,
                 valid="a file without invalid geometries, unresolved overlaps or unknown "
                 "parents (see --make-valid and --resolve-overlaps)", extra=report.to_dict())
         return report
+    conf = settings or get_settings()
+    when: dt.datetime = at or session.scalar(text("SELECT now()"))
+    name = source or Path(path).name
+
+    def write() -> dict[str, list[str]]:
+        written = _codes(write_versions(session, records, at=when))
+        parents = {r.parent_code for r in records
+                   if r.code in written["created"] and r.parent_code is not None}
+        report.incidents = place_again(
+            session, sorted({*written["updated"], *written["created"], *parents}),
+            actor=actor, at=when, settings=conf, source=name)
+        return written
+
     if commit:
-        report.written = _codes(write_versions(session, records, at=at))
+        report.written = write()
         report.committed = True
         return report
     savepoint = session.begin_nested()
     try:
-        report.plan = _codes(write_versions(session, records, at=at))
+        report.plan = write()
     except InvalidInput as exc:
         report.problems.append({"kind": "store", "message": exc.message})
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -82,7 +83,8 @@ def import_(
         check_writable(report, "--report")
         try:
             with session_scope(cfg.database_url) as session:
-                result = import_grids(session, path, read, check, commit=commit)
+                result = import_grids(session, path, read, check, commit=commit,
+                                      actor=f"grids:{getpass.getuser()}", settings=cfg)
         except ImportRefused as exc:
             refused = exc
     if refused is not None:
@@ -132,6 +134,11 @@ def print_report(data: dict[str, Any]) -> None:
             word = "would write" if key == "plan" else "written"
             summary.add_row(word, f"{data[key]['created']} new, {data[key]['updated']} new "
                             f"version(s), {data[key]['unchanged']} unchanged", "")
+    moved = data.get("incidents")
+    if moved is not None:
+        word = "open incidents moved" if data["committed"] else "open incidents would move"
+        summary.add_row(word, f"{moved['moved']} to another grid, {moved['kept_grid']} kept "
+                        "theirs", "")
     console.print(summary)
     _list(data["problems"], "blocking problems", ("message",))
     _list(data["invalid_geometries"], "invalid geometries", ("code", "reason"))

@@ -21,7 +21,7 @@ router = APIRouter(tags=["grids"])
 
 @router.post("/grids/import", dependencies=[Depends(known_form_fields)])
 def import_grid_file(
-    session: SessionDep, settings: SettingsDep, _: Planner,
+    session: SessionDep, settings: SettingsDep, who: Planner,
     file: Annotated[UploadFile, File(description="GeoJSON, GeoPackage, zipped Shapefile or CSV "
                                                  "with a WKT column.")],
     code_field: Annotated[str, Form(description="Field holding the grid code.")],
@@ -49,7 +49,9 @@ def import_grid_file(
 
     The answer is the validation report (`invalid_geometries`, `overlaps`, `gaps`,
     `outside_parent`, `problems`, …) with `plan` (dry run: what would be written) or
-    `written` (commit). A refused commit answers 422 with the report in `detail`
+    `written` (commit), and `incidents`: the open incidents of the grids written, placed
+    again by the new polygons (moved ones get a new worker and an event; a dry run says
+    what a commit would do). A refused commit answers 422 with the report in `detail`
     and writes nothing. Coordinates are (lon, lat).
     """
     name = Path(file.filename or "upload").name
@@ -67,5 +69,6 @@ def import_grid_file(
                             and len(name.encode("utf-8", "replace")) < 200
                             else f"upload{suffix}")
         save_upload(file, path, settings.max_upload_mb)
-        report = import_grids(session, path, read, check, commit=commit, source=name)
+        report = import_grids(session, path, read, check, commit=commit, source=name,
+                              actor=f"grids:{who.name}", settings=settings)
     return report.to_dict()
