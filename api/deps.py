@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request
 from sqlalchemy.orm import Session
@@ -48,20 +48,41 @@ IdFilter = Annotated[int | None, Query(ge=1, le=INT4_MAX)]
 # A JSON escape that may decode to text PostgreSQL cannot store: a lone surrogate or NUL.
 
 
+class _Repeated(ValueError):
+    """A key given twice in one JSON object with different values."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) < len(pairs):
+        first: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in first and first[key] != value:
+                raise _Repeated(key, first[key], value)
+            first.setdefault(key, value)
+    return out
+
+
 async def storable_json_body(request: Request) -> None:
-    """Refuse (422 naming the field) a JSON body holding text PostgreSQL cannot store (an
-    unpaired surrogate such as ``\\ud800``, or NUL), for every endpoint at once; the raw
-    bytes are searched first, so ordinary bodies are not parsed twice."""
+    """Refuse (422 naming the field), for every endpoint at once, a JSON body that gives a
+    key twice in one object with different values (a JSON parser keeps one of them
+    silently: ``{"lon": 119.3, "lon": 26.08}`` was stored at 26.08) or holds text
+    PostgreSQL cannot store (an unpaired surrogate such as ``\\ud800``, or NUL)."""
     if request.method not in ("POST", "PUT", "PATCH") or "json" not in request.headers.get(
             "content-type", ""):
         return
     body = await request.body()
+    try:
+        data = json.loads(body, object_pairs_hook=_unique_keys)
+    except _Repeated as exc:
+        key, a, b = exc.args
+        raise InvalidInput(f"{key} is given twice in one JSON object, as {_shown(a)} and "
+                           f"{_shown(b)}", field=str(key), value=_shown(b),
+                           valid="each key once in an object") from None
+    except (ValueError, RecursionError):
+        return  # not JSON (or NDJSON): FastAPI or the endpoint answers for that
     if not UNSTORABLE_ESCAPE.search(body):
         return
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return  # not JSON: FastAPI answers for that
     try:
         storable_json(data, "")
     except InvalidInput as exc:  # paths start at the root: ".name" is the body's "name"
@@ -69,3 +90,8 @@ async def storable_json_body(request: Request) -> None:
         exc.field = path.lstrip(".") or "body"
         exc.message = exc.field + exc.message[len(path):]
         raise
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 80 else text[:79] + "…"

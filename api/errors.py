@@ -136,6 +136,18 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         return JSONResponse({"detail": {
             "message": exc.detail, "field": "body", "value": None,
             "valid": _MULTIPART_BODY if multipart else _JSON_BODY}}, status_code=422)
+    if exc.status_code == 404 and exc.detail == "Not Found":  # no route: our shape, named
+        return JSONResponse({"detail": {
+            "message": f"there is no endpoint {request.url.path}", "field": "path",
+            "value": request.url.path, "valid": "a path of the API (GET /docs lists them)"}},
+            status_code=404, headers=exc.headers)
+    if exc.status_code == 405 and exc.detail == "Method Not Allowed":
+        allowed = (exc.headers or {}).get("Allow", "")
+        return JSONResponse({"detail": {
+            "message": f"{request.method} is not allowed on {request.url.path}",
+            "field": "method", "value": request.method,
+            "valid": f"one of {allowed}" if allowed else "another method"}},
+            status_code=405, headers=exc.headers)
     return await http_exception_handler(request, exc)
 
 
@@ -161,6 +173,12 @@ async def _operational_error(request: Request, exc: Exception) -> JSONResponse:
     back whole: 409, to be retried. Any other operational error stays a server error."""
     assert isinstance(exc, OperationalError)
     state = getattr(exc.orig, "sqlstate", None)
+    if state == "54000":  # program_limit_exceeded: a value too large to store (a 270 MiB text)
+        reason = str(exc.orig).splitlines()[0] if exc.orig is not None else str(exc)
+        return JSONResponse({"detail": {
+            "message": f"a value of this request is too large to store: {reason}; nothing "
+                       "was changed", "field": "request", "value": None,
+            "valid": "texts and attrs far below 256 MiB"}}, status_code=413)
     if state not in CONCURRENCY_STATES:
         raise exc
     return JSONResponse({"detail": {

@@ -43,9 +43,72 @@ class QueryTextGuard:
         await self.app(scope, receive, send)
 
 
+class BodyLimit:
+    """ASGI middleware: a request body held in memory (JSON, NDJSON, a form; not a multipart
+    upload, which is spooled to disk and checked by ``api.uploads``) larger than
+    ``max_bytes`` is answered 413 before it is read whole (``Content-Length`` first, then
+    the bytes as they arrive)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Pass the request on, counting its body, or answer 413."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        if headers.get(b"content-type", b"").startswith(b"multipart/"):
+            await self.app(scope, receive, send)
+            return
+        declared = headers.get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await self._too_large(scope, send, int(declared))
+            return
+        seen = 0
+        started = answered = False
+
+        async def counted() -> Any:
+            nonlocal seen, answered
+            message = await receive()
+            if message["type"] == "http.request" and not answered:
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes and not started:
+                    await self._too_large(scope, send, seen)
+                    answered = True  # the app reads a disconnect; what it answers is dropped
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def sending(message: Any) -> None:
+            nonlocal started
+            if answered:
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        await self.app(scope, counted, sending)
+
+    async def _too_large(self, scope: dict[str, Any], send: Any, size: int) -> None:
+        mib = self.max_bytes / (1 << 20)
+        message = f"the request body ({size:,} bytes so far) is larger than {mib:g} MiB"
+        body: Any = {"detail": {"message": message, "field": "body", "value": size,
+                                "valid": f"a body of at most {mib:g} MiB "
+                                         "(PATROLGRID_MAX_UPLOAD_MB)"}}
+        if scope.get("path", "").startswith("/open311"):
+            body = [{"code": 413, "description": f"body: {message}", "field": "body",
+                     "value": size}]
+        payload = json.dumps(body).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(payload)).encode()),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": payload})
+
+
 async def _refuse(scope: dict[str, Any], send: Any, name: str, value: str, why: str) -> None:
     shown = value.replace("\x00", "\\x00")[:80]
-    message = f"query parameter {name!r} {why}"
+    message = f"the path {why}" if name == "path" else f"query parameter {name!r} {why}"
     body: Any
     if scope.get("path", "").startswith("/open311"):
         status, body = 400, [{"code": 400, "description": f"{name}: {message}", "field": name,

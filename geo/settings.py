@@ -5,8 +5,10 @@ from __future__ import annotations
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 #: The ceilings of limits that an upload, a request or these settings may set (one place:
 #: the settings, the API models, the CLI options and the domain checks read them here).
@@ -19,6 +21,9 @@ TOLERANCE_MAX_M2 = 10_000.0
 MARGIN_MAX_M = 10_000.0
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/patrolgrid"
+#: The basemaps of the map pages (``maps.basemap.KINDS``; kept here so that the settings
+#: need no map code).
+BASEMAPS = ("none", "osm", "custom", "amap", "tianditu")
 
 
 class Settings(BaseSettings):
@@ -38,43 +43,51 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address `patrolgrid serve` binds to.")
     port: int = Field(8000, ge=1, le=65535, description="Port `patrolgrid serve` binds to.")
     workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes.")
-    page_limit: int = Field(100, ge=1, description="Default page size of list endpoints.")
-    max_page_limit: int = Field(1000, ge=1, description="Largest page size a client may ask.")
+    page_limit: int = Field(
+        100, ge=1, le=100_000, description="Default page size of list endpoints.")
+    max_page_limit: int = Field(
+        1000, ge=1, le=100_000, description="Largest page size a client may ask.")
     topology_tolerance_m2: float = Field(
         1.0, ge=0, le=TOLERANCE_MAX_M2, description="Overlaps, gaps and spills smaller than "
         "this (m², at most a hectare) are ignored."
     )
-    max_upload_mb: int = Field(200, ge=1, description="Largest accepted upload, in MiB.")
+    max_upload_mb: int = Field(
+        200, ge=1, le=100_000, description="Largest accepted upload, in MiB.")
     snap_tolerance_m: float = Field(
-        30.0, ge=0, description="An incident outside every grid within this distance (m) "
+        30.0, ge=0, le=10_000,
+        description="An incident outside every grid within this distance (m) "
         "goes to the nearest grid; beyond it stays unassigned.")
     duplicate_radius_m: float = Field(
-        50.0, ge=0, description="A new incident this close (m) to an open one of the same "
+        50.0, ge=0, le=10_000,
+        description="A new incident this close (m) to an open one of the same "
         "category is linked to it as a duplicate candidate.")
     duplicate_window_h: float = Field(
-        2.0, ge=0, description="... and reported within this many hours of it.")
+        2.0, ge=0, le=8760, description="... and reported within this many hours of it.")
     escalation_interval_s: float = Field(
-        300.0, ge=0, description="How often the server escalates overdue incidents "
+        300.0, ge=0, le=604_800, description="How often the server escalates overdue incidents "
         "(0 turns the in-server job off; `patrolgrid escalate` still works).")
 
     # --- patrol routes and route planning (issue 4, T2) ---
     route_tolerance_m: float = Field(
-        20.0, ge=0, description="A route may stray this far (m) outside the grids it claims.")
+        20.0, ge=0, le=10_000,
+        description="A route may stray this far (m) outside the grids it claims.")
     hotspot_resolution: int = Field(
         10, ge=7, le=12, description="H3 resolution of incident hotspot cells (10: ~66 m edge).")
     hotspot_top: int = Field(
         20, ge=1, le=200, description="Hotspots are this many cells with the most incidents.")
     hotspot_lookback_days: float = Field(
-        90.0, gt=0, description="Incidents reported this many days back make hotspots.")
+        90.0, gt=0, le=3660, description="Incidents reported this many days back make hotspots.")
     hotspot_reach_m: float = Field(
-        25.0, ge=0, description="A patrol passing this close (m) to a hotspot cell visits it.")
+        25.0, ge=0, le=1000,
+        description="A patrol passing this close (m) to a hotspot cell visits it.")
     plan_margin_m: float = Field(
         200.0, ge=0, le=MARGIN_MAX_M, description="Route planning may use streets this far (m) "
         "outside the grid.")
     plan_snap_m: float = Field(
-        300.0, gt=0, description="A start point farther than this (m) from the network is refused.")
+        300.0, gt=0, le=10_000,
+        description="A start point farther than this (m) from the network is refused.")
     plan_max_length_m: float = Field(
-        50_000.0, gt=0, description="Largest length budget (m) of a planned route.")
+        50_000.0, gt=0, le=1_000_000, description="Largest length budget (m) of a planned route.")
 
     # --- Open311 GeoReport v2 (issue 3, I5) ---
     open311_public_read: bool = Field(
@@ -95,29 +108,32 @@ class Settings(BaseSettings):
         120.0, gt=0, le=GAP_LIMIT_MAX_S, description="A pause longer than this (s, at most a day) "
         "between fixes splits a track into segments.")
     track_jitter_m: float = Field(
-        10.0, ge=0, description="GPS noise (m) allowed on every leg before it counts as fast.")
+        10.0, ge=0, le=1000,
+        description="GPS noise (m) allowed on every leg before it counts as fast.")
     track_max_burst: int = Field(
         3, ge=1, le=50, description="A run of at most this many fixes that jumps out and back "
         "is dropped as a spike.")
     track_max_points: int = Field(
-        200_000, ge=1, description="Most points accepted in one track upload.")
+        200_000, ge=1, le=10_000_000, description="Most points accepted in one track upload.")
     track_clock_skew_s: float = Field(
-        600.0, ge=0, description="Fixes later than now plus this (s) are refused (device clock).")
+        600.0, ge=0, le=86_400,
+        description="Fixes later than now plus this (s) are refused (device clock).")
     track_max_window_days: float = Field(
-        31.0, gt=0, description="Longest time window (days) of a track query.")
+        31.0, gt=0, le=3660, description="Longest time window (days) of a track query.")
 
     # --- grab-order patrol tasks (issue 4, C2) ---
     task_coverage_m: float = Field(
-        25.0, ge=0, description="A task's route counts as walked, and its area as covered, "
+        25.0, ge=0, le=1000,
+        description="A task's route counts as walked, and its area as covered, "
         "within this distance (m) of the claimant's track.")
     task_near_radius_m: float = Field(
-        3000.0, gt=0, description="Default radius (m) of `GET /tasks?near=lon,lat`.")
+        3000.0, gt=0, le=1_000_000, description="Default radius (m) of `GET /tasks?near=lon,lat`.")
     task_max_radius_m: float = Field(
-        50_000.0, gt=0, description="Largest radius (m) a client may ask for.")
+        50_000.0, gt=0, le=1_000_000, description="Largest radius (m) a client may ask for.")
     task_max_window_h: float = Field(
-        24.0, gt=0, description="Longest time window (hours) of a patrol task.")
+        24.0, gt=0, le=744, description="Longest time window (hours) of a patrol task.")
     task_max_area_km2: float = Field(
-        10.0, gt=0, description="Largest area (km²) of an area patrol task.")
+        10.0, gt=0, le=10_000, description="Largest area (km²) of an area patrol task.")
 
     # --- patrol coverage (issue 4, C1) ---
     coverage_distance_m: float = Field(
@@ -153,6 +169,37 @@ class Settings(BaseSettings):
                 f"timezone {value!r} is not an IANA time zone name such as 'Asia/Shanghai'"
             ) from exc
         return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        valid = "a PostgreSQL URL such as postgresql+psycopg://postgres@127.0.0.1:5432/patrolgrid"
+        try:
+            url = make_url(value)
+            url.port  # noqa: B018 - parsing the port is the check ("abc" raises ValueError)
+        except (ArgumentError, ValueError) as exc:
+            raise ValueError(f"DATABASE_URL {value!r} is not {valid}") from exc
+        if url.get_backend_name() != "postgresql":
+            raise ValueError(f"DATABASE_URL {value!r} is not {valid} (patrolgrid needs "
+                             "PostGIS)")
+        return value
+
+    @field_validator("basemap")
+    @classmethod
+    def _check_basemap(cls, value: str) -> str:
+        if value not in BASEMAPS:
+            raise ValueError(f"basemap {value!r} is not one of {', '.join(BASEMAPS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_pages(self) -> Settings:
+        if self.page_limit > self.max_page_limit:
+            raise ValueError(f"page_limit {self.page_limit} is above max_page_limit "
+                             f"{self.max_page_limit}: every list would refuse its own default")
+        if self.task_near_radius_m > self.task_max_radius_m:
+            raise ValueError(f"task_near_radius_m {self.task_near_radius_m:g} is above "
+                             f"task_max_radius_m {self.task_max_radius_m:g}")
+        return self
 
     @property
     def tz(self) -> ZoneInfo:

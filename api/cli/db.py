@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from api.cli.common import console, settings
+from api.cli.common import console, reported_errors, settings
 from geo.store import db
 
 app = typer.Typer(help="Database administration.", no_args_is_help=True)
@@ -14,7 +14,8 @@ app = typer.Typer(help="Database administration.", no_args_is_help=True)
 def upgrade(create: bool = typer.Option(True, help="Create the database when missing.")) -> None:
     """Create the database named by DATABASE_URL if needed and run the migrations."""
     url = settings().database_url
-    if create and db.create_database(url):
-        console.print(f"created database [bold]{url.rsplit('/', 1)[-1]}[/bold]")
-    db.migrate(url)
+    with reported_errors():  # an unreachable server: a message and exit 2, no traceback
+        if create and db.create_database(url):
+            console.print(f"created database [bold]{url.rsplit('/', 1)[-1]}[/bold]")
+        db.migrate(url)
     console.print("database is at the newest migration")

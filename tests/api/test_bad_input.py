@@ -82,6 +82,7 @@ def test_nul_in_a_query_parameter(client: TestClient, auth: Auth,
     assert client.get("/api/v1/incidents?grid=G1", headers=d).status_code == 200
     # in a path: named as the path (it was the database's error, naming no field)
     detail = _detail(client.get("/api/v1/grids/G%00", headers=d), 422, "path")
+    assert detail["message"].startswith("the path ")  # not "query parameter 'path'"
     assert detail["value"] == "/api/v1/grids/G\\x00"
     # a browser on a map page gets a page, not JSON
     page = client.get("/maps/heatmap?since=%00", headers={**d, "Accept": "text/html"})
@@ -332,3 +333,30 @@ def test_a_weekday_must_be_a_whole_number(client: TestClient, auth: Auth,
         "shifts": [{"days": [day], "start": "08:00", "end": "18:00"}]})
     assert answer.status_code == 422, answer.text
     assert answer.json()["detail"]["field"] == "shifts.0.days.0"
+
+
+def test_a_key_given_twice_with_different_values_is_refused(
+        client: TestClient, auth: Auth, session: Session, small_city: dict[str, int]) -> None:
+    before = _counts(session)
+    headers = {**auth("dispatcher"), "Content-Type": "application/json"}
+    twice = ('{"lon": 120.005, "lon": 30.01, "lat": 30.01, "category": "E1", '
+             '"source": "app"}')  # the parser kept the last: stored at (30.01, 30.01)
+    detail = _detail(client.post("/api/v1/incidents", content=twice, headers=headers), 422,
+                     "lon")
+    assert "twice" in detail["message"] and "120.005" in detail["message"]
+    nested = ('{"lon": 120.005, "lat": 30.01, "category": "E1", "source": "app", '
+              '"attrs": {"k": 1, "k": 2}}')
+    _detail(client.post("/api/v1/incidents", content=nested, headers=headers), 422, "k")
+    assert _counts(session) == before
+    same = ('{"lon": 120.005, "lon": 120.005, "lat": 30.01, "category": "E1", '
+            '"source": "app"}')  # the same value twice says nothing different: taken
+    assert client.post("/api/v1/incidents", content=same, headers=headers).status_code == 201
+
+
+def test_unknown_paths_and_methods_answer_in_our_shape(client: TestClient, auth: Auth) -> None:
+    headers = auth("dispatcher")
+    nowhere = _detail(client.get("/api/v1/nowhere", headers=headers), 404, "path")
+    assert nowhere["value"] == "/api/v1/nowhere"  # was {"detail": "Not Found"}
+    wrong = client.put("/api/v1/categories", headers=headers)
+    detail = _detail(wrong, 405, "method")
+    assert detail["value"] == "PUT" and "GET" in detail["valid"] and wrong.headers["allow"]

@@ -88,6 +88,42 @@ def test_a_bad_setting_is_named_not_a_traceback(monkeypatch: pytest.MonkeyPatch)
     assert result.exit_code == 2 and "PATROLGRID_PORT=abc" in out and "Traceback" not in out
 
 
+@pytest.mark.parametrize(("env", "value", "words"), [
+    ("DATABASE_URL", "", "is not a PostgreSQL URL"),
+    ("DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:abc/x", "is not a PostgreSQL"),
+    ("DATABASE_URL", "mysql://u@h/x", "needs PostGIS"),
+    ("PATROLGRID_HOTSPOT_LOOKBACK_DAYS", "1e300", "less than or equal to 3660"),
+    ("PATROLGRID_TRACK_MAX_WINDOW_DAYS", "1e300", "less than or equal to 3660"),
+    ("PATROLGRID_DUPLICATE_WINDOW_H", "1e300", "less than or equal to 8760"),
+    ("PATROLGRID_PAGE_LIMIT", "5000", "above max_page_limit 1000"),
+    ("PATROLGRID_BASEMAP", "foo", "not one of none, osm"),
+])
+def test_settings_that_would_fail_later_are_refused_at_start(
+        monkeypatch: pytest.MonkeyPatch, env: str, value: str, words: str) -> None:
+    monkeypatch.setenv(env, value)  # each was taken, then failed requests (500s, or 422s
+    get_settings.cache_clear()      # blaming the client) or a traceback
+    try:
+        result = CliRunner().invoke(app, ["config"])
+    finally:
+        monkeypatch.delenv(env)
+        get_settings.cache_clear()
+    out = " ".join(result.output.split())
+    assert result.exit_code == 2 and words in out and "Traceback" not in out, out
+
+
+@pytest.mark.parametrize("args", [["--workers", "1000"], ["--workers", "0"],
+                                  ["--port", "70000"], ["--port", "0"]])
+def test_serve_options_keep_the_settings_ranges(args: list[str]) -> None:
+    result = CliRunner().invoke(app, ["serve", *args])  # 1000 workers ran the machine dry
+    assert result.exit_code == 2 and "Invalid value" in result.output, result.output
+
+
+def test_db_upgrade_names_an_unreachable_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    result = _run("postgresql+psycopg://postgres@127.0.0.1:1/x", monkeypatch, "db", "upgrade")
+    out = " ".join(result.output.split())
+    assert result.exit_code == 2 and "cannot connect" in out and "Traceback" not in out, out
+
+
 def test_messages_keep_their_square_brackets(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(typer.Exit), reported_errors():
         raise InvalidInput("point [1, 2] is off", field="x", valid='"coordinates": [lon, lat]')

@@ -26,3 +26,10 @@ def test_other_operational_errors_stay_server_errors() -> None:
     lost = OperationalError("SELECT", {}, psycopg.errors.AdminShutdown("terminating"))
     with pytest.raises(OperationalError):
         asyncio.run(_operational_error(None, lost))  # type: ignore[arg-type]
+
+
+def test_a_value_too_large_to_store_is_413() -> None:
+    huge = psycopg.errors.ProgramLimitExceeded("string too long to represent as jsonb string")
+    answer = asyncio.run(_operational_error(None, OperationalError("INSERT", {}, huge)))  # type: ignore[arg-type]
+    assert answer.status_code == 413
+    assert "too large" in json.loads(bytes(answer.body))["detail"]["message"]
