@@ -171,10 +171,8 @@ def import_grids(session: Session, path: str | Path, read: ReadOptions,
 
     def write() -> dict[str, list[str]]:
         written = _codes(write_versions(session, records, at=when))
-        parents = {r.parent_code for r in records
-                   if r.code in written["created"] and r.parent_code is not None}
         report.incidents = place_again(
-            session, sorted({*written["updated"], *written["created"], *parents}),
+            session, sorted({*written["updated"], *written["created"]}),
             actor=actor, at=when, settings=conf, source=name)
         return written
 

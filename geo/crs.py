@@ -200,12 +200,12 @@ def _inside_area(name: str, lon: Array, lat: Array) -> NDArray[np.bool_]:
     west, south, east, north = area
     m = AREA_MARGIN_DEG
     ok_lat = (lat >= south - m) & (lat <= north + m)
-    if west <= east:
-        ok_lon = (lon >= west - m) & (lon <= east + m)
-    else:  # the area crosses the antimeridian
-        ok_lon = (lon >= west - m) | (lon <= east + m)
-    if west - m <= -180 and east + m >= 180:  # round the world
-        ok_lon = np.isfinite(lon)
+    if west > east:  # the area crosses the antimeridian: 170 to -170 is 170 to 190
+        east += 360.0
+    # longitudes wrap: a zone ending at 180 takes 179.5 and -179.5 (within its margin)
+    ok_lon = np.zeros(lon.shape, dtype=bool)
+    for turn in (-360.0, 0.0, 360.0):
+        ok_lon |= (lon + turn >= west - m) & (lon + turn <= east + m)
     return ok_lon & ok_lat
 
 

@@ -5,9 +5,11 @@ A plan apply places the open incidents of the grids it touches again
 ``POST /api/v1/grids/import``) does the same with :func:`place_again`, in the import's
 transaction, after the new versions are written:
 
-- every open incident whose grid is one of the codes written goes to the finest
-  current grid covering its point (smaller code first on a shared edge, as the intake
-  chooses); one no grid covers any more (it was snapped from outside) keeps its grid;
+- every open incident whose grid is one of the codes written, or one of their ancestors
+  (a grid that grows, or a new grid, may now cover an incident its community held), goes
+  to the finest current grid covering its point (smaller code first on a shared edge, as
+  the intake chooses); one no grid covers any more (it was snapped from outside) keeps its
+  grid;
 - one that changes grid gets the worker the fallback chain of
   :mod:`geo.incidents.responsible` chooses at the import's time (an escalated one keeps
   the manager it was escalated to) and an ``incident_event`` (``data.kind`` =
@@ -36,6 +38,16 @@ from geo.store.incident_queries import grid_chain
 #: Most moved incidents listed one by one in the report (all are counted).
 LISTED = 100
 
+_WITH_ANCESTORS = text("""
+WITH RECURSIVE up(code) AS (
+    SELECT unnest(CAST(:codes AS text[]))
+    UNION
+    SELECT g.parent_code FROM grid g JOIN up ON g.code = up.code
+     WHERE g.valid_to IS NULL AND g.parent_code IS NOT NULL
+)
+SELECT code FROM up ORDER BY code
+""")
+
 _OPEN_ON = text("""
 SELECT i.id, ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat, i.grid_code, i.worker_id, i.status,
        i.category_code, i.rule, i.escalation_level, f.code AS new_code, f.id AS new_id
@@ -53,15 +65,16 @@ SELECT i.id, ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat, i.grid_code, i.worker_id,
 
 def place_again(session: Session, codes: Sequence[str], *, actor: str, at: dt.datetime,
                 settings: Settings, source: str) -> dict[str, Any]:
-    """Place the open incidents of grids ``codes`` again (see the module docstring).
+    """Place the open incidents of grids ``codes`` and their ancestors again (see the module
+    docstring).
 
     Returns ``{"moved", "kept_grid", "incidents": [{id, from, to, worker_id, rule}]}``
     (at most :data:`LISTED` listed).
     """
     if not codes:
         return {"moved": 0, "kept_grid": 0, "incidents": []}
-    rows = session.execute(_OPEN_ON, {"codes": list(codes),
-                                      "final": list(FINAL_STATUSES)}).all()
+    every = list(session.execute(_WITH_ANCESTORS, {"codes": list(codes)}).scalars())
+    rows = session.execute(_OPEN_ON, {"codes": every, "final": list(FINAL_STATUSES)}).all()
     moved = [r for r in rows if r.new_code is not None and r.new_code != r.grid_code]
     stayed = [int(r.id) for r in rows if r.new_code is None or r.new_code == r.grid_code]
     details = []

@@ -81,3 +81,25 @@ def test_a_grid_import_moves_the_open_incidents_the_new_polygons_give_elsewhere(
     assert located["chain"][-1]["code"] == rows[reported[2]].grid_code
     again = _import(client, auth, path, commit=True)  # nothing changes: nothing moves
     assert again["incidents"] == {"moved": 0, "kept_grid": 0, "incidents": []}
+
+
+def test_a_grid_that_grows_back_takes_the_incidents_its_community_held(
+        client: TestClient, auth: Auth, reported: list[int], db_url: str, tmp_path: Any) -> None:
+    inside = reported[1]  # at (120.003, 30.005) in G11
+    whole = box(120.00, 30.00, 120.01, 30.02)
+    holed = whole.difference(box(120.0025, 30.0045, 120.0035, 30.0055))
+
+    def g11(geom: Any) -> Any:
+        path = tmp_path / "g11.geojson"
+        path.write_text(json.dumps({"type": "FeatureCollection", "features": [{
+            "type": "Feature", "geometry": mapping(geom),
+            "properties": {"code": "G11", "name": "G11", "parent": "C1", "level": "grid"}}]}))
+        return path
+
+    out = _import(client, auth, g11(holed), commit=True)
+    assert out["incidents"]["incidents"] == [
+        {**out["incidents"]["incidents"][0], "id": inside, "from": "G11", "to": "C1"}]
+    back = _import(client, auth, g11(whole), commit=True)  # G11 updated; C1 is its parent
+    assert [(m["id"], m["from"], m["to"]) for m in back["incidents"]["incidents"]] == [
+        (inside, "C1", "G11")]  # it stayed on C1, while locate said G11
+    assert query(db_url, "SELECT grid_code FROM incident WHERE id = :i", i=inside)[0][0] == "G11"

@@ -230,6 +230,18 @@ def test_points_outside_a_systems_area_or_not_its_own_are_refused(
         assert "EPSG:32650 (lon 114 to 120, lat 0 to 84)" in (info.value.valid or "")
 
 
+@pytest.mark.parametrize(("lon", "lat", "name"), [
+    (179.5, 60.0, "EPSG:32601"), (178.5, 60.0, "EPSG:32601"),   # zone 1 starts at -180
+    (-179.5, 60.0, "EPSG:32660"), (-179.999999999, 10.0, "EPSG:32660"),  # zone 60 ends at 180
+    (-179.5, -17.0, "EPSG:32760"), (179.0, -40.0, "EPSG:2193"),  # Fiji; New Zealand TM
+])
+def test_the_margin_wraps_round_the_antimeridian(lon: float, lat: float, name: str) -> None:
+    x, y = crs.from_wgs84([lon], [lat], name)
+    back = crs.to_wgs84(x, y, name)
+    assert np.isfinite(back[0]).all()  # refused before: -180.5 was compared, not 179.5
+    assert _err(back, ([lon], [lat])) < 1e-6
+
+
 def test_a_little_past_the_zone_is_still_taken() -> None:
     x, y = crs.from_wgs84([121.5, 112.5], [25.0, 25.0], "EPSG:32650")  # 1.5 deg outside
     assert _err(crs.to_wgs84(x, y, "EPSG:32650"), ([121.5, 112.5], [25.0, 25.0])) < 1e-9
