@@ -57,10 +57,15 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     if len(out) < len(pairs):
         first: dict[str, Any] = {}
         for key, value in pairs:
-            if key in first and first[key] != value:
+            if key in first and not _same(first[key], value):
                 raise _Repeated(key, first[key], value)
             first.setdefault(key, value)
     return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as JSON (Python's ``1 == True == 1.0`` is not)."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
 async def storable_json_body(request: Request) -> None:

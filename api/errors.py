@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from geo.errors import (
     TEXT_VALID,
@@ -142,7 +143,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
             "value": request.url.path, "valid": "a path of the API (GET /docs lists them)"}},
             status_code=404, headers=exc.headers)
     if exc.status_code == 405 and exc.detail == "Method Not Allowed":
-        allowed = (exc.headers or {}).get("Allow", "")
+        # Starlette's Allow names the first route of the path only (GET and POST are two)
+        allowed = ", ".join(m for m in ("GET", "POST", "PUT", "PATCH", "DELETE") if any(
+            r.matches({**request.scope, "method": m})[0] == Match.FULL
+            for r in request.app.router.routes))
+        exc.headers = {**(exc.headers or {}), "Allow": allowed}
         return JSONResponse({"detail": {
             "message": f"{request.method} is not allowed on {request.url.path}",
             "field": "method", "value": request.method,

@@ -15,6 +15,8 @@ import json
 from typing import Any
 from urllib.parse import parse_qsl
 
+from starlette.requests import ClientDisconnect
+
 from geo.errors import TEXT_VALID, unstorable
 
 ASGIApp = Any
@@ -43,11 +45,15 @@ class QueryTextGuard:
         await self.app(scope, receive, send)
 
 
+#: What a multipart body may carry beyond its file's limit (its other fields, boundaries):
+#: the file itself is checked by ``api.uploads``, which names it.
+MULTIPART_SLACK = 16 << 20
+
+
 class BodyLimit:
-    """ASGI middleware: a request body held in memory (JSON, NDJSON, a form; not a multipart
-    upload, which is spooled to disk and checked by ``api.uploads``) larger than
-    ``max_bytes`` is answered 413 before it is read whole (``Content-Length`` first, then
-    the bytes as they arrive)."""
+    """ASGI middleware: a request body larger than ``max_bytes`` (a multipart one: that plus
+    :data:`MULTIPART_SLACK`) is answered 413 before it is read whole (``Content-Length``
+    first, then the bytes as they arrive); the app, told the client left, stops reading."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -59,11 +65,10 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        if headers.get(b"content-type", b"").startswith(b"multipart/"):
-            await self.app(scope, receive, send)
-            return
+        limit = self.max_bytes + (MULTIPART_SLACK if headers.get(
+            b"content-type", b"").startswith(b"multipart/") else 0)
         declared = headers.get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.max_bytes:
+        if declared.isdigit() and int(declared) > limit:
             await self._too_large(scope, send, int(declared))
             return
         seen = 0
@@ -74,7 +79,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request" and not answered:
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes and not started:
+                if seen > limit and not started:
                     await self._too_large(scope, send, seen)
                     answered = True  # the app reads a disconnect; what it answers is dropped
                     return {"type": "http.disconnect"}
@@ -87,7 +92,11 @@ class BodyLimit:
             started = started or message["type"] == "http.response.start"
             await send(message)
 
-        await self.app(scope, counted, sending)
+        try:
+            await self.app(scope, counted, sending)
+        except ClientDisconnect:  # the app read the disconnect that follows our 413
+            if not answered:
+                raise
 
     async def _too_large(self, scope: dict[str, Any], send: Any, size: int) -> None:
         mib = self.max_bytes / (1 << 20)

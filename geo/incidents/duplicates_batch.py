@@ -46,8 +46,11 @@ from geo.settings import Settings
 _GEOD = Geod(ellps="WGS84")
 #: Most (row, target) pairs of a batch found by time alone; beyond, they are found by place.
 PAIR_LIMIT = 4_000_000
-#: Rows of a batch whose pairs are found by place at a time.
+#: Most rows of a batch whose pairs are found by place at a time, and about how many pairs
+#: a chunk may make (a chunk shrinks where rows crowd one place: a hotline's default
+#: address, thousands of reports on one point).
 PLACE_CHUNK = 1_000
+PLACE_PAIRS = 1_000_000
 Ints = NDArray[np.int64]
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _US = dt.timedelta(microseconds=1)
@@ -186,7 +189,8 @@ def _by_place(categories: Sequence[str], us: Ints, lon: NDArray[np.float64],
         tuple[Ints, Ints, NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]],
         Iterator[tuple[Ints, Ints]]]:
     """The kept incidents of the batch's time span (as targets after the batch's own rows)
-    and, :data:`PLACE_CHUNK` rows at a time, the (row, target) pairs of the same category
+    and, up to :data:`PLACE_CHUNK` rows at a time (fewer where they crowd, so that a chunk
+    makes about :data:`PLACE_PAIRS` pairs), the (row, target) pairs of the same category
     within the window whose points lie in the row's coarse box, found with an STRtree
     rather than by time (memory follows the rows near each other, a chunk at a time)."""
     n = len(us)
@@ -202,14 +206,17 @@ def _by_place(categories: Sequence[str], us: Ints, lon: NDArray[np.float64],
     tree = shapely.STRtree(np.asarray(shapely.points(t_lon, t_lat), dtype=object))
 
     def chunks() -> Iterator[tuple[Ints, Ints]]:
-        for a in range(0, n, PLACE_CHUNK):
-            b = min(a + PLACE_CHUNK, n)
+        a, size = 0, min(PLACE_CHUNK, 64)  # a small first chunk measures the crowding
+        while a < n:
+            b = min(a + size, n)
             pf, po = tree.query(shapely.box(lon[a:b] - dlon[a:b], lat[a:b] - dlat,
                                             lon[a:b] + dlon[a:b], lat[a:b] + dlat),
                                 predicate="intersects")
             pf = pf.astype(np.int64) + a
             po = po.astype(np.int64)
             same = (t_cat[po] == t_cat[pf]) & (np.abs(t_us[po] - t_us[pf]) <= w)
+            per_row = max(len(pf) / (b - a), 1.0)
+            a, size = b, max(1, min(PLACE_CHUNK, int(PLACE_PAIRS / per_row)))
             yield pf[same], po[same]
 
     return (o_id, o_us, o_lon, o_lat, o_child), chunks()

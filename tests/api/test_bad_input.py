@@ -348,6 +348,9 @@ def test_a_key_given_twice_with_different_values_is_refused(
               '"attrs": {"k": 1, "k": 2}}')
     _detail(client.post("/api/v1/incidents", content=nested, headers=headers), 422, "k")
     assert _counts(session) == before
+    typed = ('{"lon": 120.005, "lat": 30.01, "category": "E1", "source": "app", '
+             '"attrs": {"k": 1, "k": true}}')  # equal in Python, not in JSON
+    _detail(client.post("/api/v1/incidents", content=typed, headers=headers), 422, "k")
     same = ('{"lon": 120.005, "lon": 120.005, "lat": 30.01, "category": "E1", '
             '"source": "app"}')  # the same value twice says nothing different: taken
     assert client.post("/api/v1/incidents", content=same, headers=headers).status_code == 201
@@ -360,3 +363,5 @@ def test_unknown_paths_and_methods_answer_in_our_shape(client: TestClient, auth:
     wrong = client.put("/api/v1/categories", headers=headers)
     detail = _detail(wrong, 405, "method")
     assert detail["value"] == "PUT" and "GET" in detail["valid"] and wrong.headers["allow"]
+    both = client.delete("/api/v1/incidents", headers=headers)  # two routes: GET and POST
+    assert both.headers["allow"] == "GET, POST" and "GET, POST" in both.json()["detail"]["valid"]

@@ -36,9 +36,11 @@ def test_a_json_body_over_the_limit_is_413_declared_or_streamed(db_url: str, aut
     with TestClient(create_app(Settings(database_url=db_url, max_upload_mb=1))) as small:
         declared = small.post("/api/v1/incidents", content=body, headers=headers)
         streamed = small.post("/api/v1/incidents", content=chunks(), headers=headers)
+        posing = small.post("/api/v1/incidents", content=b"x" * (18 << 20), headers={
+            **headers, "Content-Type": "multipart/form-data; boundary=xx"})  # not an upload
         fine = small.post("/api/v1/incidents", headers=headers, content=json.dumps(
             {"lon": 119.3, "lat": 26.08, "category": "nope", "source": "app"}))
-    for answer in (declared, streamed):
+    for answer in (declared, streamed, posing):
         assert answer.status_code == 413, answer.text
         detail = answer.json()["detail"]
         assert detail["field"] == "body" and "PATROLGRID_MAX_UPLOAD_MB" in detail["valid"]

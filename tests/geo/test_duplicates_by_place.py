@@ -19,7 +19,8 @@ from geo.incidents import duplicates_batch
 from geo.incidents.duplicates_kept import ImportedRows
 from geo.settings import Settings
 
-RULE = Settings(database_url="unused", duplicate_radius_m=50.0, duplicate_window_h=2.0)
+RULE = Settings(database_url="postgresql+psycopg://unused@127.0.0.1/unused",
+                duplicate_radius_m=50.0, duplicate_window_h=2.0)
 HOUR = 3_600_000_000
 
 
@@ -82,6 +83,6 @@ def test_a_batch_in_one_window_is_found_by_place(monkeypatch: pytest.MonkeyPatch
     found = duplicates_batch.match(**batch, settings=RULE, imported=kept)
     # by time: 3,000 x 6,000 rows of a category third in one window = 6M pairs; by place
     # only the rows within about 50 m of each other
-    assert len(calls) == 3 and sum(calls) < 200_000  # 1,000 rows a chunk
+    assert len(calls) >= 3 and sum(calls) < 200_000  # up to 1,000 rows a chunk
     assert found and all(target < source for source, target in found.items()
                          if target >= 10_000)

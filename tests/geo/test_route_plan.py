@@ -28,6 +28,8 @@ from geo.store.network import replace_network
 from geo.store.routes import area_of
 
 NOW = dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.UTC)
+#: Settings for code that never connects (a valid URL all the same).
+NO_DB = "postgresql+psycopg://unused@127.0.0.1/unused"
 MONACO = box(7.409, 43.725, 7.440, 43.752)
 #: Real places of Monaco and how many incidents each gets in the look-back window.
 PLACES = {"casino": (7.4276, 43.7396, 9), "port": (7.4240, 43.7350, 7),
@@ -189,7 +191,7 @@ def _on_network(session: Session, geometry: dict[str, object]) -> float:
 
 
 def test_plan_on_monaco_is_a_closed_loop_on_the_streets(city: Session) -> None:
-    settings = Settings(database_url="unused")
+    settings = Settings(database_url=NO_DB)
     planned = plan_route(city, settings, length_m=6000, grid="MC", now=NOW)
     feature = planned.feature()
     props, geometry = feature["properties"], feature["geometry"]
@@ -222,7 +224,7 @@ def test_plan_on_monaco_is_a_closed_loop_on_the_streets(city: Session) -> None:
 
 
 def test_more_budget_visits_more_and_enough_visits_all(city: Session) -> None:
-    settings = Settings(database_url="unused")
+    settings = Settings(database_url=NO_DB)
     visited = []
     for budget in (2500, 5000, 10_000, 30_000):
         props = plan_route(city, settings, length_m=budget, grid="MC", now=NOW
@@ -234,7 +236,7 @@ def test_more_budget_visits_more_and_enough_visits_all(city: Session) -> None:
 
 
 def test_team_plan_with_a_start_point_snaps_and_returns_there(city: Session) -> None:
-    settings = Settings(database_url="unused")
+    settings = Settings(database_url=NO_DB)
     start = (7.4230, 43.7370)
     props = plan_route(city, settings, length_m=4000, team="MC-PATROL", start=start,
                        now=NOW).feature()
@@ -245,7 +247,7 @@ def test_team_plan_with_a_start_point_snaps_and_returns_there(city: Session) -> 
 
 
 def test_plan_errors_name_field_value_and_what_is_valid(city: Session) -> None:
-    settings = Settings(database_url="unused")
+    settings = Settings(database_url=NO_DB)
     cases = [
         (dict(length_m=1, grid="MC"), "length_m"),  # not even round the top hotspot
         (dict(length_m=-5, grid="MC"), "length_m"),
@@ -284,7 +286,7 @@ def test_hotspot_streets_cut_off_from_the_rest_are_named_so(city: Session) -> No
                          (lon - d, lat + d), (lon - d, lat - d)])
     replace_network(city, "island", edges_from_lines([*lattice, island]), source="test")
     with pytest.raises(InvalidInput) as err:
-        plan_route(city, Settings(database_url="unused"), length_m=5000, grid="MC",
+        plan_route(city, Settings(database_url=NO_DB), length_m=5000, grid="MC",
                    network="island", now=NOW)
     # it said "no street passes within 25 m of the hotspots": one does, on the island
     assert err.value.field == "network" and "not connected" in err.value.message
