@@ -120,39 +120,45 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=422)
 
 
+def _named(request: Request, exc: HTTPException) -> dict[str, Any] | None:
+    """Starlette's bare 404 (no route) and 405 (a method the path does not take) as our
+    detail, naming the path or the method (and setting ``Allow`` to every method of the
+    path: Starlette's names the first route's only, and GET and POST are two routes)."""
+    if exc.status_code == 404 and exc.detail == "Not Found":
+        return {"message": f"there is no endpoint {request.url.path}", "field": "path",
+                "value": request.url.path, "valid": "a path of the API (GET /docs lists them)"}
+    if exc.status_code == 405 and exc.detail == "Method Not Allowed":
+        allowed = ", ".join(m for m in ("GET", "POST", "PUT", "PATCH", "DELETE") if any(
+            r.matches({**request.scope, "method": m})[0] == Match.FULL
+            for r in request.app.router.routes))
+        exc.headers = {**(exc.headers or {}), "Allow": allowed}
+        return {"message": f"{request.method} is not allowed on {request.url.path}",
+                "field": "method", "value": request.method,
+                "valid": f"one of {allowed}" if allowed else "another method"}
+    return None
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     """FastAPI's own 400 for a body it could not read (JSON nested too deep, a multipart
     body without its boundary) as a 422 in our shape, like any other unreadable body;
     under ``/open311/`` every HTTP error (405 included) in GeoReport's list format;
     every other HTTP error as FastAPI answers it."""
     assert isinstance(exc, HTTPException)
+    named = _named(request, exc)
     if request.url.path.startswith("/open311/"):
-        detail = exc.detail if isinstance(exc.detail, dict) else {"message": exc.detail}
+        detail = named or (exc.detail if isinstance(exc.detail, dict)
+                           else {"message": exc.detail})
         return JSONResponse(error_body(exc.status_code, str(detail.get("message")),
                                        field=detail.get("field"), value=detail.get("value"),
                                        valid=detail.get("valid")),
                             status_code=exc.status_code, headers=exc.headers)
+    if named is not None:
+        return JSONResponse({"detail": named}, status_code=exc.status_code, headers=exc.headers)
     if exc.status_code == 400 and isinstance(exc.detail, str):
         multipart = request.headers.get("content-type", "").lower().startswith("multipart/")
         return JSONResponse({"detail": {
             "message": exc.detail, "field": "body", "value": None,
             "valid": _MULTIPART_BODY if multipart else _JSON_BODY}}, status_code=422)
-    if exc.status_code == 404 and exc.detail == "Not Found":  # no route: our shape, named
-        return JSONResponse({"detail": {
-            "message": f"there is no endpoint {request.url.path}", "field": "path",
-            "value": request.url.path, "valid": "a path of the API (GET /docs lists them)"}},
-            status_code=404, headers=exc.headers)
-    if exc.status_code == 405 and exc.detail == "Method Not Allowed":
-        # Starlette's Allow names the first route of the path only (GET and POST are two)
-        allowed = ", ".join(m for m in ("GET", "POST", "PUT", "PATCH", "DELETE") if any(
-            r.matches({**request.scope, "method": m})[0] == Match.FULL
-            for r in request.app.router.routes))
-        exc.headers = {**(exc.headers or {}), "Allow": allowed}
-        return JSONResponse({"detail": {
-            "message": f"{request.method} is not allowed on {request.url.path}",
-            "field": "method", "value": request.method,
-            "valid": f"one of {allowed}" if allowed else "another method"}},
-            status_code=405, headers=exc.headers)
     return await http_exception_handler(request, exc)
 
 

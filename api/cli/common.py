@@ -28,7 +28,12 @@ def settings() -> Settings:
         return get_settings()
     except ValidationError as exc:
         for err in exc.errors():
-            name = "PATROLGRID_" + str(err["loc"][0]).upper() if err["loc"] else "settings"
+            if not err["loc"]:  # a check across settings: its message names them
+                err_console.print(f"[red]error:[/red] {escape(err['msg'])}")
+                continue
+            name = "PATROLGRID_" + str(err["loc"][0]).upper()
+            if name == "PATROLGRID_DATABASE_URL" and name not in os.environ:
+                name = "DATABASE_URL"  # read under either name: the one that was set
             err_console.print(f"[red]error:[/red] {escape(name)}={escape(str(err.get('input')))}"
                               f": {escape(err['msg'])}")
         err_console.print("  valid: see `patrolgrid config --help` and the README's settings "

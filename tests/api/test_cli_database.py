@@ -101,7 +101,8 @@ def test_a_bad_setting_is_named_not_a_traceback(monkeypatch: pytest.MonkeyPatch)
 def test_settings_that_would_fail_later_are_refused_at_start(
         monkeypatch: pytest.MonkeyPatch, env: str, value: str, words: str) -> None:
     monkeypatch.setenv(env, value)  # each was taken, then failed requests (500s, or 422s
-    get_settings.cache_clear()      # blaming the client) or a traceback
+    monkeypatch.delenv("PATROLGRID_DATABASE_URL", raising=False)  # blaming the client) or a
+    get_settings.cache_clear()                                     # traceback
     try:
         result = CliRunner().invoke(app, ["config"])
     finally:
@@ -109,6 +110,8 @@ def test_settings_that_would_fail_later_are_refused_at_start(
         get_settings.cache_clear()
     out = " ".join(result.output.split())
     assert result.exit_code == 2 and words in out and "Traceback" not in out, out
+    if env != "PATROLGRID_PAGE_LIMIT":  # the variable set, not PATROLGRID_DATABASE_URL
+        assert f"error: {env}=" in out
 
 
 @pytest.mark.parametrize("args", [["--workers", "1000"], ["--workers", "0"],

@@ -375,7 +375,8 @@ def test_attributes_and_api_key_given_twice_are_refused(
 def test_errors_before_the_handler_answer_in_georeport_format(
         client: TestClient, city: dict[str, int], key: str) -> None:
     error = _error(client.delete(f"{V2}/requests.json"), 405)
-    assert "Method Not Allowed" in error["description"]
+    assert "DELETE is not allowed" in error["description"] and error["field"] == "method"
+    assert error["valid"] == "one of GET, POST"  # it named neither
     _error(client.post(f"{V2}/services.json"), 405)
     _error(client.post(f"{V2}/requests.json", params={"api_key": key}, content=b"garbage",
                        headers={"Content-Type": "multipart/form-data"}), 400)
