@@ -124,14 +124,16 @@ def match(ids: Sequence[int], categories: Sequence[str], us: NDArray[np.int64],
     counts = np.searchsorted(skey, key + w, side="right") - start
     b_lon, b_lat = np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
     chunks: Iterator[tuple[Ints, Ints]]
-    if int(counts.sum()) + imported.count_near(categories, us, w) > PAIR_LIMIT:
+    total = int(counts.sum())
+    near = (imported.near(categories, us, w, limit=PAIR_LIMIT - total)
+            if total <= PAIR_LIMIT else None)
+    if near is None:
         targets, chunks = _by_place(categories, us, b_lon, b_lat, radius, w, imported)
     else:
-        o_pf, o_id, o_us, o_lon, o_lat, o_child = imported.near(categories, us, w)
+        o_pf, o_id, o_us, o_lon, o_lat, o_child = near
         k = len(o_pf)
         # Targets: the batch itself, then the kept incidents near it (one entry per pair).
         targets = (o_id, o_us, o_lon, o_lat, o_child)
-        total = int(counts.sum())
         offsets = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
         chunks = iter([(
             np.concatenate((np.repeat(np.arange(n), counts), o_pf)),

@@ -128,40 +128,40 @@ class ImportedRows:
             self._cover(gap)
         return list(rows)
 
-    def near(self, categories: Sequence[str], us: NDArray[np.int64], w: int) -> tuple[
+    def near(self, categories: Sequence[str], us: NDArray[np.int64], w: int, *,
+             limit: int | None = None) -> tuple[
             NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.float64],
-            NDArray[np.float64], NDArray[np.bool_]]:
+            NDArray[np.float64], NDArray[np.bool_]] | None:
         """Pairs (row of a batch, kept incident) of the same category at most ``w``
         microseconds apart: the batch positions, then the kept incidents' id, time, lon,
-        lat and child flag, one entry per pair."""
-        parts: list[tuple[NDArray[Any], ...]] = []
+        lat and child flag, one entry per pair; None, before any is built, when they would
+        be more than ``limit``."""
+        found: list[tuple[NDArray[np.int64], Arrays, NDArray[np.int64],
+                          NDArray[np.int64]]] = []
+        total = 0
         for cat, sel in _groups(categories).items():
             t = us[sel]
             for kept in self.by_category.get(cat, ()):
                 start = np.searchsorted(kept[0], t - w, side="left")
                 counts = np.searchsorted(kept[0], t + w, side="right") - start
-                total = int(counts.sum())
-                if total == 0:
-                    continue
-                offsets = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-                at = np.repeat(start, counts) + offsets
-                parts.append((np.repeat(sel, counts), kept[1][at], kept[0][at], kept[2][at],
-                              kept[3][at], kept[4][at]))
+                total += int(counts.sum())
+                found.append((sel, kept, start, counts))
+        if limit is not None and total > limit:
+            return None
+        parts: list[tuple[NDArray[Any], ...]] = []
+        for sel, kept, start, counts in found:
+            n = int(counts.sum())
+            if n == 0:
+                continue
+            offsets = np.arange(n) - np.repeat(np.cumsum(counts) - counts, counts)
+            at = np.repeat(start, counts) + offsets
+            parts.append((np.repeat(sel, counts), kept[1][at], kept[0][at], kept[2][at],
+                          kept[3][at], kept[4][at]))
         if not parts:
             empty = np.zeros(0, np.int64)
             return empty, empty, empty, np.zeros(0), np.zeros(0), np.zeros(0, bool)
         pf, ids, times, lon, lat, child = (np.concatenate(c) for c in zip(*parts, strict=True))
         return pf, ids, times, lon, lat, child
-
-    def count_near(self, categories: Sequence[str], us: NDArray[np.int64], w: int) -> int:
-        """How many pairs :meth:`near` would return (counted, not built)."""
-        total = 0
-        for cat, sel in _groups(categories).items():
-            t = us[sel]
-            for kept in self.by_category.get(cat, ()):
-                total += int((np.searchsorted(kept[0], t + w, side="right")
-                              - np.searchsorted(kept[0], t - w, side="left")).sum())
-        return total
 
     def within(self, categories: Sequence[str], lo: int, hi: int) -> tuple[
             list[str], NDArray[np.int64], NDArray[np.int64], NDArray[np.float64],

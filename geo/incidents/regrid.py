@@ -100,17 +100,26 @@ def place_again(session: Session, codes: Sequence[str], *, actor: str, at: dt.da
 
 def _choose(session: Session, moved: Sequence[Any], at: dt.datetime,
             settings: Settings) -> list[responsible.WorkerChoice]:
-    if not moved:
-        return []
     chain_of = {c: tuple(grid_chain(session, c)) for c in sorted({r.new_code for r in moved})}
-    chains = [chain_of[r.new_code] for r in moved]
+    return choose_now(session, [r.new_code for r in moved],
+                      [chain_of[r.new_code] for r in moved], [float(r.lon) for r in moved],
+                      [float(r.lat) for r in moved], [r.category_code for r in moved], at,
+                      settings.tz)
+
+
+def choose_now(session: Session, grids: Sequence[str], chains: Sequence[Sequence[Any]],
+               lon: Sequence[float], lat: Sequence[float], categories: Sequence[str],
+               at: dt.datetime, tz: Any) -> list[responsible.WorkerChoice]:
+    """The worker the fallback chain chooses at ``at`` for incidents placed again on
+    ``grids`` (each with its chain, coarsest first), the roster read for them once; shared
+    by a grid import and a plan apply."""
+    if not grids:
+        return []
     places = responsible.communities_and_streets(chains)
-    codes = set(chain_of) | {p[0] for p in places if p[0]}
+    codes = set(grids) | {p[0] for p in places if p[0]}
     view = responsible.RosterView(
         duties=incident_store.duties_on(session, sorted(codes)),
         street_workers=incident_store.street_workers(session,
                                                      sorted({p[1] for p in places if p[1]})))
-    return responsible.choose_workers(
-        view, [r.new_code for r in moved], chains, [float(r.lon) for r in moved],
-        [float(r.lat) for r in moved], [at] * len(moved), [r.category_code for r in moved],
-        settings.tz)
+    return responsible.choose_workers(view, grids, chains, lon, lat, [at] * len(grids),
+                                      categories, tz)

@@ -38,11 +38,10 @@ from geo import topology
 from geo.errors import Conflict, InvalidInput
 from geo.incidents import responsible
 from geo.incidents.loop import record_event
-from geo.incidents.responsible import RosterView
+from geo.incidents.regrid import choose_now
 from geo.plans import impact, service
 from geo.plans.edits import PlanState
 from geo.settings import Settings
-from geo.store import incidents as incident_store
 from geo.store import plans as store
 from geo.store.grid_lock import lock_exclusive
 from geo.store.grids import GridRecord, write_versions
@@ -140,15 +139,10 @@ def _choose(session: Session, state: PlanState, points: store.IncidentPoints,
         return []
     parent_chain = tuple(grid_chain(session, state.parent))
     chains = [(*parent_chain, (c, state.after[c].name, state.after[c].level)) for _, c in moved]
-    places = responsible.communities_and_streets(chains)
-    codes = {c for _, c in moved} | {p[0] for p in places if p[0]}
-    view = RosterView(duties=incident_store.duties_on(session, sorted(codes)),
-                      street_workers=incident_store.street_workers(
-                          session, sorted({p[1] for p in places if p[1]})))
-    return responsible.choose_workers(
-        view, [c for _, c in moved], chains, [float(points.lon[k]) for k, _ in moved],
-        [float(points.lat[k]) for k, _ in moved], [at] * len(moved),
-        [points.category[k] for k, _ in moved], settings.tz)
+    return choose_now(session, [c for _, c in moved], chains,
+                      [float(points.lon[k]) for k, _ in moved],
+                      [float(points.lat[k]) for k, _ in moved],
+                      [points.category[k] for k, _ in moved], at, settings.tz)
 
 
 def apply_plan(session: Session, plan_id: int, *, user_id: int | None, actor: str,
