@@ -98,6 +98,11 @@ def print_report(data: dict[str, Any]) -> None:
                   f"runs of <= {limits['max_burst']}: dropped")
     table.add_row("jumps", str(clean["jumps"]), "faster legs kept: new segment")
     table.add_row("gaps", str(clean["gaps"]), f"> {limits['max_gap_s']} s: new segment")
+    table.add_row("held back", str(clean["held"]),
+                  "after a jump at the end of the track: the next upload decides")
+    if clean["released"] or clean["held_dropped"]:
+        table.add_row("earlier held: stored", str(clean["released"]), "")
+        table.add_row("earlier held: dropped", str(clean["held_dropped"]), "a spike after all")
     table.add_row("segments", str(clean["segments"]), "")
     stored = data["stored"] if data["written"] else data["would_store"]
     table.add_row("stored" if data["written"] else "would store", str(stored),

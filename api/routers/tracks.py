@@ -68,8 +68,11 @@ def upload_points(body: TrackUpload, response: Response, session: SessionDep,
     cleaning: `duplicates` (same time twice in the batch), `already_stored` (a
     re-sent batch stores nothing twice), `out_of_order` (sorted, kept), `spikes`
     (dropped), `jumps` and `gaps` (segment splits), with the `limits` used and the
-    first dropped points by index. The worker's last known position moves to the
-    newest clean point when it is newer than the one on record.
+    first dropped points by index. Fixes after a jump at the very end of the
+    worker's track are `held` (not stored, not shown) until the next upload
+    decides: it stores them (`released`) or drops them (`held_dropped`); `stored`
+    counts both this upload's and released fixes. The worker's last known position
+    moves to the newest clean point when it is newer than the one on record.
     """
     track = points_from_records(body.points, crs=body.crs,
                                 clock_skew_s=settings.track_clock_skew_s,

@@ -77,6 +77,6 @@ def load_demo_tracks(session: Session, *, seed: int, at: dt.datetime, days: int 
         saved = save_track(session, worker_id=ids[walk.worker_code], track=track, limits=limits)
         report.walks += 1
         report.received += saved.cleaning.received
-        report.stored += saved.cleaning.kept
+        report.stored += saved.cleaning.kept + saved.cleaning.released
     report.seconds = time.perf_counter() - started
     return report

@@ -253,6 +253,22 @@ class TrackPoint(Base):
     seg_start: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class TrackHeld(Base):
+    """A fix held back by an upload until the worker's next upload decides (migration 0009).
+
+    Never read as part of a track: it is stored (moved to ``track_point``) or
+    dropped by the next upload that reaches its time.
+    """
+
+    __tablename__ = "track_held"
+
+    worker_id: Mapped[int] = mapped_column(ForeignKey("worker.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    t: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    geom: Mapped[Any] = mapped_column(_geom("POINT"))
+    held_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+
 class AppUser(Base):
     """A user of the API with one role."""
 

@@ -8,6 +8,11 @@ worker's stored points around the upload's time span, cleans the upload with
 inserts the kept points with one set-based statement, fixes the segment flags
 of stored neighbours, and moves the worker's last known position to the newest
 clean point when it is newer than the one on record.
+
+Fixes that may be a glitch or the start of a real jump at the end of the
+worker's track are *held* in ``track_held`` (not read as track) and judged again
+with the worker's next upload that reaches their time: stored, dropped or held
+again. Held fixes are always later than every stored fix of the worker.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo.errors import NotFound
-from geo.tracks.clean import CleanReport, Limits, StoredPoints, clean_track
+from geo.tracks.clean import BoolArray, CleanReport, Limits, StoredPoints, clean_track
 from geo.tracks.points import TrackInput, from_us
 
 _LOCK_WORKER = text("SELECT id, code, name FROM worker WHERE id = :id FOR UPDATE")
@@ -32,6 +37,26 @@ SELECT (extract(epoch FROM t) * 1000000)::bigint AS t_us, ST_X(geom) AS lon, ST_
   FROM track_point
  WHERE worker_id = :worker AND t >= :lo AND t <= :hi
  ORDER BY t
+""")
+
+_HELD = text("""
+SELECT (extract(epoch FROM t) * 1000000)::bigint AS t_us, ST_X(geom) AS lon, ST_Y(geom) AS lat
+  FROM track_held
+ WHERE worker_id = :worker
+ ORDER BY t
+""")
+
+_LATER = text("SELECT EXISTS (SELECT 1 FROM track_point WHERE worker_id = :worker AND t > :t)")
+
+_HOLD = text("""
+INSERT INTO track_held (worker_id, t, geom)
+SELECT :worker, v.t, ST_SetSRID(ST_MakePoint(v.lon, v.lat), 4326)
+  FROM unnest(CAST(:t AS timestamptz[]), CAST(:lon AS float8[]), CAST(:lat AS float8[]))
+       AS v(t, lon, lat)
+""")
+
+_UNHOLD = text("""
+DELETE FROM track_held WHERE worker_id = :worker AND t = ANY(CAST(:t AS timestamptz[]))
 """)
 
 _PARTITION = text("SELECT track_point_partition(:at)")
@@ -76,8 +101,9 @@ class TrackReport:
             "worker": self.worker,
             "written": self.written,
             "received": report.received,
-            "stored": report.kept if self.written else 0,
-            "would_store": None if self.written else report.kept,
+            "stored": report.kept + report.released if self.written else 0,
+            "would_store": None if self.written else report.kept + report.released,
+            "held": report.held + report.still_held,
             "start": _iso(self.start), "end": _iso(self.end),
             "cleaning": report.to_dict(),
             "last_position": self.last_position,
@@ -143,31 +169,68 @@ def save_track(session: Session, *, worker_id: int, track: TrackInput, limits: L
     """
     worker = lock_worker(session, worker_id)
     margin = round(limits.max_gap_s * 1_000_000) + 1
-    lo, hi = int(track.t_us.min()) - margin, int(track.t_us.max()) + margin
+    first, last = int(track.t_us.min()), int(track.t_us.max())
+    held_all = held_points(session, worker_id)
+    reach = held_all.t_us <= last + margin  # later held fixes are beyond this upload's reach
+    held = _subset(held_all, reach)
+    lo = min([first, *held.t_us[:1].tolist()]) - margin
+    hi = max([last, *held.t_us[-1:].tolist()]) + margin
     stored = stored_points(session, worker_id, from_us(lo), from_us(hi))
-    cleaned = clean_track(track.lon, track.lat, track.t_us, limits=limits, stored=stored)
+    open_end = bool(reach.all()) and not session.execute(
+        _LATER, {"worker": worker_id, "t": from_us(hi)}).scalar_one()
+    cleaned = clean_track(track.lon, track.lat, track.t_us, limits=limits, stored=stored,
+                          held=held, open_end=open_end)
+    lon = np.concatenate([track.lon, held.lon])
+    lat = np.concatenate([track.lat, held.lat])
+    t_us = np.concatenate([track.t_us, held.t_us])
     keep = cleaned.keep
-    times = [from_us(int(t)) for t in track.t_us[keep]]
+    times = [from_us(int(t)) for t in t_us[keep]]
     report = TrackReport(worker=worker, cleaning=cleaned.report, written=not dry_run,
                          start=times[0] if times else None, end=times[-1] if times else None)
-    if dry_run or not len(keep):
+    if dry_run:
+        return report
+    n = len(track.t_us)
+    if len(cleaned.release):
+        session.execute(_UNHOLD, {"worker": worker_id,
+                                  "t": [from_us(int(t)) for t in t_us[cleaned.release]]})
+    new_held = cleaned.hold[cleaned.hold < n]
+    if len(new_held):
+        session.execute(_HOLD, {"worker": worker_id,
+                                "t": [from_us(int(t)) for t in t_us[new_held]],
+                                "lon": lon[new_held].tolist(), "lat": lat[new_held].tolist()})
+    if not len(keep):
         return report
     report.partitions = ensure_partitions(session, times)
-    session.execute(_INSERT, {"worker": worker_id, "t": times,
-                              "lon": track.lon[keep].tolist(), "lat": track.lat[keep].tolist(),
-                              "s": cleaned.seg_start.tolist()})
+    session.execute(_INSERT, {"worker": worker_id, "t": times, "lon": lon[keep].tolist(),
+                              "lat": lat[keep].tolist(), "s": cleaned.seg_start.tolist()})
     if cleaned.stored_flags:
         session.execute(_FLAGS, {"worker": worker_id,
                                  "t": [from_us(t) for t, _ in cleaned.stored_flags],
                                  "s": [s for _, s in cleaned.stored_flags]})
         report.stored_flags_changed = len(cleaned.stored_flags)
-    last = int(np.argmax(track.t_us[keep]))
-    lon, lat, at = float(track.lon[keep][last]), float(track.lat[keep][last]), times[last]
-    moved = session.execute(_LAST_POSITION, {"worker": worker_id, "lon": lon, "lat": lat,
-                                             "t": at})
+    newest = int(np.argmax(t_us[keep]))
+    x, y, at = float(lon[keep][newest]), float(lat[keep][newest]), times[newest]
+    moved = session.execute(_LAST_POSITION, {"worker": worker_id, "lon": x, "lat": y, "t": at})
     if getattr(moved, "rowcount", 0):
-        report.last_position = {"lon": lon, "lat": lat, "t": at.isoformat()}
+        report.last_position = {"lon": x, "lat": y, "t": at.isoformat()}
     return report
+
+
+def held_points(session: Session, worker_id: int) -> StoredPoints:
+    """The fixes held back for the worker by earlier uploads, in time order."""
+    rows = session.execute(_HELD, {"worker": worker_id}).all()
+    if not rows:
+        return StoredPoints.empty()
+    t_us, lon, lat = zip(*rows, strict=True)
+    return StoredPoints(lon=np.asarray(lon, dtype=np.float64),
+                        lat=np.asarray(lat, dtype=np.float64),
+                        t_us=np.asarray(t_us, dtype=np.int64),
+                        seg_start=np.zeros(len(t_us), dtype=bool))
+
+
+def _subset(points: StoredPoints, mask: BoolArray) -> StoredPoints:
+    return StoredPoints(lon=points.lon[mask], lat=points.lat[mask], t_us=points.t_us[mask],
+                        seg_start=points.seg_start[mask])
 
 
 def month_of(moment: dt.datetime) -> str:

@@ -25,6 +25,12 @@ segment starts. The rules, in the order they apply:
      before a fast leg into such a run.
 
    Stored points are never dropped. Runs are re-examined until nothing changes.
+   **Held points.** With ``open_end`` (nothing of the worker is stored after the
+   points examined), dropped points later than every point kept are not dropped
+   but *held* (``held``): whether they are a glitch or the start of a real jump
+   depends on fixes not sent yet. The store keeps them aside and passes them
+   back (``held=``) with the worker's next upload, which decides: they are stored
+   (``released``), dropped (``held_dropped``) or held again (``still_held``).
 4. **Jumps and gaps.** A fast leg left after that (the track really moved
    faster than the limit, e.g. in a vehicle) is a *jump* (``jumps``); a leg longer
    than ``max_gap_s`` is a *gap* (``gaps``). Both start a new segment, so no line
@@ -107,6 +113,10 @@ class CleanReport:
     jumps: int = 0
     gaps: int = 0
     segments: int = 0
+    held: int = 0
+    released: int = 0
+    held_dropped: int = 0
+    still_held: int = 0
     limits: Limits = field(default_factory=Limits)
     dropped: list[dict[str, Any]] = field(default_factory=list)
 
@@ -121,16 +131,21 @@ class CleanReport:
 class Cleaned:
     """The outcome of :func:`clean_track`.
 
-    ``keep`` indexes the input points to store, in time order, and ``seg_start``
-    says which of them start a segment. ``stored_flags`` lists the stored points
-    (by time, microseconds) whose ``seg_start`` must change because a new point
-    now precedes them.
+    Indexes run over the uploaded points followed by the held ones (index
+    ``n + j`` is held point ``j`` of an upload of ``n``). ``keep`` indexes the
+    points to store, in time order, and ``seg_start`` says which of them start a
+    segment. ``hold`` indexes the points to hold (until the next upload) and
+    ``release`` the earlier-held points to take out of the held ones (stored or
+    dropped). ``stored_flags`` lists the stored points (by time, microseconds)
+    whose ``seg_start`` must change because a new point now precedes them.
     """
 
     keep: IntArray
     seg_start: BoolArray
     stored_flags: list[tuple[int, bool]]
     report: CleanReport
+    hold: IntArray = field(default_factory=lambda: np.empty(0, np.int64))
+    release: IntArray = field(default_factory=lambda: np.empty(0, np.int64))
 
 
 def haversine_m(lon1: FloatArray, lat1: FloatArray, lon2: FloatArray,
@@ -223,7 +238,8 @@ def _longest_ordered_run(values: IntArray) -> int:
 
 
 def clean_track(lon: FloatArray, lat: FloatArray, t_us: IntArray, *, limits: Limits,
-                stored: StoredPoints | None = None) -> Cleaned:
+                stored: StoredPoints | None = None, held: StoredPoints | None = None,
+                open_end: bool = False) -> Cleaned:
     """Clean one worker's uploaded points against the stored ones around them.
 
     Parameters
@@ -238,17 +254,26 @@ def clean_track(lon: FloatArray, lat: FloatArray, t_us: IntArray, *, limits: Lim
         The worker's stored points around the upload: at least those within
         ``limits.max_gap_s`` of its first and last times (farther ones cannot
         change the outcome, since a longer pause is a gap anyway).
+    held : StoredPoints, optional
+        Points held back by earlier uploads (their ``seg_start`` is ignored),
+        judged again with this upload. Their times differ from the stored ones.
+    open_end : bool
+        Nothing of the worker is stored (or held and not passed) after the
+        points given: dropped points after the last kept one are held, not
+        dropped.
 
     Returns
     -------
     Cleaned
-        Which input points to store (time order), their segment starts, the
-        stored points whose segment start changes, and the report.
+        Which points to store (time order), their segment starts, which to hold
+        or take out of the held ones, the stored points whose segment start
+        changes, and the report.
     """
     lon = np.asarray(lon, dtype=np.float64)
     lat = np.asarray(lat, dtype=np.float64)
     t_us = np.asarray(t_us, dtype=np.int64)
     stored = stored if stored is not None else StoredPoints.empty()
+    held = held if held is not None else StoredPoints.empty()
     n = len(t_us)
     report = CleanReport(received=n, limits=limits)
     reasons: dict[int, str] = {}
@@ -260,10 +285,13 @@ def clean_track(lon: FloatArray, lat: FloatArray, t_us: IntArray, *, limits: Lim
     report.out_of_order = len(unique_in_given_order) - _longest_ordered_run(unique_in_given_order)
     reasons.update(dict.fromkeys(order[dup].tolist(), "duplicate"))
     cand = order[~dup]
-    known = np.isin(t_us[cand], stored.t_us)
+    known = np.isin(t_us[cand], stored.t_us) | np.isin(t_us[cand], held.t_us)
     report.already_stored = int(known.sum())
     reasons.update(dict.fromkeys(cand[known].tolist(), "already_stored"))
-    cand = cand[~known]
+    cand = np.concatenate([cand[~known], n + np.arange(len(held), dtype=np.int64)])
+    lon = np.concatenate([lon, held.lon])
+    lat = np.concatenate([lat, held.lat])
+    t_us = np.concatenate([t_us, held.t_us])
 
     m_t = np.concatenate([stored.t_us, t_us[cand]])
     m_order = np.argsort(m_t, kind="stable")
@@ -275,9 +303,20 @@ def clean_track(lon: FloatArray, lat: FloatArray, t_us: IntArray, *, limits: Lim
     fixed = m_src < 0
 
     alive = _drop_spikes(m_lon, m_lat, m_t, fixed, limits)
-    spikes = m_src[~alive]
-    report.spikes = len(spikes)
-    reasons.update(dict.fromkeys(spikes.tolist(), "spike"))
+    dropped = ~alive
+    if open_end:
+        after = np.arange(len(m_t)) > (np.flatnonzero(alive)[-1] if alive.any() else -1)
+        hold = m_src[dropped & after]
+        dropped &= ~after
+    else:
+        hold = np.empty(0, np.int64)
+    spikes = m_src[dropped]
+    report.spikes = int(np.count_nonzero(spikes < n))
+    report.held = int(np.count_nonzero(hold < n))
+    report.still_held = len(hold) - report.held
+    report.held_dropped = len(spikes) - report.spikes
+    reasons.update(dict.fromkeys(spikes[spikes < n].tolist(), "spike"))
+    reasons.update(dict.fromkeys(hold[hold < n].tolist(), "held"))
 
     pos = np.flatnonzero(alive)
     kinds = _leg_kinds(m_lon[pos], m_lat[pos], m_t[pos], limits) if len(pos) else np.empty(0)
@@ -297,7 +336,10 @@ def clean_track(lon: FloatArray, lat: FloatArray, t_us: IntArray, *, limits: Lim
                                                       strict=True)]
     segment_of = np.cumsum(starts)
     report.segments = len(np.unique(segment_of[is_new]))
-    report.kept = int(is_new.sum())
+    keep = m_src[pos][is_new]
+    report.kept = int(np.count_nonzero(keep < n))
+    report.released = len(keep) - report.kept
     report.dropped = [{"index": i, "reason": reasons[i]} for i in sorted(reasons)[:MAX_EXAMPLES]]
-    return Cleaned(keep=m_src[pos][is_new], seg_start=starts[is_new],
-                   stored_flags=stored_flags, report=report)
+    released = np.concatenate([keep[keep >= n], spikes[spikes >= n]])
+    return Cleaned(keep=keep, seg_start=starts[is_new], stored_flags=stored_flags,
+                   report=report, hold=hold, release=np.sort(released))

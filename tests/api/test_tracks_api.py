@@ -176,6 +176,56 @@ def test_resent_and_late_batches(client: TestClient, auth: Auth, city: dict[str,
     assert length == pytest.approx(119 * 5 * 1.4, rel=0.01)
 
 
+def _held(session: Session, worker: int) -> int:
+    return int(scalar(session, "SELECT count(*) FROM track_held WHERE worker_id = :w", w=worker))
+
+
+def test_fixes_after_a_ride_at_the_end_of_an_upload_wait_for_the_next_one(
+        client: TestClient, auth: Auth, session: Session, city: dict[str, int]) -> None:
+    worker = city["P-1"]
+    ride_start = T0 + dt.timedelta(seconds=100)  # 5 s after the walk, 1.1 km east
+    walked, rode = walk(20), walk(10, start=ride_start, lon0=119.316)
+    first = post(client, auth, {"worker_id": worker, "points": walked + rode[:3]})
+    assert (first["stored"], first["held"], first["cleaning"]["spikes"]) == (20, 3, 0)
+    assert first["last_position"]["lon"] == pytest.approx(walked[-1]["lon"])
+    assert _held(session, worker) == 3
+    lines = get(client, auth, worker=worker, **DAY)
+    assert [f["properties"]["points"] for f in lines["features"]] == [20]
+    body = {"worker_id": worker, "points": rode[3:]}
+    dry = post(client, auth, {**body, "dry_run": True}, status=200)
+    assert (dry["would_store"], dry["cleaning"]["released"]) == (10, 3)
+    assert _held(session, worker) == 3
+    second = post(client, auth, body)
+    assert (second["stored"], second["held"], second["cleaning"]["released"]) == (10, 0, 3)
+    assert second["cleaning"]["jumps"] == 1 and second["stored_flags_changed"] == 0
+    assert second["start"] == dt.datetime.fromisoformat(rode[0]["t"]).astimezone(
+        dt.UTC).isoformat()
+    assert second["last_position"]["lon"] == pytest.approx(rode[-1]["lon"])
+    assert _held(session, worker) == 0
+    lines = get(client, auth, worker=worker, **DAY)
+    assert [f["properties"]["points"] for f in lines["features"]] == [20, 10]
+
+
+def test_held_glitches_are_dropped_when_the_walk_goes_on_where_it_was(
+        client: TestClient, auth: Auth, session: Session, city: dict[str, int]) -> None:
+    worker = city["P-2"]
+    points = walk(30)
+    for point in points[20:23]:
+        point["lat"] += 2000 / M_PER_DEG_LAT
+    first = post(client, auth, {"worker_id": worker, "points": points[:23]})
+    assert (first["stored"], first["held"]) == (20, 3)
+    late = post(client, auth, {"worker_id": worker, "points": walk(
+        5, start=T0 - dt.timedelta(hours=2))})  # a late batch long before: out of reach
+    assert (late["stored"], late["held"], _held(session, worker)) == (5, 0, 3)
+    second = post(client, auth, {"worker_id": worker, "points": points[23:]})
+    assert (second["stored"], second["cleaning"]["held_dropped"]) == (7, 3)
+    assert second["cleaning"]["jumps"] == 0 and _held(session, worker) == 0
+    lines = get(client, auth, worker=worker, **DAY)
+    assert [f["properties"]["points"] for f in lines["features"]] == [5, 27]
+    assert scalar(session, "SELECT ST_Y(last_geom) FROM worker WHERE id = :w",
+                  w=worker) == pytest.approx(points[-1]["lat"])
+
+
 def test_lines_by_grid_are_cut_where_the_track_leaves_it(
         client: TestClient, auth: Auth, city: dict[str, int]) -> None:
     out = walk(150)  # east from 119.305, across the G1/G2 border at 119.31

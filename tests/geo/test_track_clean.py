@@ -155,6 +155,65 @@ def test_stored_points_are_never_dropped_but_new_spikes_are() -> None:
     assert out.report.dropped == [{"index": 5, "reason": "spike"}]
 
 
+def _ride(n_walk: int = 20, n_ride: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A walk, then (5 s later, 2 km north) a walk again: a real one-way jump."""
+    lon_a, lat_a, t_a = walk(n_walk)
+    lon_b, lat_b, t_b = walk(n_ride, start_s=5.0 * n_walk, lat0=26.10)
+    return np.r_[lon_a, lon_b], np.r_[lat_a, lat_b], np.r_[t_a, t_b]
+
+
+def test_fixes_after_a_jump_at_the_open_end_are_held_not_dropped() -> None:
+    lon, lat, t = _ride(20, 3)
+    closed = clean_track(lon, lat, t, limits=LIMITS)
+    assert (closed.report.spikes, closed.report.held) == (3, 0)
+    out = clean_track(lon, lat, t, limits=LIMITS, open_end=True)
+    r = out.report
+    assert (r.kept, r.spikes, r.held, r.received) == (20, 0, 3, 23)
+    assert out.hold.tolist() == [20, 21, 22] and out.release.tolist() == []
+    assert out.report.dropped[0] == {"index": 20, "reason": "held"}
+
+
+def test_the_next_upload_stores_held_fixes_that_it_continues() -> None:
+    lon, lat, t = _ride(20, 10)
+    stored = _stored(lon[:20], lat[:20], t[:20], [True] + [False] * 19)
+    held = _stored(lon[20:23], lat[20:23], t[20:23], [False] * 3)
+    out = clean_track(lon[23:], lat[23:], t[23:], limits=LIMITS, stored=stored, held=held,
+                      open_end=True)
+    r = out.report
+    assert (r.received, r.kept, r.released, r.held, r.still_held, r.jumps) == (7, 7, 3, 0, 0, 1)
+    # indexes past the upload's 7 points are the held ones
+    assert out.keep.tolist() == [7, 8, 9, 0, 1, 2, 3, 4, 5, 6]
+    assert out.seg_start.tolist() == [True] + [False] * 9
+    assert out.release.tolist() == [7, 8, 9]
+
+
+def test_the_next_upload_drops_held_fixes_it_contradicts() -> None:
+    lon, lat, t = walk(30)
+    lat[20:23] += 0.02  # three fixes 2 km off, then back on the walk
+    stored = _stored(lon[:20], lat[:20], t[:20], [True] + [False] * 19)
+    held = _stored(lon[20:23], lat[20:23], t[20:23], [False] * 3)
+    out = clean_track(lon[23:], lat[23:], t[23:], limits=LIMITS, stored=stored, held=held,
+                      open_end=True)
+    r = out.report
+    assert (r.kept, r.released, r.held_dropped, r.spikes, r.jumps) == (7, 0, 3, 0, 0)
+    assert out.release.tolist() == [7, 8, 9] and not out.seg_start.any()
+
+
+def test_held_fixes_followed_by_a_gap_are_dropped_and_resending_them_is_harmless() -> None:
+    lon, lat, t = _ride(20, 3)
+    stored = _stored(lon[:20], lat[:20], t[:20], [True] + [False] * 19)
+    held = _stored(lon[20:], lat[20:], t[20:], [False] * 3)
+    resent = clean_track(lon[20:], lat[20:], t[20:], limits=LIMITS, stored=stored, held=held,
+                         open_end=True)
+    assert (resent.report.already_stored, resent.report.still_held) == (3, 3)
+    assert resent.hold.tolist() == [3, 4, 5] and resent.release.tolist() == []
+    lon_c, lat_c, t_c = walk(5, start_s=500.0, lat0=26.10)  # after a pause of 6 minutes
+    out = clean_track(lon_c, lat_c, t_c, limits=LIMITS, stored=stored, held=held,
+                      open_end=True)
+    assert (out.report.kept, out.report.held_dropped, out.report.gaps) == (5, 3, 1)
+    assert out.release.tolist() == [5, 6, 7]
+
+
 def test_empty_input_gives_an_empty_report() -> None:
     out = clean_track(np.empty(0), np.empty(0), np.empty(0, np.int64), limits=LIMITS)
     assert out.report.received == 0 and len(out.keep) == 0
@@ -199,6 +258,37 @@ def test_cleaning_accounts_for_every_point_and_is_idempotent(
     inside = ~out.seg_start[1:]
     assert np.all(dist[inside] <= LIMITS.max_speed_mps * dt_s[inside] + LIMITS.jitter_m + 1e-6)
     assert np.all(dt_s[inside] <= LIMITS.max_gap_s)
+
+
+@settings(max_examples=150, deadline=None)
+@given(noisy, st.integers(1, 59))
+def test_held_fixes_are_accounted_for_and_later_than_every_kept_one(
+        steps: list[tuple[float, float, int]], cut: int) -> None:
+    lon = 119.3 + np.cumsum([s[0] for s in steps]) / M_PER_DEG_LAT
+    lat = 26.08 + np.cumsum([s[1] for s in steps]) / M_PER_DEG_LAT
+    t = T0 + np.cumsum([s[2] + 1 for s in steps]).astype(np.int64) * 1_000_000
+    cut = min(cut, len(t))
+    first = clean_track(lon[:cut], lat[:cut], t[:cut], limits=LIMITS, open_end=True)
+    r = first.report
+    assert r.kept + r.spikes + r.held == r.received == cut
+    if len(first.hold) and len(first.keep):
+        assert t[first.hold].min() > t[first.keep].max()
+    kept, hold = first.keep, first.hold
+    stored = _stored(lon[kept], lat[kept], t[kept], first.seg_start.tolist())
+    held = _stored(lon[hold], lat[hold], t[hold], [False] * len(hold))
+    rest = slice(cut, len(t))
+    second = clean_track(lon[rest], lat[rest], t[rest], limits=LIMITS, stored=stored,
+                         held=held, open_end=True)
+    r2 = second.report
+    assert r2.kept + r2.spikes + r2.held == r2.received == len(t) - cut
+    assert r2.released + r2.held_dropped + r2.still_held == len(hold)
+    n = len(t) - cut
+    assert sorted(second.release.tolist()) == sorted(
+        set(range(n, n + len(hold))) - set(second.hold.tolist()))
+    both = np.r_[t[rest], held.t_us]
+    if len(second.hold):
+        assert both[second.hold].min() > max(both[second.keep].max(initial=0),
+                                             stored.t_us.max(initial=0))
 
 
 def _reference_drop_spikes(lon: np.ndarray, lat: np.ndarray, t: np.ndarray, fixed: np.ndarray,
