@@ -12,13 +12,16 @@ missing from the header leaves that attribute alone on existing workers. When
 the header has ``grid_code`` and ``duty`` columns, the file's duty rows *replace*
 the duties of every worker it names (a worker whose rows have no duty loses
 his duties); without them, duties are not touched. Team cells may be left empty
-on all but one row of a team; the non-empty ones must agree.
+on all but one row of a team; the non-empty ones must agree. The open incidents
+of workers the file leaves inactive are handed over in the same transaction
+(:mod:`geo.incidents.handover`) and counted in the report.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import datetime as dt
 import io
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -31,6 +34,8 @@ from sqlalchemy.orm import Session
 
 from data.roster_shifts import SHIFTS_VALID, format_shifts, parse_shift_text
 from geo.errors import TEXT_VALID, ImportRefused, InvalidInput, shown_text, unstorable
+from geo.incidents.handover import hand_over
+from geo.settings import Settings, get_settings
 from geo.store.grids import WriteCounts
 from geo.store.models import DUTY_KINDS, WORKER_ROLES, Duty, Team, Worker
 from geo.store.roster import CODE_FORMAT, FORMAT_VALID, KIND_FORMAT, PHONE_FORMAT
@@ -78,11 +83,13 @@ class RosterReport:
     workers: WriteCounts = field(default_factory=WriteCounts)
     duties: DutyCounts = field(default_factory=DutyCounts)
     dry_run: bool = False
+    incidents: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        """Counts only, for reports."""
+        """Counts, and the open incidents handed over from workers made inactive."""
         return {"rows": self.rows, "dry_run": self.dry_run, "teams": self.teams.as_dict(),
-                "workers": self.workers.as_dict(), "duties": self.duties.as_dict()}
+                "workers": self.workers.as_dict(), "duties": self.duties.as_dict(),
+                "incidents": self.incidents}
 
 
 @dataclass
@@ -283,7 +290,8 @@ def _records(header: Sequence[str], rows: Sequence[tuple[int, Mapping[str, str]]
 
 def apply_rows(session: Session, header: Sequence[str],
                rows: Sequence[tuple[int, Mapping[str, str]]], *, source: str = "roster",
-               dry_run: bool = False) -> RosterReport:
+               dry_run: bool = False, settings: Settings | None = None,
+               actor: str = "roster") -> RosterReport:
     """Check roster rows and write them in ``session`` (all or nothing).
 
     Parameters
@@ -298,6 +306,12 @@ def apply_rows(session: Session, header: Sequence[str],
         Named in the refusal message (the file name).
     dry_run : bool
         Check and count, then roll back what was written.
+    settings : Settings, optional
+        For the shifts' time zone when the open incidents of workers the file makes
+        inactive are handed over (:func:`geo.incidents.handover.hand_over`); the
+        environment's settings when None.
+    actor : str
+        Stored on the hand-over events.
 
     Raises
     ------
@@ -332,6 +346,12 @@ def apply_rows(session: Session, header: Sequence[str],
     nested = session.begin_nested()
     report.teams = upsert_teams(session, teams)
     report.workers, report.duties = upsert_workers(session, workers)
+    inactive = [ident for code, ident in session.execute(
+        select(Worker.code, Worker.id).where(Worker.code.in_([w.code for w in workers]),
+                                             ~Worker.active))]
+    report.incidents = hand_over(session, inactive, at=dt.datetime.now(dt.UTC),
+                                 settings=settings or get_settings(), actor=actor,
+                                 source=f"roster import {source}")
     if dry_run:
         nested.rollback()
     else:
@@ -348,10 +368,12 @@ def _refuse(source: str, checked: _Checked) -> None:
         valid=first["valid"], extra={"problems": problems})
 
 
-def import_roster(session: Session, path: Path, *, dry_run: bool = False) -> RosterReport:
+def import_roster(session: Session, path: Path, *, dry_run: bool = False,
+                  settings: Settings | None = None, actor: str = "roster") -> RosterReport:
     """Import a roster CSV file (see the module docstring for the rules)."""
     header, rows = read_csv_rows(path)
-    return apply_rows(session, header, rows, source=path.name, dry_run=dry_run)
+    return apply_rows(session, header, rows, source=path.name, dry_run=dry_run,
+                      settings=settings, actor=actor)
 
 
 def export_rows(session: Session) -> list[dict[str, str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -37,7 +38,8 @@ def import_(
     with reported_errors():
         try:
             with session_scope(settings().database_url) as session:
-                report = import_roster(session, path, dry_run=dry_run)
+                report = import_roster(session, path, dry_run=dry_run, settings=settings(),
+                                       actor=f"roster:{getpass.getuser()}")
         except ImportRefused as exc:
             refused = exc
     if refused is not None:
@@ -53,6 +55,11 @@ def import_(
         table.add_row(what, *(str(data.get(k, "")) for k in
                               ("created", "updated", "unchanged", "deleted")))
     console.print(table)
+    moved = report.incidents
+    if moved.get("handed_over"):
+        console.print(f"open incidents of workers now inactive handed over: "
+                      f"{moved['handed_over']} ({moved['to_nobody']} to nobody: no one "
+                      "qualifies)")
     console.print("dry run: nothing written" if dry_run else "[green]imported[/green]")
 
 

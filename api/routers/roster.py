@@ -5,9 +5,11 @@ Reads need any role; writes need ``planner`` or ``dispatcher`` (``admin`` passes
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from sqlalchemy.orm import Session
 
 from api.auth import Reader, require_role
 from api.deps import Id, IdFilter, SessionDep, SettingsDep
@@ -15,16 +17,21 @@ from api.schemas.grids import Link
 from api.schemas.roster import (
     DutyCreate,
     DutyOut,
+    HandOver,
     TeamCreate,
     TeamOut,
     TeamPatch,
+    WorkerChanged,
     WorkerCreate,
     WorkerOut,
     WorkerPage,
     WorkerPatch,
 )
+from geo.incidents.handover import hand_over
+from geo.settings import Settings
 from geo.store import roster
 from geo.store.grid_queries import check_page
+from geo.store.models import Worker
 from geo.store.users import Principal
 
 router = APIRouter(tags=["roster"])
@@ -70,18 +77,32 @@ def get_worker(worker_id: Id, session: SessionDep, _: Reader) -> WorkerOut:
     return WorkerOut.model_validate(roster.get_worker(session, worker_id))
 
 
-@router.patch("/workers/{worker_id}", response_model=WorkerOut)
-def patch_worker(worker_id: Id, body: WorkerPatch, session: SessionDep,
-                 _: RosterEditor) -> WorkerOut:
-    """Change the fields given (``active: true`` reactivates)."""
+@router.patch("/workers/{worker_id}", response_model=WorkerChanged)
+def patch_worker(worker_id: Id, body: WorkerPatch, session: SessionDep, settings: SettingsDep,
+                 who: RosterEditor) -> WorkerChanged:
+    """Change the fields given (``active: true`` reactivates; ``active: false`` hands the
+    worker's open incidents over, as deactivate does)."""
     changes = body.model_dump(exclude_unset=True)
-    return WorkerOut.model_validate(roster.update_worker(session, worker_id, changes))
+    return _changed(session, roster.update_worker(session, worker_id, changes), settings,
+                    who, "worker edit")
 
 
-@router.post("/workers/{worker_id}/deactivate", response_model=WorkerOut)
-def deactivate_worker(worker_id: Id, session: SessionDep, _: RosterEditor) -> WorkerOut:
-    """Mark a worker inactive: kept for history, never chosen as responsible."""
-    return WorkerOut.model_validate(roster.deactivate_worker(session, worker_id))
+@router.post("/workers/{worker_id}/deactivate", response_model=WorkerChanged)
+def deactivate_worker(worker_id: Id, session: SessionDep, settings: SettingsDep,
+                      who: RosterEditor) -> WorkerChanged:
+    """Mark a worker inactive: kept for history, never chosen as responsible. The worker's
+    open incidents are handed over to whoever the rules choose now (``incidents``)."""
+    return _changed(session, roster.deactivate_worker(session, worker_id), settings, who,
+                    "deactivation")
+
+
+def _changed(session: Session, worker: Worker, settings: Settings, who: Principal,
+             source: str) -> WorkerChanged:
+    moved = hand_over(session, [worker.id], at=dt.datetime.now(dt.UTC), settings=settings,
+                      actor=who.name, source=source)
+    out = WorkerChanged.model_validate(worker)
+    out.incidents = HandOver(**moved)
+    return out
 
 
 # --------------------------------------------------------------------------- teams

@@ -57,6 +57,31 @@ class WorkerOut(BaseModel):
     last_seen_at: dt.datetime | None
 
 
+class HandedOver(BaseModel):
+    """One open incident handed over from an inactive worker."""
+
+    id: int
+    from_worker: int
+    to_worker: int | None = Field(description="null: nobody qualifies (see reason).")
+    rule: str | None
+    reason: str | None
+
+
+class HandOver(BaseModel):
+    """The open incidents of a worker made inactive, handed over in the same transaction."""
+
+    handed_over: int = 0
+    to_nobody: int = 0
+    incidents: list[HandedOver] = Field(default_factory=list,
+                                        description="The first 100 handed over.")
+
+
+class WorkerChanged(WorkerOut):
+    """A worker after an edit, with the open incidents handed over if now inactive."""
+
+    incidents: HandOver = Field(default_factory=HandOver)
+
+
 class WorkerPage(BaseModel):
     """A page of workers."""
 

@@ -23,6 +23,7 @@ from data.demo.roster import last_positions, roster_rows
 from data.demo.routes import DemoRoutes, load_demo_routes
 from data.demo.tracks import DemoTracks, load_demo_tracks
 from data.roster_io import COLUMNS, RosterReport, apply_rows
+from geo.incidents.handover import hand_over
 from geo.settings import Settings, get_settings
 from geo.store.grids import WriteCounts, write_versions
 from geo.store.roster_write import set_last_positions, upsert_categories
@@ -132,7 +133,14 @@ def load_demo(session: Session, *, seed: int = DEFAULT_SEED,
     report.categories = upsert_categories(session, CATEGORIES)
     rows = roster_rows(city, seed)
     numbered = [(line, row) for line, row in enumerate(rows, start=2)]
-    report.roster = apply_rows(session, list(COLUMNS), numbered, source="demo roster")
+    report.roster = apply_rows(session, list(COLUMNS), numbered, source="demo roster",
+                               settings=settings or get_settings(), actor="demo")
+    if report.retired_grids:  # their grid workers are inactive now
+        retired = session.execute(text("SELECT id FROM worker WHERE code IN :codes")
+                                  .bindparams(bindparam("codes", expanding=True)),
+                                  {"codes": ["W" + c for c in report.retired_grids]}).scalars()
+        hand_over(session, list(retired), at=at, settings=settings or get_settings(),
+                  actor="demo", source="demo reload")
     report.positions_set = set_last_positions(session, last_positions(city, rows, seed))
     if incidents > 0:
         report.incidents = load_demo_incidents(session, city, seed=seed, now=at,

@@ -23,7 +23,8 @@ then the smallest worker code):
 2. ``dispatcher`` — else an active dispatcher with a duty there, on shift;
 3. ``manager_off_shift`` — else an active manager of that grid, off shift
    (still the person accountable);
-4. ``none`` — else the worker stays, and the event says why.
+4. ``none`` — else the worker stays (nobody when that worker is inactive), and
+   the event says why.
 
 The status does not change; ``escalation_level`` (1 = one level up),
 ``escalated_to``, ``escalated_at`` and ``worker_id`` do, and the incident's ``rule``
@@ -98,9 +99,11 @@ class EscalationReport:
 
 _DUE = text("""
 SELECT i.id, i.grid_code, coalesce(i.escalated_to, i.grid_code) AS responsible,
-       i.escalation_level, i.worker_id, i.category_code
+       i.escalation_level, i.worker_id, w.code AS worker_code,
+       coalesce(w.active, false) AS worker_active, i.category_code
   FROM incident i
   JOIN category c ON c.code = i.category_code
+  LEFT JOIN worker w ON w.id = i.worker_id
  WHERE i.status = ANY(CAST(:pending AS text[]))
    AND i.due_at < :now
    AND (i.escalated_at IS NULL
@@ -131,7 +134,8 @@ WITH v AS (
            worker_id = v.worker_id, version = i.version + 1,
            rule = CASE WHEN v.rule = 'none' THEN i.rule ELSE 'escalation_' || v.rule END,
            -- why it had nobody (declined, no one on duty) is moot once someone has it
-           unassigned_reason = CASE WHEN v.worker_id IS NULL THEN i.unassigned_reason END
+           unassigned_reason = CASE WHEN v.worker_id IS NULL
+                                    THEN coalesce(i.unassigned_reason, v.reason) END
       FROM v
      WHERE i.id = v.id
  RETURNING i.id, i.status, i.version, v.level, v.to_grid, v.worker_id, v.from_grid,
@@ -167,8 +171,10 @@ ESCALATION_RULES = (
 )
 
 
-def _choose(duties: list[DutyCandidate], now: dt.datetime, tz: Any, category: str,
-            grid: str) -> tuple[DutyCandidate | None, str, str | None]:
+def choose_manager(duties: list[DutyCandidate], now: dt.datetime, tz: Any, category: str,
+                   grid: str) -> tuple[DutyCandidate | None, str, str | None]:
+    """Who takes an incident escalated to ``grid`` at ``now`` (:data:`ESCALATION_RULES`):
+    the duty, the rule, and for ``none`` the reason."""
     choice = choose_responsible(duties, now, tz, category, rules=ESCALATION_RULES)
     if choice.worker is not None:
         return choice.worker, choice.rule, None
@@ -235,13 +241,16 @@ def escalate_overdue(session: Session, now: dt.datetime | None, settings: Settin
         target = parent["parent"]
         if target not in duties:
             duties[target] = duties_for_grid(session, target)
-        worker, rule, reason = _choose(duties[target], now, settings.tz, r["category_code"],
-                                       target)
+        worker, rule, reason = choose_manager(duties[target], now, settings.tz,
+                                              r["category_code"], target)
+        stays = r["worker_id"] if r["worker_active"] else None
+        if worker is None and r["worker_id"] is not None and stays is None:
+            reason = f"{reason}; worker {r['worker_code']} is inactive"
         report.escalated.append(Escalation(
             incident_id=r["id"], level=r["escalation_level"] + 1, from_grid=r["responsible"],
             to_grid=target, to_grid_name=parent["name"], to_grid_level=parent["level"],
             from_worker_id=r["worker_id"],
-            worker_id=worker.worker_id if worker else r["worker_id"],
+            worker_id=worker.worker_id if worker else stays,
             worker_code=worker.worker_code if worker else None,
             worker_name=worker.worker_name if worker else None, rule=rule, reason=reason))
     if report.escalated and not dry_run:
@@ -261,4 +270,4 @@ def _write(session: Session, report: EscalationReport, actor: str) -> None:
 
 
 __all__ = ["ACTOR", "ESCALATION_RULES", "LOCK_KEY", "Escalation", "EscalationReport",
-           "escalate_overdue"]
+           "choose_manager", "escalate_overdue"]

@@ -244,3 +244,32 @@ def test_a_phone_of_32_characters_is_taken(client: TestClient, auth: Auth, grids
                                                     "role": "patrol", "phone": "1" * 33},
                            headers=auth("planner"))
     assert too_long.status_code == 422 and too_long.json()["detail"]["field"] == "phone"
+
+
+def test_deactivating_a_worker_hands_their_open_incidents_over(
+        client: TestClient, auth: Auth, grids: None) -> None:
+    first = worker(client, auth, "W-1")
+    second = worker(client, auth, "W-2")
+    for who, kind in ((first, "primary"), (second, "backup")):
+        post(client, auth, "/duties", {"worker_id": who["id"], "grid_code": "G1", "kind": kind})
+    made = post(client, auth, "/incidents", {"lon": 119.305, "lat": 26.085,
+                                             "category": "litter", "source": "hotline"},
+                role="dispatcher")
+    assert made["worker"]["code"] == "W-1"
+    renamed = client.patch(f"/api/v1/workers/{first['id']}", json={"name": "王芳"},
+                           headers=auth("planner")).json()
+    assert renamed["incidents"] == {"handed_over": 0, "to_nobody": 0, "incidents": []}
+    off = client.post(f"/api/v1/workers/{first['id']}/deactivate", headers=auth("dispatcher"))
+    assert off.status_code == 200, off.text
+    assert off.json()["incidents"] == {"handed_over": 1, "to_nobody": 0, "incidents": [
+        {"id": made["id"], "from_worker": first["id"], "to_worker": second["id"],
+         "rule": "backup", "reason": None}]}
+    got = client.get(f"/api/v1/incidents/{made['id']}", headers=auth("patrol")).json()
+    assert got["properties"]["worker_code"] == "W-2"
+    assert got["events"][-1]["data"]["kind"] == "handover"
+    patched = client.patch(f"/api/v1/workers/{second['id']}", json={"active": False},
+                           headers=auth("planner")).json()
+    assert (patched["active"], patched["incidents"]["to_nobody"]) == (False, 1)
+    got = client.get(f"/api/v1/incidents/{made['id']}", headers=auth("patrol")).json()
+    assert got["properties"]["worker_id"] is None
+    assert "inactive" in got["properties"]["unassigned_reason"]

@@ -1,0 +1,120 @@
+"""Open incidents of a deactivated worker handed over to whoever is responsible now.
+
+A worker made inactive (``POST /workers/{id}/deactivate``, ``PATCH`` with
+``active: false``, a roster import, a demo reload) is never chosen again, but
+the incidents they held would stay with them, with nobody to act on them.
+:func:`hand_over` runs in the same transaction as the change and gives each open
+incident (not closed, rejected or a duplicate) of the workers now inactive:
+
+- on its grid, when it was not escalated: the worker the fallback chain of
+  :mod:`geo.incidents.responsible` chooses at ``at`` (rule ``primary``, ``backup``,
+  ``community_manager``, ``street_nearest``);
+- when it was escalated: the manager of the grid it was escalated to, by the
+  escalation's rules (:func:`geo.incidents.escalation.choose_manager`; rule
+  ``escalation_manager`` …);
+- nobody (``worker_id`` null, ``unassigned_reason`` saying why) when no one
+  qualifies, or when it has no grid.
+
+Each gets an ``incident_event`` (``data.kind`` = ``"handover"``) with the worker
+it came from and the one it went to; the version is bumped. The status does not
+change (an accepted incident stays accepted, now with its new worker).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from geo.incidents.escalation import choose_manager
+from geo.incidents.loop import FINAL_STATUSES, record_event
+from geo.incidents.regrid import choose_now
+from geo.settings import Settings
+from geo.store.incident_queries import grid_chain
+from geo.store.roster import duties_for_grid
+
+#: Most handed-over incidents listed one by one in an answer (all are counted).
+LISTED = 100
+
+_HELD_BY_INACTIVE = text("""
+SELECT i.id, ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat, i.grid_code, i.escalated_to,
+       i.escalation_level, i.worker_id, w.code AS worker_code, i.status, i.category_code
+  FROM incident i
+  JOIN worker w ON w.id = i.worker_id
+ WHERE i.worker_id = ANY(CAST(:workers AS integer[])) AND NOT w.active
+   AND NOT i.status = ANY(CAST(:final AS text[]))
+ ORDER BY i.id
+   FOR UPDATE OF i
+""")
+
+_REASSIGN = text("""
+UPDATE incident
+   SET worker_id = :worker, rule = :rule, version = version + 1,
+       unassigned_reason = CASE WHEN CAST(:worker AS integer) IS NULL THEN CAST(:reason AS text)
+                           END
+ WHERE id = :id
+RETURNING version
+""")
+
+
+def hand_over(session: Session, worker_ids: Sequence[int], *, at: dt.datetime,
+              settings: Settings, actor: str, source: str) -> dict[str, Any]:
+    """Hand the open incidents of the inactive workers among ``worker_ids`` over (see the
+    module docstring).
+
+    Returns ``{"handed_over", "to_nobody", "incidents": [{id, from_worker, to_worker,
+    rule, reason}]}`` (at most :data:`LISTED` listed).
+    """
+    if not worker_ids:
+        return {"handed_over": 0, "to_nobody": 0, "incidents": []}
+    rows = session.execute(_HELD_BY_INACTIVE, {"workers": sorted(set(worker_ids)),
+                                               "final": list(FINAL_STATUSES)}).all()
+    details = []
+    for r, (worker_id, rule, reason) in zip(rows, _choices(session, rows, at, settings),
+                                            strict=True):
+        version = session.execute(_REASSIGN, {"id": r.id, "worker": worker_id, "rule": rule,
+                                              "reason": reason}).scalar_one()
+        note = f"{source}: worker {r.worker_code} is inactive"
+        record_event(session, int(r.id), actor=actor, from_status=r.status,
+                     to_status=r.status, note=note,
+                     data={"kind": "handover", "source": source, "from_worker": r.worker_id,
+                           "to_worker": worker_id, "rule": rule, "reason": reason,
+                           "version": version})
+        details.append({"id": int(r.id), "from_worker": int(r.worker_id),
+                        "to_worker": worker_id, "rule": rule, "reason": reason})
+    return {"handed_over": len(details),
+            "to_nobody": sum(1 for d in details if d["to_worker"] is None),
+            "incidents": details[:LISTED]}
+
+
+def _choices(session: Session, rows: Sequence[Any], at: dt.datetime,
+             settings: Settings) -> list[tuple[int | None, str | None, str | None]]:
+    """(worker id, rule, reason) for each row, in order."""
+    out: dict[int, tuple[int | None, str | None, str | None]] = {}
+    plain = [r for r in rows if r.grid_code is not None and not r.escalated_to]
+    chains = {c: tuple(grid_chain(session, c)) for c in sorted({r.grid_code for r in plain})}
+    picked = choose_now(session, [r.grid_code for r in plain],
+                        [chains[r.grid_code] for r in plain], [float(r.lon) for r in plain],
+                        [float(r.lat) for r in plain], [r.category_code for r in plain], at,
+                        settings.tz)
+    for r, choice in zip(plain, picked, strict=True):
+        out[r.id] = (choice.worker_id, choice.rule, choice.reason)
+    duties: dict[str, Any] = {}
+    for r in rows:
+        if r.escalated_to:
+            if r.escalated_to not in duties:
+                duties[r.escalated_to] = duties_for_grid(session, r.escalated_to)
+            duty, rule, reason = choose_manager(duties[r.escalated_to], at, settings.tz,
+                                                r.category_code, r.escalated_to)
+            out[r.id] = (duty.worker_id if duty else None, f"escalation_{rule}",
+                         reason) if duty else (None, "none", reason)
+        elif r.grid_code is None:
+            out[r.id] = (None, "none", f"worker {r.worker_code} is inactive and the "
+                                        "incident has no grid")
+    return [out[r.id] for r in rows]
+
+
+__all__ = ["LISTED", "hand_over"]

@@ -1,0 +1,133 @@
+"""Open incidents of a worker made inactive go to whoever the rules choose now."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from data.roster_io import COLUMNS, apply_rows
+from geo.incidents.escalation import escalate_overdue
+from geo.incidents.handover import hand_over
+from geo.settings import Settings
+from geo.store import roster
+from tests.geo.loop_city import MONDAY_10, add_incident, build_city, events, row
+
+SETTINGS = Settings()
+
+
+@pytest.fixture
+def city(session: Session) -> dict[str, int]:
+    return build_city(session)
+
+
+def _off(session: Session, worker_id: int) -> None:
+    roster.deactivate_worker(session, worker_id)
+
+
+def test_open_incidents_go_down_the_fallback_chain_and_closed_ones_stay(
+        session: Session, city: dict[str, int]) -> None:
+    open_one = add_incident(session, worker_id=city["WG1"])
+    accepted = add_incident(session, worker_id=city["WG1"], status="accepted")
+    closed = add_incident(session, worker_id=city["WG1"], status="closed")
+    others = add_incident(session, lon=120.015, grid="G2", worker_id=city["WG2"])
+    _off(session, city["WG1"])
+    out = hand_over(session, [city["WG1"]], at=MONDAY_10, settings=SETTINGS, actor="tester",
+                    source="deactivation")
+    assert (out["handed_over"], out["to_nobody"]) == (2, 0)
+    assert [d["id"] for d in out["incidents"]] == [open_one, accepted]
+    for iid, status in ((open_one, "registered"), (accepted, "accepted")):
+        found = row(session, iid)
+        # no backup on G1: the community's manager, on shift on Monday at 10:00
+        assert (found["worker_id"], found["rule"], found["status"]) == (
+            city["MC1"], "community_manager", status)
+        assert found["version"] == 2
+        [event] = events(session, iid)
+        assert event["actor"] == "tester" and event["from_status"] == event["to_status"]
+        assert event["data"] == {"kind": "handover", "source": "deactivation",
+                                 "from_worker": city["WG1"], "to_worker": city["MC1"],
+                                 "rule": "community_manager", "reason": None, "version": 2}
+        assert "WG1" in event["note"]
+    assert row(session, closed)["worker_id"] == city["WG1"]
+    assert row(session, others)["worker_id"] == city["WG2"]
+    again = hand_over(session, [city["WG1"]], at=MONDAY_10, settings=SETTINGS, actor="tester",
+                      source="deactivation")
+    assert again["handed_over"] == 0
+
+
+def test_an_active_worker_keeps_their_incidents(session: Session,
+                                                city: dict[str, int]) -> None:
+    iid = add_incident(session, worker_id=city["WG1"])
+    out = hand_over(session, [city["WG1"]], at=MONDAY_10, settings=SETTINGS, actor="t",
+                    source="edit")
+    assert out["handed_over"] == 0 and row(session, iid)["worker_id"] == city["WG1"]
+
+
+def test_escalated_incidents_stay_at_their_level_or_go_to_nobody(
+        session: Session, city: dict[str, int]) -> None:
+    night = MONDAY_10.replace(hour=22)
+    escalated = add_incident(session, worker_id=city["MS1"])
+    session.execute(text("UPDATE incident SET escalated_to = 'S1', escalation_level = 2 "
+                         "WHERE id = :id"), {"id": escalated})
+    _off(session, city["MS1"])
+    out = hand_over(session, [city["MS1"]], at=night, settings=SETTINGS, actor="t",
+                    source="deactivation")
+    assert out["handed_over"] == 1
+    # the street's dispatcher (always on duty) takes it, not the grid's worker
+    found = row(session, escalated)
+    assert (found["worker_id"], found["rule"]) == (city["DS1"], "escalation_dispatcher")
+    _off(session, city["DS1"])
+    out = hand_over(session, [city["DS1"]], at=night, settings=SETTINGS, actor="t",
+                    source="deactivation")
+    assert (out["handed_over"], out["to_nobody"]) == (1, 1)
+    found = row(session, escalated)
+    assert found["worker_id"] is None and found["rule"] == "none"
+    assert "S1" in found["unassigned_reason"]
+
+
+def test_an_incident_without_a_grid_goes_to_nobody_saying_why(
+        session: Session, city: dict[str, int]) -> None:
+    iid = add_incident(session, lon=121.0, grid=None, worker_id=city["WG1"])
+    _off(session, city["WG1"])
+    out = hand_over(session, [city["WG1"]], at=MONDAY_10, settings=SETTINGS, actor="t",
+                    source="deactivation")
+    assert out["to_nobody"] == 1
+    found = row(session, iid)
+    assert found["worker_id"] is None and "no grid" in found["unassigned_reason"]
+
+
+def test_escalation_with_nobody_above_does_not_leave_an_inactive_worker(
+        session: Session, city: dict[str, int]) -> None:
+    session.execute(text("UPDATE duty SET categories = ARRAY['E2'] WHERE grid_code = 'C1'"))
+    iid = add_incident(session, worker_id=city["WG1"])
+    session.execute(text("UPDATE worker SET active = false WHERE id = :w"), {"w": city["WG1"]})
+    [step] = escalate_overdue(session, MONDAY_10 + dt.timedelta(hours=5), SETTINGS).escalated
+    assert (step.rule, step.worker_id) == ("none", None)
+    assert step.reason is not None and "WG1 is inactive" in step.reason
+    found = row(session, iid)
+    assert found["worker_id"] is None and "WG1 is inactive" in found["unassigned_reason"]
+
+
+def _roster_rows(active: str) -> list[tuple[int, dict[str, str]]]:
+    cells = {"worker_code": "WG1", "name": "员工WG1", "role": "grid_worker", "active": active,
+             "grid_code": "G1", "duty": "primary"}
+    return [(2, {c: cells.get(c, "") for c in COLUMNS})]
+
+
+def test_a_roster_import_making_a_worker_inactive_hands_over_and_a_dry_run_does_not(
+        session: Session, city: dict[str, int]) -> None:
+    iid = add_incident(session, worker_id=city["WG1"])
+    dry = apply_rows(session, list(COLUMNS), _roster_rows("false"), dry_run=True,
+                     settings=SETTINGS, actor="importer")
+    assert dry.as_dict()["incidents"]["handed_over"] == 1
+    assert row(session, iid)["worker_id"] == city["WG1"] and events(session, iid) == []
+    assert session.execute(text("SELECT active FROM worker WHERE id = :w"),
+                           {"w": city["WG1"]}).scalar() is True
+    done = apply_rows(session, list(COLUMNS), _roster_rows("false"), settings=SETTINGS,
+                      actor="importer", source="team.csv")
+    assert done.incidents["incidents"][0]["id"] == iid
+    assert row(session, iid)["worker_id"] != city["WG1"]
+    [event] = events(session, iid)
+    assert (event["actor"], event["data"]["source"]) == ("importer", "roster import team.csv")
