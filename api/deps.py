@@ -63,6 +63,37 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+class _Pairs(dict[str, Any]):
+    """A parsed JSON object that remembers a key given twice in it with different values."""
+
+    repeated: tuple[str, Any, Any] | None = None
+
+
+def _recording(pairs: list[tuple[str, Any]]) -> _Pairs:
+    out = _Pairs(pairs)
+    try:
+        _unique_keys(pairs)
+    except _Repeated as exc:
+        out.repeated = exc.args
+    return out
+
+
+def _repeated_path(body: bytes) -> tuple[str, Any, Any]:
+    """The path (``attrs.k``, ``points[2].t``) of a key given twice in ``body``, and its two
+    values; read again only after a first parse found one, so the common path parses once."""
+    stack: list[tuple[str, Any]] = [("", json.loads(body, object_pairs_hook=_recording))]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, _Pairs):
+            if node.repeated is not None:
+                key, a, b = node.repeated
+                return f"{path}.{key}".lstrip("."), a, b
+            stack.extend((f"{path}.{k}", v) for k, v in reversed(node.items()))
+        elif isinstance(node, list):
+            stack.extend((f"{path}[{i}]", v) for i, v in reversed(list(enumerate(node))))
+    raise AssertionError("a repeated key was found by the first parse")  # pragma: no cover
+
+
 def _same(a: Any, b: Any) -> bool:
     """Equal as JSON (Python's ``1 == True == 1.0`` is not)."""
     return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
@@ -79,10 +110,10 @@ async def storable_json_body(request: Request) -> None:
     body = await request.body()
     try:
         data = json.loads(body, object_pairs_hook=_unique_keys)
-    except _Repeated as exc:
-        key, a, b = exc.args
-        raise InvalidInput(f"{key} is given twice in one JSON object, as {_shown(a)} and "
-                           f"{_shown(b)}", field=str(key), value=_shown(b),
+    except _Repeated:
+        path, a, b = _repeated_path(body)
+        raise InvalidInput(f"{path} is given twice in one JSON object, as {_shown(a)} and "
+                           f"{_shown(b)}", field=path, value=_shown(b),
                            valid="each key once in an object") from None
     except (ValueError, RecursionError):
         return  # not JSON (or NDJSON): FastAPI or the endpoint answers for that

@@ -346,11 +346,16 @@ def test_a_key_given_twice_with_different_values_is_refused(
     assert "twice" in detail["message"] and "120.005" in detail["message"]
     nested = ('{"lon": 120.005, "lat": 30.01, "category": "E1", "source": "app", '
               '"attrs": {"k": 1, "k": 2}}')
-    _detail(client.post("/api/v1/incidents", content=nested, headers=headers), 422, "k")
+    detail = _detail(client.post("/api/v1/incidents", content=nested, headers=headers), 422,
+                     "attrs.k")
+    assert detail["message"].startswith("attrs.k is given twice")
     assert _counts(session) == before
     typed = ('{"lon": 120.005, "lat": 30.01, "category": "E1", "source": "app", '
              '"attrs": {"k": 1, "k": true}}')  # equal in Python, not in JSON
-    _detail(client.post("/api/v1/incidents", content=typed, headers=headers), 422, "k")
+    _detail(client.post("/api/v1/incidents", content=typed, headers=headers), 422, "attrs.k")
+    deep = ('{"worker_id": 1, "points": [{"lon": 1, "lat": 2, "t": "x"}, '
+            '{"lon": 1, "lat": 2, "t": "a", "t": "b"}]}')
+    _detail(client.post("/api/v1/tracks", content=deep, headers=headers), 422, "points[1].t")
     same = ('{"lon": 120.005, "lon": 120.005, "lat": 30.01, "category": "E1", '
             '"source": "app"}')  # the same value twice says nothing different: taken
     assert client.post("/api/v1/incidents", content=same, headers=headers).status_code == 201
