@@ -9,7 +9,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api.deps import storable_json_body
 from api.errors import add_exception_handlers
-from api.guards import BodyLimit, QueryTextGuard
+from api.guards import BodyLimit, HeadAsGet, QueryTextGuard
 from api.jobs import lifespan
 from api.openapi import install as install_openapi
 from api.routers import categories as categories_router
@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     add_exception_handlers(app)
     app.add_middleware(QueryTextGuard)
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_mb << 20)
+    app.add_middleware(HeadAsGet)
     app.include_router(health.router)
     app.include_router(grids.router, prefix=API_PREFIX)
     app.include_router(grid_import.router, prefix=API_PREFIX)

@@ -14,6 +14,7 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
+from api.guards import HEAD_KEY
 from geo.errors import (
     TEXT_VALID,
     Conflict,
@@ -128,12 +129,15 @@ def _named(request: Request, exc: HTTPException) -> dict[str, Any] | None:
         return {"message": f"there is no endpoint {request.url.path}", "field": "path",
                 "value": request.url.path, "valid": "a path of the API (GET /docs lists them)"}
     if exc.status_code == 405 and exc.detail == "Method Not Allowed":
-        allowed = ", ".join(m for m in ("GET", "POST", "PUT", "PATCH", "DELETE") if any(
+        methods = [m for m in ("GET", "POST", "PUT", "PATCH", "DELETE") if any(
             r.matches({**request.scope, "method": m})[0] == Match.FULL
-            for r in request.app.router.routes))
+            for r in request.app.router.routes)]
+        allowed = ", ".join([*methods[:1], "HEAD", *methods[1:]] if "GET" in methods
+                            else methods)
         exc.headers = {**(exc.headers or {}), "Allow": allowed}
-        return {"message": f"{request.method} is not allowed on {request.url.path}",
-                "field": "method", "value": request.method,
+        method = "HEAD" if request.scope.get(HEAD_KEY) else request.method
+        return {"message": f"{method} is not allowed on {request.url.path}",
+                "field": "method", "value": method,
                 "valid": f"one of {allowed}" if allowed else "another method"}
     return None
 

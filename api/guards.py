@@ -139,3 +139,31 @@ async def _refuse(scope: dict[str, Any], send: Any, name: str, value: str, why: 
                 "headers": [(b"content-type", kind),
                             (b"content-length", str(len(payload)).encode())]})
     await send({"type": "http.response.body", "body": payload})
+
+
+#: Marks a request that came as HEAD and is served as GET (``scope`` key).
+HEAD_KEY = "patrolgrid.head"
+
+
+class HeadAsGet:
+    """ASGI middleware: a ``HEAD`` request is served as the ``GET`` of the same URL (same
+    status and headers, ``Content-Length`` included) without its body, as HTTP asks of
+    every resource that answers GET; the routes declare GET only."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Pass the request on; for HEAD, as GET with the body dropped."""
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET", HEAD_KEY: True}, receive, headers_only)

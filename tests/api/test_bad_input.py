@@ -369,4 +369,20 @@ def test_unknown_paths_and_methods_answer_in_our_shape(client: TestClient, auth:
     detail = _detail(wrong, 405, "method")
     assert detail["value"] == "PUT" and "GET" in detail["valid"] and wrong.headers["allow"]
     both = client.delete("/api/v1/incidents", headers=headers)  # two routes: GET and POST
-    assert both.headers["allow"] == "GET, POST" and "GET, POST" in both.json()["detail"]["valid"]
+    assert both.headers["allow"] == "GET, HEAD, POST"
+    assert "GET, HEAD, POST" in both.json()["detail"]["valid"]
+    posted_only = client.head("/api/v1/escalations", headers=headers)
+    assert posted_only.status_code == 405 and posted_only.headers["allow"] == "POST"
+    assert posted_only.content == b""
+
+
+def test_head_answers_as_get_without_the_body(client: TestClient, auth: Auth) -> None:
+    headers = auth("dispatcher")
+    for path in ("/api/v1/categories", "/healthz", "/api/v1/incidents?limit=2"):
+        got = client.get(path, headers=headers)
+        head = client.head(path, headers=headers)
+        assert (head.status_code, head.content) == (got.status_code, b""), path
+        assert head.headers["content-length"] == got.headers["content-length"] != "0"
+        assert head.headers["content-type"] == got.headers["content-type"]
+    assert client.head("/api/v1/categories").status_code == 401  # the same rules as GET
+    assert client.head("/api/v1/nowhere", headers=headers).status_code == 404

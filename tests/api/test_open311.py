@@ -376,7 +376,7 @@ def test_errors_before_the_handler_answer_in_georeport_format(
         client: TestClient, city: dict[str, int], key: str) -> None:
     error = _error(client.delete(f"{V2}/requests.json"), 405)
     assert "DELETE is not allowed" in error["description"] and error["field"] == "method"
-    assert error["valid"] == "one of GET, POST"  # it named neither
+    assert error["valid"] == "one of GET, HEAD, POST"  # it named neither
     _error(client.post(f"{V2}/services.json"), 405)
     _error(client.post(f"{V2}/requests.json", params={"api_key": key}, content=b"garbage",
                        headers={"Content-Type": "multipart/form-data"}), 400)
