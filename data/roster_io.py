@@ -36,6 +36,7 @@ from data.roster_shifts import SHIFTS_VALID, format_shifts, parse_shift_text
 from geo.errors import TEXT_VALID, ImportRefused, InvalidInput, shown_text, unstorable
 from geo.incidents.handover import hand_over
 from geo.settings import Settings, get_settings
+from geo.store.grid_lock import lock_exclusive
 from geo.store.grids import WriteCounts
 from geo.store.models import DUTY_KINDS, WORKER_ROLES, Duty, Team, Worker
 from geo.store.roster import CODE_FORMAT, FORMAT_VALID, KIND_FORMAT, PHONE_FORMAT
@@ -343,6 +344,8 @@ def apply_rows(session: Session, header: Sequence[str],
         _refuse(source, checked)
     teams, workers = _records(header, rows, parsed)
     report = RosterReport(rows=len(rows), dry_run=dry_run)
+    if any(not w.active and "active" not in w.keep for w in workers):
+        lock_exclusive(session)  # intakes in flight commit first (geo.incidents.handover)
     nested = session.begin_nested()
     report.teams = upsert_teams(session, teams)
     report.workers, report.duties = upsert_workers(session, workers)

@@ -5,8 +5,7 @@ Reads need any role; writes need ``planner`` or ``dispatcher`` (``admin`` passes
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy.orm import Session
@@ -27,11 +26,10 @@ from api.schemas.roster import (
     WorkerPage,
     WorkerPatch,
 )
-from geo.incidents.handover import hand_over
+from geo.incidents.handover import change_worker
 from geo.settings import Settings
 from geo.store import roster
 from geo.store.grid_queries import check_page
-from geo.store.models import Worker
 from geo.store.users import Principal
 
 router = APIRouter(tags=["roster"])
@@ -82,24 +80,23 @@ def patch_worker(worker_id: Id, body: WorkerPatch, session: SessionDep, settings
                  who: RosterEditor) -> WorkerChanged:
     """Change the fields given (``active: true`` reactivates; ``active: false`` hands the
     worker's open incidents over, as deactivate does)."""
-    changes = body.model_dump(exclude_unset=True)
-    return _changed(session, roster.update_worker(session, worker_id, changes), settings,
-                    who, "worker edit")
+    return _changed(session, worker_id, body.model_dump(exclude_unset=True), settings, who,
+                    "worker edit")
 
 
 @router.post("/workers/{worker_id}/deactivate", response_model=WorkerChanged)
 def deactivate_worker(worker_id: Id, session: SessionDep, settings: SettingsDep,
                       who: RosterEditor) -> WorkerChanged:
     """Mark a worker inactive: kept for history, never chosen as responsible. The worker's
-    open incidents are handed over to whoever the rules choose now (``incidents``)."""
-    return _changed(session, roster.deactivate_worker(session, worker_id), settings, who,
-                    "deactivation")
+    open incidents are handed over to whoever the rules choose now (``incidents``); 409
+    when a bulk import holds the assignments for more than a few seconds."""
+    return _changed(session, worker_id, {"active": False}, settings, who, "deactivation")
 
 
-def _changed(session: Session, worker: Worker, settings: Settings, who: Principal,
-             source: str) -> WorkerChanged:
-    moved = hand_over(session, [worker.id], at=dt.datetime.now(dt.UTC), settings=settings,
-                      actor=who.name, source=source)
+def _changed(session: Session, worker_id: int, changes: dict[str, Any], settings: Settings,
+             who: Principal, source: str) -> WorkerChanged:
+    worker, moved = change_worker(session, worker_id, changes, settings=settings,
+                                  actor=who.name, source=source)
     out = WorkerChanged.model_validate(worker)
     out.incidents = HandOver(**moved)
     return out

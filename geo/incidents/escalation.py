@@ -54,6 +54,7 @@ from geo.assign import DutyCandidate, choose_responsible, on_duty
 from geo.errors import InvalidInput
 from geo.incidents.loop import PENDING_STATUSES
 from geo.settings import Settings
+from geo.store.grid_lock import hold_shared
 from geo.store.roster import duties_for_grid
 
 #: ``pg_advisory_xact_lock`` key that serialises escalation runs (b"esca" as an int).
@@ -219,6 +220,8 @@ def escalate_overdue(session: Session, now: dt.datetime | None, settings: Settin
         raise InvalidInput("now must carry a time zone offset", field="now",
                            value=now.isoformat(), valid="a timezone-aware date-time")
     locked = _lock(session, wait)
+    if locked:
+        hold_shared(session)  # a deactivation waits for this run (geo.incidents.handover)
     if now is None:
         now = session.scalar(text("SELECT clock_timestamp()"))
         assert now is not None

@@ -18,6 +18,12 @@ incident (not closed, rejected or a duplicate) of the workers now inactive:
 Each gets an ``incident_event`` (``data.kind`` = ``"handover"``) with the worker
 it came from and the one it went to; the version is bumped. The status does not
 change (an accepted incident stays accepted, now with its new worker).
+
+A deactivation takes the assignment lock exclusive (:mod:`geo.store.grid_lock`)
+before it marks the worker inactive, as a grid change does: an intake or an
+escalation that chose the worker before the change commits first (so its incident
+is handed over too), and those after it see the worker inactive. It waits at most
+a few seconds for a bulk import, then answers 409 (retry).
 """
 
 from __future__ import annotations
@@ -33,7 +39,10 @@ from geo.incidents.escalation import choose_manager
 from geo.incidents.loop import FINAL_STATUSES, record_event
 from geo.incidents.regrid import choose_now
 from geo.settings import Settings
+from geo.store import roster
+from geo.store.grid_lock import lock_exclusive
 from geo.store.incident_queries import grid_chain
+from geo.store.models import Worker
 from geo.store.roster import duties_for_grid
 
 #: Most handed-over incidents listed one by one in an answer (all are counted).
@@ -58,6 +67,22 @@ UPDATE incident
  WHERE id = :id
 RETURNING version
 """)
+
+
+def change_worker(session: Session, worker_id: int, changes: dict[str, Any], *,
+                  settings: Settings, actor: str, source: str,
+                  wait_s: float | None = None) -> tuple[Worker, dict[str, Any]]:
+    """Apply ``changes`` to the worker (:func:`geo.store.roster.update_worker`); when that
+    makes (or leaves) them inactive, hand their open incidents over. The worker and what
+    :func:`hand_over` reports; :class:`~geo.errors.Conflict` when the assignments stay
+    locked for more than ``wait_s`` (:func:`geo.store.grid_lock.lock_exclusive`)."""
+    if changes.get("active") is False:
+        lock_exclusive(session, wait_s=wait_s)
+    worker = roster.update_worker(session, worker_id, changes)
+    if worker.active:
+        return worker, {"handed_over": 0, "to_nobody": 0, "incidents": []}
+    return worker, hand_over(session, [worker.id], at=dt.datetime.now(dt.UTC),
+                             settings=settings, actor=actor, source=source)
 
 
 def hand_over(session: Session, worker_ids: Sequence[int], *, at: dt.datetime,
@@ -117,4 +142,4 @@ def _choices(session: Session, rows: Sequence[Any], at: dt.datetime,
     return [out[r.id] for r in rows]
 
 
-__all__ = ["LISTED", "hand_over"]
+__all__ = ["LISTED", "change_worker", "hand_over"]

@@ -1,5 +1,9 @@
 """The grids' transaction lock: grid changes exclusive, incident intake shared.
 
+It guards the assignments as a whole: a worker's deactivation takes it exclusive too
+(:mod:`geo.incidents.handover`) and an escalation run shared, so no incident is given
+to a worker whose deactivation has already handed the others over.
+
 An incident is placed by the assignment index of the grids its transaction saw.
 If a plan apply (or a grid import) committed new grids between that read and
 the incident's insert, the incident would keep a grid the apply had just

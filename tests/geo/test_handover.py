@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from data.roster_io import COLUMNS, apply_rows
+from geo.errors import Conflict
 from geo.incidents.escalation import escalate_overdue
-from geo.incidents.handover import hand_over
+from geo.incidents.handover import change_worker, hand_over
 from geo.settings import Settings
-from geo.store import roster
+from geo.store import db, roster
+from geo.store.grid_lock import hold_shared
 from tests.geo.loop_city import MONDAY_10, add_incident, build_city, events, row
 
 SETTINGS = Settings()
@@ -131,3 +135,42 @@ def test_a_roster_import_making_a_worker_inactive_hands_over_and_a_dry_run_does_
     assert row(session, iid)["worker_id"] != city["WG1"]
     [event] = events(session, iid)
     assert (event["actor"], event["data"]["source"]) == ("importer", "roster import team.csv")
+
+
+def test_a_deactivation_waits_for_an_intake_in_flight_and_hands_its_incident_over(
+        db_url: str, session: Session, city: dict[str, int]) -> None:
+    session.commit()
+    chosen, release = threading.Event(), threading.Event()
+
+    def intake() -> None:  # chose WG1 before the deactivation and commits after it began
+        with db.session_scope(db_url) as s:
+            hold_shared(s)
+            add_incident(s, worker_id=city["WG1"])
+            chosen.set()
+            release.wait(10)
+            s.commit()
+
+    thread = threading.Thread(target=intake)
+    thread.start()
+    try:
+        assert chosen.wait(10)
+        # a bulk import would hold it longer: 409, retry
+        with db.session_scope(db_url) as s, pytest.raises(Conflict):
+            change_worker(s, city["WG1"], {"active": False}, settings=SETTINGS, actor="t",
+                          source="deactivation", wait_s=0.2)
+        timer = threading.Timer(0.5, release.set)
+        timer.start()
+        started = time.monotonic()
+        with db.session_scope(db_url) as s:
+            _, moved = change_worker(s, city["WG1"], {"active": False}, settings=SETTINGS,
+                                     actor="t", source="deactivation")
+            s.commit()
+        assert time.monotonic() - started >= 0.3  # it waited for the intake's commit
+    finally:
+        release.set()
+        thread.join()
+    assert moved["handed_over"] == 1
+    session.rollback()
+    held = session.execute(text("SELECT count(*) FROM incident WHERE worker_id = :w"),
+                           {"w": city["WG1"]}).scalar()
+    assert held == 0
