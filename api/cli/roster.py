@@ -57,7 +57,8 @@ def import_(
     console.print(table)
     moved = report.incidents
     if moved.get("handed_over"):
-        console.print(f"open incidents of workers now inactive handed over: "
+        console.print(f"open incidents of workers now inactive "
+                      f"{'that would be handed over' if dry_run else 'handed over'}: "
                       f"{moved['handed_over']} ({moved['to_nobody']} to nobody: no one "
                       "qualifies)")
     console.print("dry run: nothing written" if dry_run else "[green]imported[/green]")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from api.schemas.grids import Link
 from geo.store.models import DUTY_KINDS, INT4_MAX, WORKER_ROLES
@@ -28,7 +28,7 @@ class WorkerCreate(_In):
     role: str = Field(description=f"One of {_ROLES}.", examples=["grid_worker"])
     phone: str | None = None
     team_id: StrictInt | None = Field(None, ge=1, le=INT4_MAX)
-    active: bool = True
+    active: StrictBool = True
 
 
 class WorkerPatch(_In):
@@ -39,7 +39,8 @@ class WorkerPatch(_In):
     role: str | None = Field(None, description=f"One of {_ROLES}.")
     phone: str | None = None
     team_id: StrictInt | None = Field(None, ge=1, le=INT4_MAX)
-    active: bool | None = None
+    active: StrictBool | None = Field(None, description="false deactivates: the worker's "
+                                      "open incidents are handed over.")
 
 
 class WorkerOut(BaseModel):

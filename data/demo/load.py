@@ -91,6 +91,9 @@ def _retire_stale(session: Session, city: City, at: dt.datetime) -> list[str]:
         session.execute(text("UPDATE worker SET active = false WHERE code IN :codes")
                         .bindparams(bindparam("codes", expanding=True)),
                         {"codes": ["W" + code for code in retired]})
+        # duties on a grid that is no more would make the roster export refuse to re-import
+        session.execute(text("DELETE FROM duty WHERE grid_code IN :codes")
+                        .bindparams(bindparam("codes", expanding=True)), {"codes": retired})
     return retired
 
 

@@ -29,7 +29,7 @@ then the smallest worker code):
 The status does not change; ``escalation_level`` (1 = one level up),
 ``escalated_to``, ``escalated_at`` and ``worker_id`` do, and the incident's ``rule``
 becomes ``escalation_<rule>`` (``escalation_manager`` …; unchanged when nobody was
-found and the worker stays), ``version`` is bumped,
+found and the worker stays, ``none`` when an inactive worker is cleared), ``version`` is bumped,
 and an ``incident_event`` (``data.kind = "escalation"``) records from/to grid
 and worker and the rule. Incidents without a grid (the dispatcher's queue) and
 incidents already at the top of the tree are counted, not changed.
@@ -133,7 +133,10 @@ WITH v AS (
     UPDATE incident AS i
        SET escalation_level = v.level, escalated_to = v.to_grid, escalated_at = :now,
            worker_id = v.worker_id, version = i.version + 1,
-           rule = CASE WHEN v.rule = 'none' THEN i.rule ELSE 'escalation_' || v.rule END,
+           -- nobody found: the worker stays with the rule that chose them, or, inactive,
+           -- is cleared (rule none)
+           rule = CASE WHEN v.rule <> 'none' THEN 'escalation_' || v.rule
+                       WHEN v.worker_id IS NULL THEN 'none' ELSE i.rule END,
            -- why it had nobody (declined, no one on duty) is moot once someone has it
            unassigned_reason = CASE WHEN v.worker_id IS NULL
                                     THEN coalesce(i.unassigned_reason, v.reason) END

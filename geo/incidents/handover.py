@@ -72,14 +72,16 @@ RETURNING version
 def change_worker(session: Session, worker_id: int, changes: dict[str, Any], *,
                   settings: Settings, actor: str, source: str,
                   wait_s: float | None = None) -> tuple[Worker, dict[str, Any]]:
-    """Apply ``changes`` to the worker (:func:`geo.store.roster.update_worker`); when that
-    makes (or leaves) them inactive, hand their open incidents over. The worker and what
+    """Apply ``changes`` to the worker (:func:`geo.store.roster.update_worker`); when they
+    set ``active`` false, hand the worker's open incidents over (an edit of other fields
+    hands nothing over). The worker and what
     :func:`hand_over` reports; :class:`~geo.errors.Conflict` when the assignments stay
     locked for more than ``wait_s`` (:func:`geo.store.grid_lock.lock_exclusive`)."""
-    if changes.get("active") is False:
+    deactivating = changes.get("active") is False
+    if deactivating:
         lock_exclusive(session, wait_s=wait_s)
     worker = roster.update_worker(session, worker_id, changes)
-    if worker.active:
+    if not deactivating:
         return worker, {"handed_over": 0, "to_nobody": 0, "incidents": []}
     return worker, hand_over(session, [worker.id], at=dt.datetime.now(dt.UTC),
                              settings=settings, actor=actor, source=source)

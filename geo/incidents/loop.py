@@ -53,6 +53,7 @@ from sqlalchemy import ColumnElement, and_, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from geo.errors import Conflict, InvalidInput, NotFound, storable_text
+from geo.store.grid_lock import hold_shared
 from geo.store.models import INCIDENT_STATUSES, INT4_MAX, Incident, IncidentEvent, Worker
 
 #: Status -> the statuses it may change to (see the module docstring).
@@ -185,7 +186,9 @@ def _dispatch_worker(session: Session, incident: Incident, worker_id: Any) -> in
                            valid="the id of an active worker (GET /api/v1/workers)")
         return None
     known = isinstance(worker_id, int) and 1 <= worker_id <= INT4_MAX
-    worker = session.get(Worker, worker_id) if known else None
+    if known:  # a deactivation (which hands incidents over) waits for this commit
+        hold_shared(session)
+    worker = session.get(Worker, worker_id, populate_existing=True) if known else None
     if worker is None or not worker.active:
         raise InvalidInput(f"worker_id {worker_id!r} is not the id of an active worker",
                            field="worker_id", value=worker_id,

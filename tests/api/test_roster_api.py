@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from shapely.geometry import box
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo.store.grids import GridRecord, write_versions
@@ -247,7 +248,7 @@ def test_a_phone_of_32_characters_is_taken(client: TestClient, auth: Auth, grids
 
 
 def test_deactivating_a_worker_hands_their_open_incidents_over(
-        client: TestClient, auth: Auth, grids: None) -> None:
+        client: TestClient, auth: Auth, session: Session, grids: None) -> None:
     first = worker(client, auth, "W-1")
     second = worker(client, auth, "W-2")
     for who, kind in ((first, "primary"), (second, "backup")):
@@ -273,3 +274,13 @@ def test_deactivating_a_worker_hands_their_open_incidents_over(
     got = client.get(f"/api/v1/incidents/{made['id']}", headers=auth("patrol")).json()
     assert got["properties"]["worker_id"] is None
     assert "inactive" in got["properties"]["unassigned_reason"]
+    for bad in ("false", 0):
+        refused = client.patch(f"/api/v1/workers/{first['id']}", json={"active": bad},
+                               headers=auth("planner"))
+        assert refused.status_code == 422 and "active" in refused.text
+    session.execute(text("UPDATE incident SET worker_id = :w WHERE id = :i"),
+                    {"w": first["id"], "i": made["id"]})  # left by an old version, say
+    session.commit()
+    edited = client.patch(f"/api/v1/workers/{first['id']}", json={"phone": "139-0000-9999"},
+                          headers=auth("planner")).json()
+    assert edited["incidents"]["handed_over"] == 0  # an edit of other fields moves nothing

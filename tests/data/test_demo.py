@@ -338,6 +338,10 @@ def test_reload_with_another_seed_versions_and_retires_grids(db_url: str) -> Non
                                 AND ST_Overlaps(a.geom, b.geom)
                                WHERE a.valid_to IS NULL""")
         inactive = _all(s, "SELECT code FROM worker WHERE NOT active")
+        on_retired = _all(s, """SELECT count(*) AS n FROM duty d WHERE NOT EXISTS (
+                                  SELECT 1 FROM grid g WHERE g.code = d.grid_code
+                                     AND g.valid_to IS NULL)""")
+    assert on_retired[0]["n"] == 0  # the roster export imports again
     assert report.grids["grid"].updated
     assert set(report.retired_grids) == gone
     assert sorted(r["code"] for r in current) == sorted(g.code for g in second.grids)

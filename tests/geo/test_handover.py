@@ -11,9 +11,10 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from data.roster_io import COLUMNS, apply_rows
-from geo.errors import Conflict
+from geo.errors import Conflict, InvalidInput
 from geo.incidents.escalation import escalate_overdue
 from geo.incidents.handover import change_worker, hand_over
+from geo.incidents.loop import change_status
 from geo.settings import Settings
 from geo.store import db, roster
 from geo.store.grid_lock import hold_shared
@@ -112,6 +113,7 @@ def test_escalation_with_nobody_above_does_not_leave_an_inactive_worker(
     assert step.reason is not None and "WG1 is inactive" in step.reason
     found = row(session, iid)
     assert found["worker_id"] is None and "WG1 is inactive" in found["unassigned_reason"]
+    assert found["rule"] == "none"  # not the rule that chose the worker it no longer has
 
 
 def _roster_rows(active: str) -> list[tuple[int, dict[str, str]]]:
@@ -174,3 +176,30 @@ def test_a_deactivation_waits_for_an_intake_in_flight_and_hands_its_incident_ove
     held = session.execute(text("SELECT count(*) FROM incident WHERE worker_id = :w"),
                            {"w": city["WG1"]}).scalar()
     assert held == 0
+
+
+def test_an_explicit_dispatch_waits_for_a_deactivation_and_then_refuses_the_worker(
+        db_url: str, session: Session, city: dict[str, int]) -> None:
+    iid = add_incident(session, grid="G1", worker_id=None)
+    session.commit()
+    started, release = threading.Event(), threading.Event()
+
+    def deactivation() -> None:
+        with db.session_scope(db_url) as s:
+            change_worker(s, city["WG2"], {"active": False}, settings=SETTINGS, actor="t",
+                          source="deactivation")
+            started.set()
+            release.wait(10)
+            s.commit()
+
+    thread = threading.Thread(target=deactivation)
+    thread.start()
+    try:
+        assert started.wait(10)
+        threading.Timer(0.3, release.set).start()
+        with db.session_scope(db_url) as s, pytest.raises(InvalidInput) as refused:
+            change_status(s, iid, "dispatched", actor="dispatcher", worker_id=city["WG2"])
+        assert refused.value.field == "worker_id"
+    finally:
+        release.set()
+        thread.join()
