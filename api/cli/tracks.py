@@ -99,15 +99,20 @@ def print_report(data: dict[str, Any]) -> None:
     table.add_row("jumps", str(clean["jumps"]), "faster legs kept: new segment")
     table.add_row("gaps", str(clean["gaps"]), f"> {limits['max_gap_s']} s: new segment")
     table.add_row("held back", str(clean["held"]),
-                  "after a jump at the end of the track: the next upload decides")
-    if clean["released"] or clean["held_dropped"]:
-        table.add_row("earlier held: stored", str(clean["released"]), "")
-        table.add_row("earlier held: dropped", str(clean["held_dropped"]), "a spike after all")
+                  "at the open end of the track (after a jump): the next upload decides")
+    for key, what, rule in (("released", "stored", ""),
+                            ("held_dropped", "dropped", "a spike after all"),
+                            ("held_replaced", "replaced", "sent again: the new fix counts"),
+                            ("still_held", "still held", "the next upload decides")):
+        if clean[key]:
+            table.add_row(f"earlier held: {what}", str(clean[key]), rule)
     table.add_row("segments", str(clean["segments"]), "")
     stored = data["stored"] if data["written"] else data["would_store"]
     table.add_row("stored" if data["written"] else "would store", str(stored),
                   f"{data['start'] or '-'} .. {data['end'] or '-'}")
     console.print(table)
+    if data["held"]:
+        console.print(f"fixes held for the worker now: {data['held']}")
     if data["last_position"]:
         pos = data["last_position"]
         console.print(f"last known position: {pos['lon']:.6f}, {pos['lat']:.6f} at {pos['t']}")

@@ -26,7 +26,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo.errors import NotFound
-from geo.tracks.clean import BoolArray, CleanReport, Limits, StoredPoints, clean_track
+from geo.tracks.clean import CleanReport, Limits, StoredPoints, clean_track
 from geo.tracks.points import TrackInput, from_us
 
 _LOCK_WORKER = text("SELECT id, code, name FROM worker WHERE id = :id FOR UPDATE")
@@ -93,6 +93,8 @@ class TrackReport:
     partitions: list[str] = field(default_factory=list)
     stored_flags_changed: int = 0
     sources: list[dict[str, Any]] = field(default_factory=list)
+    #: The worker's fixes held after this upload (this upload's and earlier ones).
+    held: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -103,7 +105,7 @@ class TrackReport:
             "received": report.received,
             "stored": report.kept + report.released if self.written else 0,
             "would_store": None if self.written else report.kept + report.released,
-            "held": report.held + report.still_held,
+            "held": self.held,
             "start": _iso(self.start), "end": _iso(self.end),
             "cleaning": report.to_dict(),
             "last_position": self.last_position,
@@ -171,12 +173,14 @@ def save_track(session: Session, *, worker_id: int, track: TrackInput, limits: L
     margin = round(limits.max_gap_s * 1_000_000) + 1
     first, last = int(track.t_us.min()), int(track.t_us.max())
     held_all = held_points(session, worker_id)
-    reach = held_all.t_us <= last + margin  # later held fixes are beyond this upload's reach
-    held = _subset(held_all, reach)
+    # the held fixes are one run at the end of the track: judged again all together, or
+    # (a late batch long before them) not at all
+    within = bool(len(held_all)) and int(held_all.t_us[0]) <= last + margin
+    held = held_all if within else StoredPoints.empty()
     lo = min([first, *held.t_us[:1].tolist()]) - margin
     hi = max([last, *held.t_us[-1:].tolist()]) + margin
     stored = stored_points(session, worker_id, from_us(lo), from_us(hi))
-    open_end = bool(reach.all()) and not session.execute(
+    open_end = (within or not len(held_all)) and not session.execute(
         _LATER, {"worker": worker_id, "t": from_us(hi)}).scalar_one()
     cleaned = clean_track(track.lon, track.lat, track.t_us, limits=limits, stored=stored,
                           held=held, open_end=open_end)
@@ -186,7 +190,8 @@ def save_track(session: Session, *, worker_id: int, track: TrackInput, limits: L
     keep = cleaned.keep
     times = [from_us(int(t)) for t in t_us[keep]]
     report = TrackReport(worker=worker, cleaning=cleaned.report, written=not dry_run,
-                         start=times[0] if times else None, end=times[-1] if times else None)
+                         start=times[0] if times else None, end=times[-1] if times else None,
+                         held=len(cleaned.hold) + (0 if within else len(held_all)))
     if dry_run:
         return report
     n = len(track.t_us)
@@ -226,11 +231,6 @@ def held_points(session: Session, worker_id: int) -> StoredPoints:
                         lat=np.asarray(lat, dtype=np.float64),
                         t_us=np.asarray(t_us, dtype=np.int64),
                         seg_start=np.zeros(len(t_us), dtype=bool))
-
-
-def _subset(points: StoredPoints, mask: BoolArray) -> StoredPoints:
-    return StoredPoints(lon=points.lon[mask], lat=points.lat[mask], t_us=points.t_us[mask],
-                        seg_start=points.seg_start[mask])
 
 
 def month_of(moment: dt.datetime) -> str:

@@ -26,11 +26,15 @@ segment starts. The rules, in the order they apply:
 
    Stored points are never dropped. Runs are re-examined until nothing changes.
    **Held points.** With ``open_end`` (nothing of the worker is stored after the
-   points examined), dropped points later than every point kept are not dropped
-   but *held* (``held``): whether they are a glitch or the start of a real jump
-   depends on fixes not sent yet. The store keeps them aside and passes them
-   back (``held=``) with the worker's next upload, which decides: they are stored
-   (``released``), dropped (``held_dropped``) or held again (``still_held``).
+   points examined), new points at the open end of the track are not kept or
+   dropped but *held* (``held``): whether they are a glitch or the start of a real
+   jump depends on fixes not sent yet. They are the points later than every point
+   kept, and the short runs at the end each reached by a fast leg (at most
+   ``max_burst`` points together: a zigzag of glitches). The store keeps them
+   aside and passes them back (``held=``) with the worker's next upload, which
+   decides: they are stored (``released``), dropped (``held_dropped``) or held
+   again (``still_held``); a fix sent again at a held one's time takes its place
+   (``held_replaced``).
 4. **Jumps and gaps.** A fast leg left after that (the track really moved
    faster than the limit, e.g. in a vehicle) is a *jump* (``jumps``); a leg longer
    than ``max_gap_s`` is a *gap* (``gaps``). Both start a new segment, so no line
@@ -116,6 +120,7 @@ class CleanReport:
     held: int = 0
     released: int = 0
     held_dropped: int = 0
+    held_replaced: int = 0
     still_held: int = 0
     limits: Limits = field(default_factory=Limits)
     dropped: list[dict[str, Any]] = field(default_factory=list)
@@ -225,6 +230,35 @@ def _drop_spikes(lon: FloatArray, lat: FloatArray, t_us: IntArray, fixed: BoolAr
         alive[pos[members]] = False
 
 
+def _hold_from(lon: FloatArray, lat: FloatArray, t_us: IntArray, fixed: BoolArray,
+               alive: BoolArray, limits: Limits) -> int:
+    """Where the open end of a track starts (an index of the merged points): new points
+    from there on may be a glitch or a real jump, which only later fixes can tell.
+
+    That is the end of the kept points, moved back over the runs at the end that are
+    short (not established) and each reached by a fast leg, when together they hold at
+    most ``max_burst`` points (a longer chain of fast legs is a real trip, kept as jumps).
+    """
+    pos = np.flatnonzero(alive)
+    if not len(pos):
+        return 0
+    kinds = _leg_kinds(lon[pos], lat[pos], t_us[pos], limits)
+    cuts = np.flatnonzero(kinds != _OK)
+    starts = np.concatenate([[0], cuts + 1]).astype(np.int64)
+    sizes = np.diff(np.concatenate([starts, [len(pos)]]))
+    has_fixed = np.add.reduceat(fixed[pos].astype(np.int64), starts) > 0
+    first, total = len(starts), 0
+    for r in range(len(starts) - 1, 0, -1):
+        if sizes[r] > limits.max_burst or has_fixed[r] or kinds[starts[r] - 1] != _FAST:
+            break
+        total += int(sizes[r])
+        if total > limits.max_burst:
+            first = len(starts)
+            break
+        first = r
+    return int(pos[starts[first]]) if first < len(starts) else int(pos[-1]) + 1
+
+
 def _longest_ordered_run(values: IntArray) -> int:
     """Length of the longest non-decreasing subsequence (patience sorting, O(n log n))."""
     tails: list[int] = []
@@ -285,10 +319,15 @@ def clean_track(lon: FloatArray, lat: FloatArray, t_us: IntArray, *, limits: Lim
     report.out_of_order = len(unique_in_given_order) - _longest_ordered_run(unique_in_given_order)
     reasons.update(dict.fromkeys(order[dup].tolist(), "duplicate"))
     cand = order[~dup]
-    known = np.isin(t_us[cand], stored.t_us) | np.isin(t_us[cand], held.t_us)
+    known = np.isin(t_us[cand], stored.t_us)
     report.already_stored = int(known.sum())
     reasons.update(dict.fromkeys(cand[known].tolist(), "already_stored"))
-    cand = np.concatenate([cand[~known], n + np.arange(len(held), dtype=np.int64)])
+    cand = cand[~known]
+    # a fix sent again at the time of a held one takes its place
+    replaced = n + np.flatnonzero(np.isin(held.t_us, t_us[cand]))
+    report.held_replaced = len(replaced)
+    cand = np.concatenate([cand, np.setdiff1d(n + np.arange(len(held), dtype=np.int64),
+                                              replaced)])
     lon = np.concatenate([lon, held.lon])
     lat = np.concatenate([lat, held.lat])
     t_us = np.concatenate([t_us, held.t_us])
@@ -303,13 +342,11 @@ def clean_track(lon: FloatArray, lat: FloatArray, t_us: IntArray, *, limits: Lim
     fixed = m_src < 0
 
     alive = _drop_spikes(m_lon, m_lat, m_t, fixed, limits)
-    dropped = ~alive
-    if open_end:
-        after = np.arange(len(m_t)) > (np.flatnonzero(alive)[-1] if alive.any() else -1)
-        hold = m_src[dropped & after]
-        dropped &= ~after
-    else:
-        hold = np.empty(0, np.int64)
+    later = np.arange(len(m_t)) >= (_hold_from(m_lon, m_lat, m_t, fixed, alive, limits)
+                                    if open_end else len(m_t))
+    hold = m_src[later & ~fixed]
+    alive &= ~later
+    dropped = ~alive & ~later
     spikes = m_src[dropped]
     report.spikes = int(np.count_nonzero(spikes < n))
     report.held = int(np.count_nonzero(hold < n))
@@ -340,6 +377,6 @@ def clean_track(lon: FloatArray, lat: FloatArray, t_us: IntArray, *, limits: Lim
     report.kept = int(np.count_nonzero(keep < n))
     report.released = len(keep) - report.kept
     report.dropped = [{"index": i, "reason": reasons[i]} for i in sorted(reasons)[:MAX_EXAMPLES]]
-    released = np.concatenate([keep[keep >= n], spikes[spikes >= n]])
+    released = np.concatenate([keep[keep >= n], spikes[spikes >= n], replaced])
     return Cleaned(keep=keep, seg_start=starts[is_new], stored_flags=stored_flags,
                    report=report, hold=hold, release=np.sort(released))

@@ -216,7 +216,7 @@ def test_held_glitches_are_dropped_when_the_walk_goes_on_where_it_was(
     assert (first["stored"], first["held"]) == (20, 3)
     late = post(client, auth, {"worker_id": worker, "points": walk(
         5, start=T0 - dt.timedelta(hours=2))})  # a late batch long before: out of reach
-    assert (late["stored"], late["held"], _held(session, worker)) == (5, 0, 3)
+    assert (late["stored"], late["held"], _held(session, worker)) == (5, 3, 3)
     second = post(client, auth, {"worker_id": worker, "points": points[23:]})
     assert (second["stored"], second["cleaning"]["held_dropped"]) == (7, 3)
     assert second["cleaning"]["jumps"] == 0 and _held(session, worker) == 0
@@ -224,6 +224,32 @@ def test_held_glitches_are_dropped_when_the_walk_goes_on_where_it_was(
     assert [f["properties"]["points"] for f in lines["features"]] == [5, 27]
     assert scalar(session, "SELECT ST_Y(last_geom) FROM worker WHERE id = :w",
                   w=worker) == pytest.approx(points[-1]["lat"])
+
+
+def test_a_resent_old_batch_and_the_true_fixes_of_held_glitches(
+        client: TestClient, auth: Auth, session: Session, city: dict[str, int]) -> None:
+    worker = city["P-1"]
+    good = walk(60, start=T0 - dt.timedelta(seconds=200))
+    ride = walk(10, start=T0 + dt.timedelta(seconds=100), lon0=119.321)
+    post(client, auth, {"worker_id": worker, "points": good + ride[:3]})
+    assert _held(session, worker) == 3
+    # an old batch sent again, its last fix within a pause's reach of the held ones
+    again = post(client, auth, {"worker_id": worker, "points": good[:37]})
+    assert (again["stored"], again["held"], again["cleaning"]["held_dropped"]) == (0, 3, 0)
+    done = post(client, auth, {"worker_id": worker, "points": ride[3:]})
+    assert (done["stored"], done["cleaning"]["released"]) == (10, 3)
+    other = city["P-2"]
+    bad = [dict(p) for p in good]
+    for point in bad[40:43]:
+        point["lat"] += 2000 / M_PER_DEG_LAT
+    post(client, auth, {"worker_id": other, "points": bad[:43]})
+    assert _held(session, other) == 3
+    # the phone sends the true fixes of those times: they take the glitches' places
+    fixed = post(client, auth, {"worker_id": other, "points": good[40:]})
+    assert (fixed["stored"], fixed["cleaning"]["held_replaced"]) == (20, 3)
+    assert fixed["cleaning"]["already_stored"] == 0
+    count = scalar(session, "SELECT count(*) FROM track_point WHERE worker_id = :w", w=other)
+    assert (count, _held(session, other)) == (60, 0)
 
 
 def test_lines_by_grid_are_cut_where_the_track_leaves_it(

@@ -205,8 +205,9 @@ def test_held_fixes_followed_by_a_gap_are_dropped_and_resending_them_is_harmless
     held = _stored(lon[20:], lat[20:], t[20:], [False] * 3)
     resent = clean_track(lon[20:], lat[20:], t[20:], limits=LIMITS, stored=stored, held=held,
                          open_end=True)
-    assert (resent.report.already_stored, resent.report.still_held) == (3, 3)
-    assert resent.hold.tolist() == [3, 4, 5] and resent.release.tolist() == []
+    # the fixes sent again take the held ones' places, and are held in turn
+    assert (resent.report.held, resent.report.held_replaced, resent.report.kept) == (3, 3, 0)
+    assert resent.hold.tolist() == [0, 1, 2] and resent.release.tolist() == [3, 4, 5]
     lon_c, lat_c, t_c = walk(5, start_s=500.0, lat0=26.10)  # after a pause of 6 minutes
     out = clean_track(lon_c, lat_c, t_c, limits=LIMITS, stored=stored, held=held,
                       open_end=True)
@@ -260,6 +261,47 @@ def test_cleaning_accounts_for_every_point_and_is_idempotent(
     assert np.all(dt_s[inside] <= LIMITS.max_gap_s)
 
 
+def test_a_fix_sent_at_a_held_glitchs_time_takes_its_place() -> None:
+    lon, lat, t = walk(30)
+    bad = lat.copy()
+    bad[20:23] += 0.02
+    stored = _stored(lon[:20], lat[:20], t[:20], [True] + [False] * 19)
+    held = _stored(lon[20:23], bad[20:23], t[20:23], [False] * 3)
+    out = clean_track(lon[20:], lat[20:], t[20:], limits=LIMITS, stored=stored, held=held,
+                      open_end=True)
+    r = out.report
+    assert (r.kept, r.already_stored, r.held_replaced, r.held_dropped) == (10, 0, 3, 0)
+    assert out.keep.tolist() == list(range(10)) and out.release.tolist() == [10, 11, 12]
+
+
+def test_one_fix_at_a_time_drops_a_zigzag_of_glitches_as_the_whole_track_does() -> None:
+    lon, lat, t = walk(30)
+    for i, north in ((20, 1), (21, -1), (22, 1)):
+        lat[i] += north * 600 / M_PER_DEG_LAT
+    whole = clean_track(lon, lat, t, limits=LIMITS, open_end=True)
+    assert whole.keep.tolist() == list(range(20)) + list(range(23, 30))
+    kept = list(range(20))
+    held: list[int] = []
+    for i in range(20, 30):
+        known = _stored(lon[kept], lat[kept], t[kept], [False] * len(kept))
+        out = clean_track(lon[i:i + 1], lat[i:i + 1], t[i:i + 1], limits=LIMITS, stored=known,
+                          held=_stored(lon[held], lat[held], t[held], [False] * len(held)),
+                          open_end=True)
+        index = [i, *held]  # the upload's one fix, then the held ones
+        kept = sorted(kept + [index[k] for k in out.keep.tolist()])
+        held = sorted(index[k] for k in out.hold.tolist())
+        assert all(k < h for k in kept for h in held)
+    assert kept == whole.keep.tolist() and held == []
+
+
+def test_a_ride_of_fast_legs_is_not_held_once_longer_than_a_burst() -> None:
+    lon, lat, t = walk(30, speed=8.0)  # a bicycle, at the walking limits: every leg is fast
+    out = clean_track(lon, lat, t, limits=LIMITS, open_end=True)
+    assert (out.report.kept, out.report.held, out.report.jumps) == (30, 0, 29)
+    short = clean_track(lon[:3], lat[:3], t[:3], limits=LIMITS, open_end=True)
+    assert (short.report.kept, short.report.held) == (1, 2)  # two fast legs: not yet a ride
+
+
 @settings(max_examples=150, deadline=None)
 @given(noisy, st.integers(1, 59))
 def test_held_fixes_are_accounted_for_and_later_than_every_kept_one(
@@ -281,10 +323,11 @@ def test_held_fixes_are_accounted_for_and_later_than_every_kept_one(
                          held=held, open_end=True)
     r2 = second.report
     assert r2.kept + r2.spikes + r2.held == r2.received == len(t) - cut
-    assert r2.released + r2.held_dropped + r2.still_held == len(hold)
+    assert r2.released + r2.held_dropped + r2.still_held + r2.held_replaced == len(hold)
     n = len(t) - cut
     assert sorted(second.release.tolist()) == sorted(
         set(range(n, n + len(hold))) - set(second.hold.tolist()))
+    assert r2.held_replaced == 0  # the second part's times differ from the first's
     both = np.r_[t[rest], held.t_us]
     if len(second.hold):
         assert both[second.hold].min() > max(both[second.keep].max(initial=0),
