@@ -237,7 +237,9 @@ def _hold_from(lon: FloatArray, lat: FloatArray, t_us: IntArray, fixed: BoolArra
 
     That is the end of the kept points, moved back over the runs at the end that are
     short (not established) and each reached by a fast leg, when together they hold at
-    most ``max_burst`` points (a longer chain of fast legs is a real trip, kept as jumps).
+    most ``max_burst`` points (a longer chain of fast legs is a real trip, kept as jumps)
+    and the run before them is longer than ``max_burst`` (not merely stored: after a
+    short run, the whole track would keep the chain).
     """
     pos = np.flatnonzero(alive)
     if not len(pos):
@@ -256,6 +258,8 @@ def _hold_from(lon: FloatArray, lat: FloatArray, t_us: IntArray, fixed: BoolArra
             first = len(starts)
             break
         first = r
+    if first < len(starts) and sizes[first - 1] <= limits.max_burst:
+        first = len(starts)  # after a short run: the whole track would keep the chain too
     return int(pos[starts[first]]) if first < len(starts) else int(pos[-1]) + 1
 
 

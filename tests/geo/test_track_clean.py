@@ -298,8 +298,12 @@ def test_a_ride_of_fast_legs_is_not_held_once_longer_than_a_burst() -> None:
     lon, lat, t = walk(30, speed=8.0)  # a bicycle, at the walking limits: every leg is fast
     out = clean_track(lon, lat, t, limits=LIMITS, open_end=True)
     assert (out.report.kept, out.report.held, out.report.jumps) == (30, 0, 29)
-    short = clean_track(lon[:3], lat[:3], t[:3], limits=LIMITS, open_end=True)
-    assert (short.report.kept, short.report.held) == (1, 2)  # two fast legs: not yet a ride
+    lon_w, lat_w, t_w = walk(20)
+    lon_b, lat_b, t_b = walk(4, speed=8.0, start_s=100.0, lat0=float(lat_w[-1]) + 0.0005)
+    for n_bike, held in ((3, 3), (4, 0)):  # after a walk: held until longer than a burst
+        out = clean_track(np.r_[lon_w, lon_b[:n_bike]], np.r_[lat_w, lat_b[:n_bike]],
+                          np.r_[t_w, t_b[:n_bike]], limits=LIMITS, open_end=True)
+        assert (out.report.kept, out.report.held) == (20 + n_bike - held, held)
 
 
 @settings(max_examples=150, deadline=None)
