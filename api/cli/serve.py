@@ -32,6 +32,7 @@ def serve(
     console.print(f"OpenAPI:    {base}/openapi.json")
     console.print(f"Health:     {base}/healthz")
     console.print(f"Grids:      {base}/api/v1/grids?level=street")
+    console.print(f"Map pages:  {base}/maps")
     uvicorn.run("api.app:create_app", factory=True, host=host, port=port,
                 workers=workers if workers is not None else cfg.workers, loop="uvloop",
                 http="httptools")
