@@ -186,8 +186,8 @@ def _dispatch_worker(session: Session, incident: Incident, worker_id: Any) -> in
                            valid="the id of an active worker (GET /api/v1/workers)")
         return None
     known = isinstance(worker_id, int) and 1 <= worker_id <= INT4_MAX
-    if known:  # a deactivation (which hands incidents over) waits for this commit
-        hold_shared(session)
+    # read after change_status took the assignment lock: a deactivation (which hands
+    # incidents over) has committed before it, or waits for this commit
     worker = session.get(Worker, worker_id, populate_existing=True) if known else None
     if worker is None or not worker.active:
         raise InvalidInput(f"worker_id {worker_id!r} is not the id of an active worker",
@@ -243,6 +243,8 @@ def change_status(session: Session, incident_id: int, to_status: str, *, note: s
                            field="worker_id", value=worker_id,
                            valid="null, or status 'dispatched' with the worker's id")
     when = _when(at)
+    if worker_id is not None:  # before the row lock: a deactivation holds it, then the rows
+        hold_shared(session)
     incident = lock_incident(session, incident_id)
     check_version(incident, expected_version)
     if to_status not in ALLOWED[incident.status]:
