@@ -13,7 +13,7 @@ the header has ``grid_code`` and ``duty`` columns, the file's duty rows *replace
 the duties of every worker it names (a worker whose rows have no duty loses
 his duties); without them, duties are not touched. Team cells may be left empty
 on all but one row of a team; the non-empty ones must agree. The open incidents
-of workers the file leaves inactive are handed over in the same transaction
+of workers the file makes inactive are handed over in the same transaction
 (:mod:`geo.incidents.handover`) and counted in the report.
 """
 
@@ -344,15 +344,17 @@ def apply_rows(session: Session, header: Sequence[str],
         _refuse(source, checked)
     teams, workers = _records(header, rows, parsed)
     report = RosterReport(rows=len(rows), dry_run=dry_run)
-    if any(not w.active and "active" not in w.keep for w in workers):
-        lock_exclusive(session)  # intakes in flight commit first (geo.incidents.handover)
+    codes = [w.code for w in workers]
+    was_active = set(session.execute(select(Worker.id).where(Worker.code.in_(codes),
+                                                             Worker.active)).scalars())
     nested = session.begin_nested()
     report.teams = upsert_teams(session, teams)
-    report.workers, report.duties = upsert_workers(session, workers)
-    inactive = [ident for code, ident in session.execute(
-        select(Worker.code, Worker.id).where(Worker.code.in_([w.code for w in workers]),
-                                             ~Worker.active))]
-    report.incidents = hand_over(session, inactive, at=dt.datetime.now(dt.UTC),
+    report.workers, report.duties = upsert_workers(session, workers)  # rows locked
+    deactivated = sorted(was_active - set(session.execute(
+        select(Worker.id).where(Worker.code.in_(codes), Worker.active)).scalars()))
+    if deactivated:  # intakes in flight commit first (geo.incidents.handover)
+        lock_exclusive(session)
+    report.incidents = hand_over(session, deactivated, at=dt.datetime.now(dt.UTC),
                                  settings=settings or get_settings(), actor=actor,
                                  source=f"roster import {source}")
     if dry_run:

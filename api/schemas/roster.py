@@ -66,6 +66,9 @@ class HandedOver(BaseModel):
     to_worker: int | None = Field(description="null: nobody qualifies (see reason).")
     rule: str | None
     reason: str | None
+    from_status: str
+    status: str = Field(description="dispatched (to the new worker) or registered (the "
+                                    "dispatcher's queue) when the old worker had taken it on.")
 
 
 class HandOver(BaseModel):

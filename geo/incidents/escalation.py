@@ -54,7 +54,7 @@ from geo.assign import DutyCandidate, choose_responsible, on_duty
 from geo.errors import InvalidInput
 from geo.incidents.loop import PENDING_STATUSES
 from geo.settings import Settings
-from geo.store.grid_lock import hold_shared
+from geo.store.grid_lock import hold_shared, try_shared
 from geo.store.roster import duties_for_grid
 
 #: ``pg_advisory_xact_lock`` key that serialises escalation runs (b"esca" as an int).
@@ -186,10 +186,15 @@ def choose_manager(duties: list[DutyCandidate], now: dt.datetime, tz: Any, categ
 
 
 def _lock(session: Session, wait: bool) -> bool:
+    """The assignment lock shared (a deactivation waits for this run), then the run's own
+    lock, always in this order (a demo load holds the first while it escalates); without
+    ``wait``, either one busy gives up."""
     if wait:
+        hold_shared(session)
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
         return True
-    return bool(session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": LOCK_KEY}))
+    return try_shared(session) and bool(
+        session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": LOCK_KEY}))
 
 
 def escalate_overdue(session: Session, now: dt.datetime | None, settings: Settings, *,
@@ -210,8 +215,9 @@ def escalate_overdue(session: Session, now: dt.datetime | None, settings: Settin
     dry_run : bool
         Work out the escalations without writing them.
     wait : bool
-        Wait for a concurrent run to finish (True), or give up at once and return
-        a report with ``skipped`` set (False; the in-server job does this).
+        Wait for a concurrent run (or a grid change or deactivation) to finish (True),
+        or give up at once and return a report with ``skipped`` set (False; the
+        in-server job does this).
     actor : str
         Stored on the events.
 
@@ -223,8 +229,6 @@ def escalate_overdue(session: Session, now: dt.datetime | None, settings: Settin
         raise InvalidInput("now must carry a time zone offset", field="now",
                            value=now.isoformat(), valid="a timezone-aware date-time")
     locked = _lock(session, wait)
-    if locked:
-        hold_shared(session)  # a deactivation waits for this run (geo.incidents.handover)
     if now is None:
         now = session.scalar(text("SELECT clock_timestamp()"))
         assert now is not None

@@ -16,14 +16,19 @@ incident (not closed, rejected or a duplicate) of the workers now inactive:
   qualifies, or when it has no grid.
 
 Each gets an ``incident_event`` (``data.kind`` = ``"handover"``) with the worker
-it came from and the one it went to; the version is bumped. The status does not
-change (an accepted incident stays accepted, now with its new worker).
+it came from and the one it went to; the version is bumped. Work the old worker
+had taken on goes back to be taken on again: a ``dispatched``, ``accepted`` or
+``in_progress`` incident becomes ``dispatched`` to its new worker, or
+``registered`` (the dispatcher's queue) when nobody took it; a ``registered``,
+``disposed`` or ``verified`` one keeps its status (the work is done, or not yet
+given out).
 
-A deactivation takes the assignment lock exclusive (:mod:`geo.store.grid_lock`)
-before it marks the worker inactive, as a grid change does: an intake or an
-escalation that chose the worker before the change commits first (so its incident
-is handed over too), and those after it see the worker inactive. It waits at most
-a few seconds for a bulk import, then answers 409 (retry).
+A deactivation marks the worker inactive (the row stays locked until it commits),
+then takes the assignment lock exclusive (:mod:`geo.store.grid_lock`), as a grid
+change does, before it hands over: an intake, escalation or explicit dispatch that
+chose the worker before commits first (so its incident is handed over too), and
+those after it see the worker inactive. It waits at most a few seconds for a bulk
+import, then answers 409 (retry).
 """
 
 from __future__ import annotations
@@ -61,7 +66,7 @@ SELECT i.id, ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat, i.grid_code, i.escalated_
 
 _REASSIGN = text("""
 UPDATE incident
-   SET worker_id = :worker, rule = :rule, version = version + 1,
+   SET worker_id = :worker, rule = :rule, version = version + 1, status = :status,
        unassigned_reason = CASE WHEN CAST(:worker AS integer) IS NULL THEN CAST(:reason AS text)
                            END
  WHERE id = :id
@@ -77,12 +82,10 @@ def change_worker(session: Session, worker_id: int, changes: dict[str, Any], *,
     hands nothing over). The worker and what
     :func:`hand_over` reports; :class:`~geo.errors.Conflict` when the assignments stay
     locked for more than ``wait_s`` (:func:`geo.store.grid_lock.lock_exclusive`)."""
-    deactivating = changes.get("active") is False
-    if deactivating:
-        lock_exclusive(session, wait_s=wait_s)
-    worker = roster.update_worker(session, worker_id, changes)
-    if not deactivating:
+    worker = roster.update_worker(session, worker_id, changes)  # checked, row locked
+    if changes.get("active") is not False:
         return worker, {"handed_over": 0, "to_nobody": 0, "incidents": []}
+    lock_exclusive(session, wait_s=wait_s)
     return worker, hand_over(session, [worker.id], at=dt.datetime.now(dt.UTC),
                              settings=settings, actor=actor, source=source)
 
@@ -102,19 +105,32 @@ def hand_over(session: Session, worker_ids: Sequence[int], *, at: dt.datetime,
     details = []
     for r, (worker_id, rule, reason) in zip(rows, _choices(session, rows, at, settings),
                                             strict=True):
+        status = status_after(r.status, worker_id)
         version = session.execute(_REASSIGN, {"id": r.id, "worker": worker_id, "rule": rule,
-                                              "reason": reason}).scalar_one()
+                                              "reason": reason, "status": status}).scalar_one()
         note = f"{source}: worker {r.worker_code} is inactive"
         record_event(session, int(r.id), actor=actor, from_status=r.status,
-                     to_status=r.status, note=note,
+                     to_status=status, note=note,
                      data={"kind": "handover", "source": source, "from_worker": r.worker_id,
                            "to_worker": worker_id, "rule": rule, "reason": reason,
                            "version": version})
         details.append({"id": int(r.id), "from_worker": int(r.worker_id),
-                        "to_worker": worker_id, "rule": rule, "reason": reason})
+                        "to_worker": worker_id, "rule": rule, "reason": reason,
+                        "from_status": r.status, "status": status})
     return {"handed_over": len(details),
             "to_nobody": sum(1 for d in details if d["to_worker"] is None),
             "incidents": details[:LISTED]}
+
+
+#: Statuses whose work the worker had taken on (it is given out again).
+TAKEN = frozenset(("dispatched", "accepted", "in_progress"))
+
+
+def status_after(status: str, worker_id: int | None) -> str:
+    """The status of an incident handed over to ``worker_id`` (None: nobody)."""
+    if status not in TAKEN:
+        return status
+    return "dispatched" if worker_id is not None else "registered"
 
 
 def _choices(session: Session, rows: Sequence[Any], at: dt.datetime,
@@ -144,4 +160,4 @@ def _choices(session: Session, rows: Sequence[Any], at: dt.datetime,
     return [out[r.id] for r in rows]
 
 
-__all__ = ["LISTED", "change_worker", "hand_over"]
+__all__ = ["LISTED", "TAKEN", "change_worker", "hand_over", "status_after"]

@@ -43,6 +43,12 @@ def hold_shared(session: Session) -> None:
     session.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": LOCK_KEY})
 
 
+def try_shared(session: Session) -> bool:
+    """Take the grids' lock shared if no grid change holds it; whether it was taken."""
+    return bool(session.scalar(text("SELECT pg_try_advisory_xact_lock_shared(:k)"),
+                               {"k": LOCK_KEY}))
+
+
 def lock_exclusive(session: Session, *, wait_s: float | None = None) -> None:
     """Hold the grids' lock alone until ``session``'s transaction ends (grid changes).
 

@@ -193,11 +193,6 @@ def update_worker(session: Session, worker_id: int, changes: Mapping[str, Any]) 
     return worker
 
 
-def deactivate_worker(session: Session, worker_id: int) -> Worker:
-    """Mark a worker inactive (kept for history; never chosen as responsible)."""
-    return update_worker(session, worker_id, {"active": False})
-
-
 # --------------------------------------------------------------------------- teams
 
 def list_teams(session: Session, *, kind: str | None = None) -> list[Team]:

@@ -357,7 +357,6 @@ def clean_track(lon: FloatArray, lat: FloatArray, t_us: IntArray, *, limits: Lim
     report.still_held = len(hold) - report.held
     report.held_dropped = len(spikes) - report.spikes
     reasons.update(dict.fromkeys(spikes[spikes < n].tolist(), "spike"))
-    reasons.update(dict.fromkeys(hold[hold < n].tolist(), "held"))
 
     pos = np.flatnonzero(alive)
     kinds = _leg_kinds(m_lon[pos], m_lat[pos], m_t[pos], limits) if len(pos) else np.empty(0)

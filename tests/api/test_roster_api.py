@@ -264,7 +264,8 @@ def test_deactivating_a_worker_hands_their_open_incidents_over(
     assert off.status_code == 200, off.text
     assert off.json()["incidents"] == {"handed_over": 1, "to_nobody": 0, "incidents": [
         {"id": made["id"], "from_worker": first["id"], "to_worker": second["id"],
-         "rule": "backup", "reason": None}]}
+         "rule": "backup", "reason": None, "from_status": "dispatched",
+         "status": "dispatched"}]}
     got = client.get(f"/api/v1/incidents/{made['id']}", headers=auth("patrol")).json()
     assert got["properties"]["worker_code"] == "W-2"
     assert got["events"][-1]["data"]["kind"] == "handover"
@@ -273,6 +274,7 @@ def test_deactivating_a_worker_hands_their_open_incidents_over(
     assert (patched["active"], patched["incidents"]["to_nobody"]) == (False, 1)
     got = client.get(f"/api/v1/incidents/{made['id']}", headers=auth("patrol")).json()
     assert got["properties"]["worker_id"] is None
+    assert got["properties"]["status"] == "registered"  # back in the dispatcher's queue
     assert "inactive" in got["properties"]["unassigned_reason"]
     for bad in ("false", 0):
         refused = client.patch(f"/api/v1/workers/{first['id']}", json={"active": bad},

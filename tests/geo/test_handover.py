@@ -17,7 +17,8 @@ from geo.incidents.handover import change_worker, hand_over
 from geo.incidents.loop import change_status
 from geo.settings import Settings
 from geo.store import db, roster
-from geo.store.grid_lock import hold_shared
+from geo.store.grid_lock import hold_shared, lock_exclusive, try_shared
+from geo.store.tracks import lock_worker
 from tests.geo.loop_city import MONDAY_10, add_incident, build_city, events, row
 
 SETTINGS = Settings()
@@ -29,7 +30,7 @@ def city(session: Session) -> dict[str, int]:
 
 
 def _off(session: Session, worker_id: int) -> None:
-    roster.deactivate_worker(session, worker_id)
+    roster.update_worker(session, worker_id, {"active": False})
 
 
 def test_open_incidents_go_down_the_fallback_chain_and_closed_ones_stay(
@@ -43,14 +44,17 @@ def test_open_incidents_go_down_the_fallback_chain_and_closed_ones_stay(
                     source="deactivation")
     assert (out["handed_over"], out["to_nobody"]) == (2, 0)
     assert [d["id"] for d in out["incidents"]] == [open_one, accepted]
-    for iid, status in ((open_one, "registered"), (accepted, "accepted")):
+    # an accepted incident goes out again: the new worker has not taken it on
+    for iid, before, status in ((open_one, "registered", "registered"),
+                                (accepted, "accepted", "dispatched")):
         found = row(session, iid)
         # no backup on G1: the community's manager, on shift on Monday at 10:00
         assert (found["worker_id"], found["rule"], found["status"]) == (
             city["MC1"], "community_manager", status)
         assert found["version"] == 2
         [event] = events(session, iid)
-        assert event["actor"] == "tester" and event["from_status"] == event["to_status"]
+        assert event["actor"] == "tester"
+        assert (event["from_status"], event["to_status"]) == (before, status)
         assert event["data"] == {"kind": "handover", "source": "deactivation",
                                  "from_worker": city["WG1"], "to_worker": city["MC1"],
                                  "rule": "community_manager", "reason": None, "version": 2}
@@ -203,3 +207,76 @@ def test_an_explicit_dispatch_waits_for_a_deactivation_and_then_refuses_the_work
     finally:
         release.set()
         thread.join()
+
+
+@pytest.mark.parametrize(("status", "after"), [("dispatched", "registered"),
+                                               ("accepted", "registered"),
+                                               ("in_progress", "registered"),
+                                               ("disposed", "disposed"),
+                                               ("verified", "verified")])
+def test_work_taken_on_goes_back_to_the_queue_when_nobody_takes_it(
+        session: Session, city: dict[str, int], status: str, after: str) -> None:
+    iid = add_incident(session, lon=121.0, grid=None, worker_id=city["WG1"], status=status)
+    _off(session, city["WG1"])
+    [moved] = hand_over(session, [city["WG1"]], at=MONDAY_10, settings=SETTINGS, actor="t",
+                        source="deactivation")["incidents"]
+    assert (moved["from_status"], moved["status"], moved["to_worker"]) == (status, after, None)
+    assert row(session, iid)["status"] == after
+    if after == "registered":  # a dispatcher can give it to someone again
+        change_status(session, iid, "dispatched", actor="dispatcher", worker_id=city["WG2"])
+        assert row(session, iid)["worker_id"] == city["WG2"]
+
+
+def test_a_roster_import_hands_over_only_for_workers_it_makes_inactive(
+        session: Session, city: dict[str, int]) -> None:
+    iid = add_incident(session, worker_id=city["WG1"])  # left by an older version, say
+    session.execute(text("UPDATE worker SET active = false WHERE id = :w"), {"w": city["WG1"]})
+    report = apply_rows(session, list(COLUMNS), _roster_rows("false"), settings=SETTINGS)
+    assert report.incidents["handed_over"] == 0 and row(session, iid)["worker_id"] == city["WG1"]
+
+
+def test_an_escalation_job_skips_while_a_grid_change_holds_the_lock_and_a_load_can_escalate(
+        db_url: str, session: Session, city: dict[str, int]) -> None:
+    add_incident(session, worker_id=city["WG1"])
+    session.commit()
+    with db.session_scope(db_url) as loading:  # a demo load: grids written, then escalation
+        lock_exclusive(loading)
+        with db.session_scope(db_url) as job:
+            assert escalate_overdue(job, MONDAY_10 + dt.timedelta(hours=5), SETTINGS,
+                                    wait=False).skipped  # not blocked, no deadlock
+        report = escalate_overdue(loading, MONDAY_10 + dt.timedelta(hours=5), SETTINGS)
+        assert len(report.escalated) == 1
+
+
+def test_a_deactivation_waiting_for_an_upload_does_not_hold_up_intakes(
+        db_url: str, session: Session, city: dict[str, int]) -> None:
+    session.commit()
+    uploading, release, done = threading.Event(), threading.Event(), threading.Event()
+
+    def upload() -> None:  # a track upload holds the worker's row for its whole transaction
+        with db.session_scope(db_url) as s:
+            lock_worker(s, city["WG1"])
+            uploading.set()
+            release.wait(10)
+
+    def deactivation() -> None:
+        with db.session_scope(db_url) as s:
+            change_worker(s, city["WG1"], {"active": False}, settings=SETTINGS, actor="t",
+                          source="deactivation")
+            s.commit()
+        done.set()
+
+    threads = [threading.Thread(target=upload), threading.Thread(target=deactivation)]
+    threads[0].start()
+    try:
+        assert uploading.wait(10)
+        threads[1].start()
+        time.sleep(0.3)
+        with db.session_scope(db_url) as intake:
+            assert try_shared(intake)  # the deactivation waits on the row, not on the lock
+        assert not done.is_set()
+    finally:
+        release.set()
+        for thread in threads:
+            thread.join()
+    assert done.is_set()
