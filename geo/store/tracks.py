@@ -18,6 +18,7 @@ again. Held fixes are always later than every stored fix of the worker.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +41,8 @@ SELECT (extract(epoch FROM t) * 1000000)::bigint AS t_us, ST_X(geom) AS lon, ST_
 """)
 
 _HELD = text("""
-SELECT (extract(epoch FROM t) * 1000000)::bigint AS t_us, ST_X(geom) AS lon, ST_Y(geom) AS lat
+SELECT (extract(epoch FROM t) * 1000000)::bigint AS t_us, ST_X(geom) AS lon, ST_Y(geom) AS lat,
+       false AS seg_start
   FROM track_held
  WHERE worker_id = :worker
  ORDER BY t
@@ -131,7 +133,11 @@ def lock_worker(session: Session, worker_id: int) -> dict[str, Any]:
 def stored_points(session: Session, worker_id: int, lo: dt.datetime,
                   hi: dt.datetime) -> StoredPoints:
     """The worker's stored points with ``lo <= t <= hi``, in time order."""
-    rows = session.execute(_CONTEXT, {"worker": worker_id, "lo": lo, "hi": hi}).all()
+    return _points(session.execute(_CONTEXT, {"worker": worker_id, "lo": lo, "hi": hi}).all())
+
+
+def _points(rows: Sequence[Any]) -> StoredPoints:
+    """Rows of ``(t_us, lon, lat, seg_start)`` as arrays."""
     if not rows:
         return StoredPoints.empty()
     t_us, lon, lat, start = zip(*rows, strict=True)
@@ -223,14 +229,7 @@ def save_track(session: Session, *, worker_id: int, track: TrackInput, limits: L
 
 def held_points(session: Session, worker_id: int) -> StoredPoints:
     """The fixes held back for the worker by earlier uploads, in time order."""
-    rows = session.execute(_HELD, {"worker": worker_id}).all()
-    if not rows:
-        return StoredPoints.empty()
-    t_us, lon, lat = zip(*rows, strict=True)
-    return StoredPoints(lon=np.asarray(lon, dtype=np.float64),
-                        lat=np.asarray(lat, dtype=np.float64),
-                        t_us=np.asarray(t_us, dtype=np.int64),
-                        seg_start=np.zeros(len(t_us), dtype=bool))
+    return _points(session.execute(_HELD, {"worker": worker_id}).all())
 
 
 def month_of(moment: dt.datetime) -> str:
