@@ -21,15 +21,17 @@ from maps.basemap import Basemap, new_map, shift_lonlat
 
 #: The class of the panel box (the print stylesheet of the routes page moves it).
 PANEL_CLASS = "pg-panel"
-#: Widest the panel gets; maps are fitted to the space beside it.
-PANEL_WIDTH_PX = 320
+#: Widest the panel gets (its tables need about 420 px: a dispatch page's people with their
+#: phones, the planner's before/after figures); maps are fitted to the space beside it.
+PANEL_WIDTH_PX = 420
 #: Shares from 0 (pale) to 1 (dark green), ColorBrewer "Greens": readable in grey too, and
 #: leaves red for what needs attention.
 RAMP = ((0.0, (247, 252, 245)), (0.25, (199, 233, 192)), (0.5, (116, 196, 118)),
         (0.75, (35, 139, 69)), (1.0, (0, 68, 27)))
 
 BASE_CSS = f"""
-.{PANEL_CLASS}{{position:fixed;top:10px;left:54px;z-index:1000;max-width:{PANEL_WIDTH_PX}px;
+.{PANEL_CLASS}{{position:fixed;top:10px;left:54px;z-index:1000;
+  max-width:min({PANEL_WIDTH_PX}px,calc(100vw - 70px));
   max-height:calc(100% - 40px);overflow:auto;background:rgba(255,255,255,.95);padding:8px 10px;
   border-radius:6px;box-shadow:0 1px 5px rgba(0,0,0,.4);
   font:12px/1.3 'Noto Sans CJK SC','Noto Sans SC',sans-serif}}

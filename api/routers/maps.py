@@ -23,6 +23,7 @@ from api.errors import status_for
 from geo.errors import DomainError, InvalidInput, NotFound
 from geo.store.users import Principal, authenticate
 from maps import pages
+from maps.pages import check_lang
 
 router = APIRouter(prefix="/maps", tags=["maps"])
 
@@ -196,11 +197,15 @@ def logout() -> Response:
 
 
 @router.get("", response_model=None)
-def index(request: Request, session: SessionDep) -> Response:
-    """The list of map pages."""
+def index(request: Request, session: SessionDep, lang: str | None = None) -> Response:
+    """The list of map pages (titles in ``lang``, zh or en; the links carry it on)."""
     caller = _authorize(request, session, None)
     if isinstance(caller, Response):
         return caller
+    try:
+        lang = check_lang(lang)
+    except InvalidInput as exc:
+        return _error(request, exc)
     mine = [(kind, module) for kind, module in sorted(pages.PAGES.items())
             if getattr(module, "ROLES", None) is None
             or caller.role in {*module.ROLES, "admin"}]  # only pages this role may open
@@ -208,24 +213,26 @@ def index(request: Request, session: SessionDep) -> Response:
                     if f.is_required()] for kind, module in mine if kind not in PATH_FIELDS}
     # opened with ?access_token= (a link in a message, no sign-in): the links carry it on
     token = request.query_params.get("access_token")
-    keep = f"?{urlencode({'access_token': token})}" if token else ""
+    carried = ({"access_token": token} if token else {}) | ({"lang": lang} if lang != "zh"
+                                                             else {})
+    keep = f"?{urlencode(carried)}" if carried else ""
     items = "".join(f'<li><a href="/maps/{kind}{html.escape(keep)}">'
-                    f"{html.escape(_title(module))}</a> "
+                    f"{html.escape(_title(module, lang))}</a> "
                     f"<code>{kind}</code></li>" for kind, module in mine
                     if kind not in PATH_FIELDS and not needs[kind])
-    items += "".join(f"<li>{html.escape(_title(module))} <code>/maps/{kind}?" + "&amp;".join(
+    items += "".join(f"<li>{html.escape(_title(module, lang))} <code>/maps/{kind}?" + "&amp;".join(
                      f"{n}={{{n}}}" for n in needs[kind]) + "</code></li>"
                      for kind, module in mine if kind not in PATH_FIELDS and needs[kind])
-    items += "".join(f"<li>{html.escape(_title(module))} <code>/maps/{kind}/{{"
+    items += "".join(f"<li>{html.escape(_title(module, lang))} <code>/maps/{kind}/{{"
                      f"{PATH_FIELDS[kind]}}}</code></li>"
                      for kind, module in mine if kind in PATH_FIELDS)
     return _html("patrolgrid 地图", f"<h1>patrolgrid 地图 · maps</h1><p>{html.escape(caller.name)}"
                  f' (<a href="/maps/logout">退出 / sign out</a>)</p><ul>{items}</ul>')
 
 
-def _title(module: Any) -> str:
+def _title(module: Any, lang: str = "zh") -> str:
     title = module.TITLE
-    return title if isinstance(title, str) else str(title.get("zh"))
+    return title if isinstance(title, str) else str(title.get(lang) or title.get("zh"))
 
 
 @router.get("/routes/{team}", response_model=None)

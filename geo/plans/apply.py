@@ -89,7 +89,8 @@ def _reassign(session: Session, state: PlanState, heirs: Mapping[str, list[tuple
               *, plan_id: int, actor: str, at: dt.datetime, settings: Settings
               ) -> dict[str, Any]:
     touched = set(state.touched())
-    points = store.incidents_near(session, _union_all(state), since=at, lock=True)
+    points = store.incidents_near(session, _union_all(state), since=at, lock=True,
+                                  codes=sorted(touched))
     keep = np.array([bool(o and g in touched) for o, g in
                      zip(points.open, points.grid_code, strict=True)], dtype=bool)
     idx = [int(k) for k in np.flatnonzero(keep)]

@@ -73,9 +73,10 @@ def lock_exclusive(session: Session, *, wait_s: float | None = None) -> None:
     except OperationalError as exc:
         if getattr(exc.orig, "sqlstate", None) != "55P03":  # lock_not_available
             raise
-        raise Conflict(f"the grids are in use by a bulk import or another grid change; "
-                       f"waited {wait_s:g} s", field="grids", value="busy",
-                       valid="the same request again once the running import or plan apply "
-                             "has finished") from exc
+        raise Conflict(f"the grids and assignments are in use by a bulk import, an escalation "
+                       f"run, a deactivation or another grid change; waited {wait_s:g} s",
+                       field="grids", value="busy",
+                       valid="the same request again once the running import, escalation "
+                             "run or plan apply has finished") from exc
     finally:
         session.execute(text("SELECT set_config('lock_timeout', :v, true)"), {"v": saved})

@@ -4,7 +4,9 @@ For an incident and a moment ``at`` (default now):
 
 - the incident (:func:`geo.store.incident_queries.get_incident`);
 - its **grid chain** up to the street, coarsest first, with the polygons (the
-  last version, with ``retired_at``, of a grid a plan retired since);
+  last version, with ``retired_at``, of a grid a plan retired since; the incident's
+  own grid as the version it was assigned to, with ``version`` and ``redrawn_at``,
+  when a plan or an import redrew it since);
 - the **assigned** worker (the one who holds the incident, with the rule that
   gave it to them: the intake's, ``dispatcher`` or ``escalation_*``), the one the
   **intake** chose when that differs, and the worker the rules of
@@ -20,6 +22,7 @@ For an incident and a moment ``at`` (default now):
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -114,6 +117,13 @@ class DispatchView:
     intake_rule: str | None = None
 
 
+# The version of the incident's grid it was assigned to, when a later version exists.
+_ASSIGNED_VERSION = text("""
+SELECT ST_AsGeoJSON(g.geom, 6) AS geojson, g.version, n.valid_from AS redrawn_at
+  FROM grid g
+  JOIN grid n ON n.code = g.code AND n.version = g.version + 1
+ WHERE g.code = :code AND g.version = :version""")
+
 # The worker and rule the intake chose, as its event recorded them.
 _INTAKE = text("""
 SELECT CAST(data->>'worker_id' AS integer) AS worker_id, data->>'rule' AS rule
@@ -166,6 +176,19 @@ def nearest_on_duty(session: Session, inc: IncidentRow, *, at: dt.datetime, tz: 
     return out
 
 
+def _as_assigned(session: Session, inc: IncidentRow, chain: list[dict[str, Any]]) -> None:
+    """Draw the incident's grid as the version it was assigned to, when redrawn since."""
+    if inc.grid_code is None or inc.grid_version is None:
+        return
+    r = session.execute(_ASSIGNED_VERSION, {"code": inc.grid_code,
+                                            "version": inc.grid_version}).first()
+    for f in chain:
+        if r is not None and f["id"] == inc.grid_code:
+            f["geometry"] = json.loads(r.geojson)
+            f["properties"].update(version=r.version, redrawn_at=r.redrawn_at.isoformat(),
+                                   retired_at=None)
+
+
 def dispatch_view(session: Session, incident_id: int, *, tz: ZoneInfo,
                   at: dt.datetime | None = None, nearest: int = 5) -> DispatchView:
     """The dispatch map's data for one incident (see the module docstring).
@@ -185,6 +208,7 @@ def dispatch_view(session: Session, incident_id: int, *, tz: ZoneInfo,
     chain = grid_features(session, [c for c, _, _ in links], retired=True)
     depth = {c: k for k, (c, _, _) in enumerate(links)}
     chain.sort(key=lambda f: depth[f["id"]])
+    _as_assigned(session, inc, chain)
     assigned = _worker(session, inc.worker_id, inc, rule=inc.rule)
     first = session.execute(_INTAKE, {"id": inc.id}).first()
     intake, intake_rule = None, None

@@ -224,8 +224,10 @@ class IncidentPoints:
 
 
 def incidents_near(session: Session, geom: BaseGeometry, *, since: dt.datetime,
-                   lock: bool = False) -> IncidentPoints:
-    """Incidents in the bounding box of ``geom`` reported since ``since`` (``recent``) or open.
+                   lock: bool = False, codes: Sequence[str] = ()) -> IncidentPoints:
+    """Incidents in the bounding box of ``geom``, or on one of the grids ``codes`` (one
+    snapped onto its grid from outside may lie beyond the box), reported since ``since``
+    (``recent``) or open.
 
     With ``lock`` only the open ones, locked ``FOR UPDATE`` in id order: a change
     committed meanwhile (a rejection, a merge, an escalation) is read as committed, and
@@ -234,7 +236,8 @@ def incidents_near(session: Session, geom: BaseGeometry, *, since: dt.datetime,
     minx, miny, maxx, maxy = geom.bounds
     sql = _NEAR_LOCKED if lock else _NEAR
     rows = session.execute(sql, {"since": since, "minx": minx, "miny": miny, "maxx": maxx,
-                                 "maxy": maxy, "final": list(FINAL_STATUSES)}).all()
+                                 "maxy": maxy, "final": list(FINAL_STATUSES),
+                                 "codes": list(codes)}).all()
     final = set(FINAL_STATUSES)
     return IncidentPoints(
         id=np.array([r.id for r in rows], dtype=np.int64),
@@ -252,7 +255,8 @@ _NEAR_SQL = """
     SELECT id, ST_X(geom) AS lon, ST_Y(geom) AS lat, grid_code, worker_id, status,
            category_code, reported_at >= :since AS recent, rule, escalation_level
       FROM incident
-     WHERE geom && ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, 4326)"""
+     WHERE (geom && ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, 4326)
+            OR grid_code = ANY(CAST(:codes AS text[])))"""
 _NEAR = text(_NEAR_SQL + """
        AND (reported_at >= :since OR NOT status = ANY(:final))
      ORDER BY id""")

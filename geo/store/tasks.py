@@ -251,7 +251,7 @@ def list_tasks(session: Session, *, statuses: list[str], near: tuple[float, floa
 def _check_claimer(session: Session, worker_id: int) -> Any:
     """Lock the worker's row (claims of one worker are serialised) and check they may claim."""
     worker = session.execute(text("SELECT id, code, role, active FROM worker WHERE id = :id "
-                                  "FOR UPDATE"), {"id": worker_id}).first()
+                                  "FOR NO KEY UPDATE"), {"id": worker_id}).first()
     if worker is None:
         raise InvalidInput(f"there is no worker with id {worker_id}", field="worker_id",
                            value=worker_id, valid="the id of a worker (GET /api/v1/workers)")

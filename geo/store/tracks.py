@@ -30,7 +30,9 @@ from geo.errors import NotFound
 from geo.tracks.clean import CleanReport, Limits, StoredPoints, clean_track
 from geo.tracks.points import TrackInput, from_us
 
-_LOCK_WORKER = text("SELECT id, code, name FROM worker WHERE id = :id FOR UPDATE")
+# NO KEY UPDATE: an incident insert naming the worker (its foreign key takes KEY SHARE,
+# a bulk import for its whole transaction) does not wait for an upload, nor it for them
+_LOCK_WORKER = text("SELECT id, code, name FROM worker WHERE id = :id FOR NO KEY UPDATE")
 
 _CONTEXT = text("""
 SELECT (extract(epoch FROM t) * 1000000)::bigint AS t_us, ST_X(geom) AS lon, ST_Y(geom) AS lat,

@@ -74,7 +74,8 @@ LABELS = {
            "dispatcher": "调度员指派", "escalation_manager": "升级：管理员",
            "escalation_dispatcher": "升级：调度员",
            "escalation_manager_off_shift": "升级：管理员（不在班）",
-           "seen": "位置时间", "stale": "已过时", "retired": "已撤销"},
+           "seen": "位置时间", "stale": "已过时", "retired": "已撤销",
+           "redrawn": "已重划", "as_assigned": "显示受理时版本", "later": "晚于此刻"},
     "en": {"incident": "Incident", "chain": "Grid chain", "assigned": "Assigned worker",
            "intake": "Chosen at intake",
            "now": "Responsible now", "nearest": "Nearest on duty", "id": "ID",
@@ -91,7 +92,9 @@ LABELS = {
            "escalation_manager": "escalated: manager",
            "escalation_dispatcher": "escalated: dispatcher",
            "escalation_manager_off_shift": "escalated: manager off shift",
-           "seen": "Position at", "stale": "stale", "retired": "retired"},
+           "seen": "Position at", "stale": "stale", "retired": "retired",
+           "redrawn": "redrawn", "as_assigned": "drawn as assigned, version",
+           "later": "after this moment"},
 }
 
 
@@ -141,6 +144,10 @@ def _add_chain(m: folium.Map, view: DispatchView, basemap: Basemap,
         if f["properties"].get("retired_at"):  # a plan retired it after the assignment
             retired = dt.datetime.fromisoformat(f["properties"]["retired_at"])
             f["properties"]["name"] += f" ({labels['retired']} {_local(retired, settings)})"
+        elif f["properties"].get("redrawn_at"):  # redrawn: the version it was assigned to
+            redrawn = dt.datetime.fromisoformat(f["properties"]["redrawn_at"])
+            f["properties"]["name"] += (f" ({labels['redrawn']} {_local(redrawn, settings)}; "
+                                        f"{labels['as_assigned']} {f['properties']['version']})")
         style = LEVEL_STYLES.get(level, GRID_STYLE) if f["id"] != view.incident.grid_code \
             else GRID_STYLE
         tooltip_layer(shift_geojson(basemap, f), fields=["level_text", "name", "code"],
@@ -258,8 +265,11 @@ STALE_AFTER = dt.timedelta(hours=24)
 
 
 def _seen(p: Person, at: dt.datetime, labels: dict[str, str], settings: Settings) -> str:
-    """When the person's position was taken, flagged when older than :data:`STALE_AFTER`."""
+    """When the person's position was taken, flagged when older than :data:`STALE_AFTER`
+    or later than the map's moment (a map of the past shows the last known positions)."""
     seen = esc(_local(p.last_seen_at, settings))
+    if p.last_seen_at is not None and p.last_seen_at > at:
+        return f'{seen}<br><span class="note pg-later">{esc(labels["later"])}</span>'
     if p.last_seen_at is None or at - p.last_seen_at <= STALE_AFTER:
         return seen
     days = (at - p.last_seen_at).total_seconds() / 86_400

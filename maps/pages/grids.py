@@ -64,18 +64,24 @@ class Params(IncidentParams):
 LEVELS = ("grid", "community", "street")
 
 
-def _check_level_below(session: Session, level: str, under: str | None) -> None:
-    """InvalidInput naming ``level`` when it is not below the grid ``under`` (a street's
-    grids under a community: none, which read as "no incident matches")."""
+def _areas(session: Session, params: Params) -> list[dict[str, Any]]:
+    """The areas coloured: the grids of ``level`` below ``grid``; ``grid`` itself when the
+    level was left to its default and nothing of it lies below (a grid of the finest
+    level). InvalidInput naming ``level`` when a level given is not below ``grid`` (a
+    street's grids under a community: none, which read as "no incident matches")."""
+    under = params.grid
     if under is None:
-        return
-    depth = session.scalar(select(Grid.depth).where(Grid.code == under,
-                                                    Grid.valid_to.is_(None)).limit(1))
-    if depth is not None and LEVEL_DEPTH[level] <= depth:
-        finer = [name for name, d in LEVEL_DEPTH.items() if d > depth and name in LEVELS]
-        raise InvalidInput(f"level {level!r} is not below grid {under!r}", field="level",
-                           value=level, valid=", ".join(finer) or "no level: grid "
-                           f"{under!r} is of the finest level")
+        return grid_outlines(session, level=params.level)
+    row = session.execute(select(Grid.depth, Grid.level).where(
+        Grid.code == under, Grid.valid_to.is_(None)).limit(1)).first()
+    if row is not None and LEVEL_DEPTH[params.level] <= row.depth:
+        if "level" not in params.model_fields_set:  # the default: show the grid itself
+            return grid_outlines(session, level=row.level, under=under)
+        finer = [name for name, d in LEVEL_DEPTH.items() if d > row.depth and name in LEVELS]
+        raise InvalidInput(f"level {params.level!r} is not below grid {under!r}",
+                           field="level", value=params.level, valid=", ".join(finer) or
+                           f"no level: leave level out to see grid {under!r} itself")
+    return grid_outlines(session, level=params.level, under=under)
 
 
 def build(session: Session, params: Params, basemap: Basemap, *, lang: str = "zh"
@@ -84,8 +90,7 @@ def build(session: Session, params: Params, basemap: Basemap, *, lang: str = "zh
     text = LABELS[lang]
     flt = params.to_filter(session)
     assert flt.reported_from is not None and flt.reported_to is not None
-    _check_level_below(session, params.level, params.grid)
-    features = grid_outlines(session, level=params.level, under=params.grid)
+    features = _areas(session, params)
     figures = grid_figures(session, [f["properties"]["code"] for f in features],
                            since=flt.reported_from, until=flt.reported_to,
                            categories=flt.categories)

@@ -100,7 +100,9 @@ LABELS = {
            "status": "状态", "distance": "距路线", "near": "路线两侧", "since": "最近",
            "days": "天", "shown": "共 {total} 起，列出最近 {shown} 起", "overdue": "超期",
            "pending": "办理中", "done": "已办结", "legend": "图例", "none": "无",
-           "grid": "网格", "id": "编号", "code": "编码"},
+           "grid": "网格", "id": "编号", "code": "编码",
+           "no_routes": "这支队伍没有巡防路线：在路线中指定队伍（routes import --team）。",
+           "no_incidents": "这段时间路线两侧没有事件。"},
     "en": {"routes": "Routes", "grids": "Claimed grids", "crossed": "Grids passed",
            "incidents": "Incidents along the way", "tracks": "Tracks of the day", "team": "Team",
            "date": "Date", "members": "Members", "route": "Route", "length": "Length",
@@ -109,7 +111,9 @@ LABELS = {
            "distance": "To route", "near": "Either side of a route", "since": "Last",
            "days": "days", "shown": "{total} in all, the newest {shown} listed",
            "overdue": "overdue", "pending": "pending", "done": "done", "legend": "Legend",
-           "none": "none", "grid": "Grid", "id": "ID", "code": "Code"},
+           "none": "none", "grid": "Grid", "id": "ID", "code": "Code",
+           "no_routes": "This team has no routes: give routes this team (routes import --team).",
+           "no_incidents": "No incident along the routes in this time."},
 }
 
 
@@ -215,15 +219,20 @@ def _panel(m: folium.Map, data: TeamDay, title: str, labels: dict[str, str],
         (labels["near"], esc(f"{data.near_m:g} m; {labels['since']} "
                              f"{(data.until - data.since).total_seconds() / 86400:g} "
                              f"{labels['days']}"))])
-    body += f"<h2>{esc(labels['routes'])}</h2>" + grid_table(
-        [labels["route"], labels["length"], labels["windows"], labels["walked"]],
-        [[esc(f"{p['code']} {p['name']}"), esc(p["length_text"]), esc(p["windows"] or "—"),
-          esc(p["walked_text"])] for p in (f["properties"] for f in data.routes["features"])],
-        numeric=(1, 3))
+    body += f"<h2>{esc(labels['routes'])}</h2>"
+    if data.routes["features"]:
+        body += grid_table(
+            [labels["route"], labels["length"], labels["windows"], labels["walked"]],
+            [[esc(f"{p['code']} {p['name']}"), esc(p["length_text"]), esc(p["windows"] or "—"),
+              esc(p["walked_text"])] for p in (f["properties"] for f in data.routes["features"])],
+            numeric=(1, 3))
+    else:
+        empty = esc(labels["no_routes"])
+        body += f'<p class="pg-empty" id="pg-empty">{empty}</p>'
     incidents = data.incidents["features"][:NUMBERED]
     body += f"<h2>{esc(labels['incidents'])}</h2>"
     shown = labels["shown"].format(total=data.incidents_total, shown=len(incidents))
-    body += f'<p class="note">{esc(shown)}</p>'
+    body += f'<p class="note">{esc(shown if incidents else labels["no_incidents"])}</p>'
     if incidents:
         body += grid_table(
             [labels["no"], labels["time"], labels["category"], labels["status"],

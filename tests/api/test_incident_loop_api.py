@@ -260,6 +260,10 @@ def test_server_job_escalates_once_with_two_processes(db_url: str, session: Sess
         assert _wait_for(lambda: app_one.state.escalation_runs + app_two.state.escalation_runs
                          >= 4)
         assert app_one.state.escalation_errors == app_two.state.escalation_errors == 0
+        # the job's counters, as /healthz shows them (no second start-up: no `with`)
+        job = TestClient(app_one).get("/healthz").json()["escalation_job"]
+        assert job["interval_s"] == 0.1 and job["runs"] >= 1 and job["errors"] == 0
+        assert job["last_run"] is not None and job["last_skipped"] in (True, False)
     for iid in ids:
         assert [e["data"]["kind"] for e in events(session, iid)] == ["escalation"]
         assert row(session, iid)["escalated_to"] == "C1"
@@ -270,8 +274,12 @@ def test_server_job_off_and_default_interval(settings: Settings, client: TestCli
     assert client.app.state.escalation_runs == 0  # type: ignore[attr-defined]
     off = Settings(database_url=settings.database_url, escalation_interval_s=0)
     with TestClient(create_app(off)) as c:
-        assert c.get("/healthz").status_code == 200
+        health = c.get("/healthz")
+        assert health.status_code == 200
         assert c.app.state.last_escalation is None  # type: ignore[attr-defined]
+        assert health.json()["escalation_job"] == {
+            "interval_s": 0, "runs": 0, "errors": 0, "last_run": None, "last_escalated": None,
+            "last_skipped": None}
 
 
 # --------------------------------------------------------------------------- the CLI

@@ -241,6 +241,11 @@ def test_the_index_opened_with_a_token_links_with_it(
     assert f'href="/maps/sample?access_token={token}"' in index.text
     signed_in = client.get("/maps", headers={**auth("patrol"), **HTML})
     assert 'href="/maps/sample"' in signed_in.text
+    assert "测试页" in signed_in.text
+    english = client.get("/maps", params={"lang": "en"}, headers={**auth("patrol"), **HTML})
+    assert "Sample page" in english.text and 'href="/maps/sample?lang=en"' in english.text
+    wrong = client.get("/maps", params={"lang": "fr"}, headers={**auth("patrol"), **HTML})
+    assert wrong.status_code == 422 and "lang" in wrong.text
 
 
 def test_paths_and_ids_are_named_for_browsers(client: TestClient,

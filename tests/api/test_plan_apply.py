@@ -186,3 +186,23 @@ def test_a_failure_anywhere_leaves_everything_as_it_was(
     monkeypatch.undo()
     assert apply(client, auth, plan_id)["retired"] == ["G12"]
     assert snapshot(db_url) != state
+
+
+def test_an_incident_snapped_onto_a_grid_from_outside_moves_with_it(
+        client: TestClient, auth: Auth, ids: dict[str, int], db_url: str) -> None:
+    answer = client.post("/api/v1/incidents", headers=auth("dispatcher"), json={
+        "lon": 119.9999, "lat": 30.01, "category": "E0101", "source": "hotline"})
+    assert answer.status_code == 201, answer.text
+    snapped = answer.json()
+    assert snapped["grid"]["code"] == "G11" and snapped["snapped_m"] > 5
+    plan_id = new_plan(client, auth)
+    # G11 goes into G12: the snapped point lies outside the merged area's bounding box
+    edit(client, auth, plan_id, op="merge", codes=["G11", "G12"], into="G12")
+    out = apply(client, auth, plan_id)
+    assert out["retired"] == ["G11"]
+    assert [(m["id"], m["from"], m["to"]) for m in out["incidents"]["incidents"]] == [
+        (snapped["id"], "G11", "G12")]
+    [(code, current)] = query(db_url, "SELECT i.grid_code, g.valid_to IS NULL FROM incident i "
+                                      "JOIN grid g ON g.id = i.grid_id WHERE i.id = :id",
+                              id=snapped["id"])
+    assert (code, current) == ("G12", True)

@@ -387,6 +387,24 @@ def test_concurrent_uploads_of_one_batch_store_it_once(db_url: str, city: dict[s
         assert s.execute(text("SELECT count(*) FROM track_point")).scalar() == 200
 
 
+def test_an_upload_does_not_wait_for_a_transaction_that_assigned_the_worker_an_incident(
+        db_url: str, city: dict[str, int]) -> None:
+    track = points_from_records(walk(20))
+    with session_scope(db_url) as importing:  # a bulk import holds this until it commits
+        importing.execute(text(
+            "INSERT INTO category (code, name_zh, name_en, kind, department, sla_hours) "
+            "VALUES ('X1', 'x', 'x', 'event', 'd', 8)"))
+        importing.execute(text(
+            "INSERT INTO incident (source, category_code, geom, reported_at, status, worker_id) "
+            "VALUES ('app', 'X1', ST_SetSRID(ST_MakePoint(119.305, 26.085), 4326), now(), "
+            "'dispatched', :w)"), {"w": city["P-1"]})
+        with session_scope(db_url) as uploading:
+            uploading.execute(text("SET lock_timeout = '2s'"))  # it waited for the import
+            report = save_track(uploading, worker_id=city["P-1"], track=track, limits=Limits())
+            uploading.commit()
+        assert report.to_dict()["stored"] == 20
+
+
 def test_load_points_reads_the_window_as_arrays(client: TestClient, auth: Auth, session: Session,
                                                 city: dict[str, int]) -> None:
     out = walk(150)

@@ -247,3 +247,12 @@ def test_the_grids_page_refuses_a_level_not_below_its_grid(built: Session,
         _render(built, settings, "grids", level="community", grid="C1")
     assert (err.value.field, err.value.value, err.value.valid) == ("level", "community", "grid")
     assert '"code": "G11"' in _render(built, settings, "grids", level="grid", grid="C1")
+
+
+def test_the_grids_page_of_one_finest_grid_shows_that_grid(built: Session,
+                                                           settings: Settings) -> None:
+    page = _render(built, settings, "grids", grid="G11")  # level left to its default
+    assert '"code": "G11"' in page and '"code": "G12"' not in page
+    with pytest.raises(InvalidInput) as err:  # a level asked for that nothing below has
+        _render(built, settings, "grids", level="grid", grid="G11")
+    assert err.value.field == "level" and "leave level out" in (err.value.valid or "")

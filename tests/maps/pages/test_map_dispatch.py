@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from pyproj import Geod
+from shapely.geometry import MultiPolygon, Point, box, shape
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -15,6 +16,7 @@ from geo.assign import on_duty
 from geo.errors import NotFound
 from geo.incidents.loop import change_status
 from geo.settings import Settings
+from geo.store.grids import GridRecord, write_versions
 from geo.store.map_dispatch import dispatch_view
 from maps.pages import render
 from tests.maps.pages.conftest import (
@@ -96,6 +98,24 @@ def test_the_worker_who_holds_it_and_the_one_the_intake_chose(
     assert "Assigned worker" in page and "Chosen at intake" in page
     assert "dispatched by hand" in page
     assert "test one (C01)" in page and "测一" not in page  # the category in the page's language
+
+
+def test_a_grid_redrawn_since_is_drawn_as_assigned_and_later_positions_are_flagged(
+        session: Session, small_city: SmallCity, reported: int) -> None:
+    later = MONDAY + dt.timedelta(days=30)
+    write_versions(session, [GridRecord("G1", "网格一", "grid", MultiPolygon(
+        [box(119.30, 26.08, 119.303, 26.09)]), parent_code="C1")], at=later)  # shrunk
+    session.execute(text("UPDATE worker SET last_seen_at = :t WHERE code = 'P-1'"),
+                    {"t": later})
+    session.commit()
+    got = dispatch_view(session, reported, tz=SHANGHAI, at=MONDAY)
+    [grid] = [f for f in got.chain["features"] if f["id"] == "G1"]
+    assert grid["properties"]["version"] == 1 and grid["properties"]["redrawn_at"]
+    assert shape(grid["geometry"]).covers(Point(*INCIDENT))  # not the shrunk version 2
+    page = render(session, Settings(), "dispatch", {"incident_id": reported,
+                                                    "at": MONDAY.isoformat()}, lang="en")
+    assert "drawn as assigned, version 1" in page
+    assert "after this moment" in page  # P-1's position was taken after the map's moment
 
 
 def test_an_incident_outside_every_grid(session: Session, small_city: SmallCity) -> None:

@@ -13,7 +13,9 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo.errors import NotFound
+from geo.settings import Settings
 from geo.store.map_routes import team_day
+from maps.pages import render
 from tests.maps.pages.conftest import (
     DEMO_AT,
     LAT0,
@@ -104,6 +106,9 @@ def test_a_team_without_routes_still_has_its_grid(session: Session,
     got = team_day(session, "T2", MONDAY, tz=SHANGHAI)
     assert got.routes["features"] == [] and got.incidents["features"] == []
     assert [f["id"] for f in got.grids["features"]] == ["G2"]
+    page = render(session, Settings(), "routes", {"team": "T2", "date": MONDAY.isoformat()},
+                  lang="en")
+    assert "This team has no routes" in page and "No incident along the routes" in page
 
 
 def test_demo_patrol_team_day(demo: Session) -> None:
