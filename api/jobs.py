@@ -41,9 +41,11 @@ async def _escalation_loop(app: FastAPI, settings: Settings, stop: asyncio.Event
             pass
         try:
             report = await asyncio.to_thread(run_escalation_once, settings)
-        except Exception:  # a broken run must not end the job: log it, try next tick
+        except Exception as exc:  # a broken run must not end the job: log it, try next tick
             log.exception("escalation run failed")
             app.state.escalation_errors += 1
+            app.state.last_escalation_error = (dt.datetime.now(dt.UTC),
+                                               f"{type(exc).__name__}: {exc}"[:500])
             continue
         app.state.escalation_runs += 1
         app.state.last_escalation = report
@@ -56,6 +58,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Start the jobs with the app and stop them (letting a running one finish) with it."""
     settings: Settings = app.state.settings
     app.state.last_escalation = None
+    app.state.last_escalation_error = None
     app.state.escalation_runs = 0
     app.state.escalation_errors = 0
     stop = asyncio.Event()

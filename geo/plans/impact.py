@@ -165,6 +165,22 @@ class Side:
         return out
 
 
+def _snapped(before: Side, after: Side, grid_codes: Sequence[str | None],
+             heirs: Mapping[str, list[tuple[str, float]]], state: PlanState) -> None:
+    """An incident snapped onto a plan's grid from outside it (no grid covers it, before or
+    after) is on its stored grid before, and after where the apply puts it: that grid, or
+    its heir when the plan retires it. (One a shrunk grid leaves outside every grid stays
+    ``None`` after: the preview shows it, the apply keeps it on its grid.)"""
+    if not len(grid_codes):
+        return
+    for k in np.flatnonzero((before.cover == None) & (after.cover == None)):  # noqa: E711
+        old = grid_codes[int(k)]
+        if old in state.before:
+            before.cover[k] = old
+            after.cover[k] = heirs[old][0][0] if heirs.get(old) else (
+                old if old in state.after else None)
+
+
 def _grid_figures(side: Side, code: str, meter: topology.AreaMeter, recent: Mapping[str, int],
                   open_in: Mapping[str, int], workers: Sequence[tuple[int, str, str]],
                   workload: Mapping[str, float]) -> dict[str, Any] | None:
@@ -183,8 +199,12 @@ def _grid_figures(side: Side, code: str, meter: topology.AreaMeter, recent: Mapp
 def compare(state: PlanState, parent_geom: BaseGeometry, *, lon: np.ndarray, lat: np.ndarray,
             recent: np.ndarray, is_open: np.ndarray, ids: np.ndarray,
             workers_before: Mapping[str, Sequence[tuple[int, str, str]]],
-            measure: Workload) -> dict[str, Any]:
-    """The impact report of ``state`` (see the module docstring and the README)."""
+            measure: Workload, grid_codes: Sequence[str | None] = ()) -> dict[str, Any]:
+    """The impact report of ``state`` (see the module docstring and the README).
+
+    ``grid_codes`` (each point's stored grid, when given) places a point no grid covers but
+    stored on one of the plan's grids (snapped onto it from outside) on that grid before,
+    and after on the same grid or, retired, its heir: as the apply does."""
     meter = topology.AreaMeter.for_geometries([parent_geom])
     before = Side(dict(state.before), {c: (d.population, d.households)
                                        for c, d in state.before.items()},
@@ -192,6 +212,7 @@ def compare(state: PlanState, parent_geom: BaseGeometry, *, lon: np.ndarray, lat
     after = Side(dict(state.after), interpolate(state, meter),
                  assign_points([(c, d.geom) for c, d in state.after.items()], lon, lat))
     heirs = inheritance(state, meter)
+    _snapped(before, after, grid_codes, heirs, state)
     workers_after: dict[str, list[tuple[int, str, str]]] = {
         c: list(workers_before.get(c, ())) for c in state.after}
     for old, shares in heirs.items():

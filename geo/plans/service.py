@@ -204,11 +204,12 @@ def impact(session: Session, rep: Replayed, *, lookback_days: float, measure: im
     now = now or dt.datetime.now(dt.UTC)
     since = now - dt.timedelta(days=lookback_days)
     area: BaseGeometry = rep.parent.geom
-    points = store.incidents_near(session, area, since=since)
+    points = store.incidents_near(session, area, since=since, codes=sorted(rep.state.before))
     workers = store.primary_workers(session, sorted(rep.state.before))
     report = impact_mod.compare(rep.state, rep.parent.geom, lon=points.lon, lat=points.lat,
                                 recent=points.recent, is_open=points.open, ids=points.id,
-                                workers_before=workers, measure=measure)
+                                workers_before=workers, measure=measure,
+                                grid_codes=points.grid_code)
     return {"plan_id": rep.plan.id, "parent": rep.plan.parent_code,
             "lookback_days": lookback_days, "since": since.isoformat(),
             "until": now.isoformat(), **report}

@@ -115,6 +115,8 @@ class DispatchView:
     #: something (a dispatcher, an escalation, a decline, a plan) changed the worker since.
     intake: Person | None = None
     intake_rule: str | None = None
+    #: ``at`` was given: a map of that moment (positions taken later are flagged).
+    past: bool = False
 
 
 # The version of the incident's grid it was assigned to, when a later version exists.
@@ -185,8 +187,7 @@ def _as_assigned(session: Session, inc: IncidentRow, chain: list[dict[str, Any]]
     for f in chain:
         if r is not None and f["id"] == inc.grid_code:
             f["geometry"] = json.loads(r.geojson)
-            f["properties"].update(version=r.version, redrawn_at=r.redrawn_at.isoformat(),
-                                   retired_at=None)
+            f["properties"].update(version=r.version, redrawn_at=r.redrawn_at.isoformat())
 
 
 def dispatch_view(session: Session, incident_id: int, *, tz: ZoneInfo,
@@ -224,4 +225,5 @@ def dispatch_view(session: Session, incident_id: int, *, tz: ZoneInfo,
     return DispatchView(incident=inc, at=when, chain=feature_collection(chain),
                         assigned=assigned, now=now, now_rule=choice.rule,
                         now_reason=choice.reason, intake=intake, intake_rule=intake_rule,
+                        past=at is not None,
                         nearest=nearest_on_duty(session, inc, at=when, tz=tz, count=nearest))

@@ -141,13 +141,13 @@ def _add_chain(m: folium.Map, view: DispatchView, basemap: Basemap,
     for f in view.chain["features"]:
         level = f["properties"]["level"]
         f["properties"]["level_text"] = labels.get(level, level)
-        if f["properties"].get("retired_at"):  # a plan retired it after the assignment
-            retired = dt.datetime.fromisoformat(f["properties"]["retired_at"])
-            f["properties"]["name"] += f" ({labels['retired']} {_local(retired, settings)})"
-        elif f["properties"].get("redrawn_at"):  # redrawn: the version it was assigned to
+        if f["properties"].get("redrawn_at"):  # redrawn: the version it was assigned to
             redrawn = dt.datetime.fromisoformat(f["properties"]["redrawn_at"])
             f["properties"]["name"] += (f" ({labels['redrawn']} {_local(redrawn, settings)}; "
                                         f"{labels['as_assigned']} {f['properties']['version']})")
+        if f["properties"].get("retired_at"):  # a plan retired it after the assignment
+            retired = dt.datetime.fromisoformat(f["properties"]["retired_at"])
+            f["properties"]["name"] += f" ({labels['retired']} {_local(retired, settings)})"
         style = LEVEL_STYLES.get(level, GRID_STYLE) if f["id"] != view.incident.grid_code \
             else GRID_STYLE
         tooltip_layer(shift_geojson(basemap, f), fields=["level_text", "name", "code"],
@@ -255,7 +255,7 @@ def _panel(m: folium.Map, view: DispatchView, labels: dict[str, str],
         [[str(k), f'{esc(p.name)}<br><span class="note">{esc(p.code)} · '
                   f'{esc(role_name(p.role, lang))}</span>',
           esc(_duty_text(p.duty, labels)), esc(metres(p.distance_m)),
-          _seen(p, view.at, labels, settings), esc(p.phone)]
+          _seen(p, view.at, labels, settings, view.past), esc(p.phone)]
          for k, p in enumerate(view.nearest, start=1)], numeric=(0, 3, 5))
     add_panel(m, title, body)
 
@@ -264,11 +264,13 @@ def _panel(m: folium.Map, view: DispatchView, labels: dict[str, str],
 STALE_AFTER = dt.timedelta(hours=24)
 
 
-def _seen(p: Person, at: dt.datetime, labels: dict[str, str], settings: Settings) -> str:
+def _seen(p: Person, at: dt.datetime, labels: dict[str, str], settings: Settings,
+          past: bool = False) -> str:
     """When the person's position was taken, flagged when older than :data:`STALE_AFTER`
-    or later than the map's moment (a map of the past shows the last known positions)."""
+    or, on a map of a given moment (``past``), later than it (the last known positions are
+    shown; a phone's clock a little ahead is no reason to flag a live map)."""
     seen = esc(_local(p.last_seen_at, settings))
-    if p.last_seen_at is not None and p.last_seen_at > at:
+    if past and p.last_seen_at is not None and p.last_seen_at > at:
         return f'{seen}<br><span class="note pg-later">{esc(labels["later"])}</span>'
     if p.last_seen_at is None or at - p.last_seen_at <= STALE_AFTER:
         return seen

@@ -65,22 +65,21 @@ LEVELS = ("grid", "community", "street")
 
 
 def _areas(session: Session, params: Params) -> list[dict[str, Any]]:
-    """The areas coloured: the grids of ``level`` below ``grid``; ``grid`` itself when the
-    level was left to its default and nothing of it lies below (a grid of the finest
-    level). InvalidInput naming ``level`` when a level given is not below ``grid`` (a
-    street's grids under a community: none, which read as "no incident matches")."""
+    """The areas coloured: the grids of ``level`` below ``grid``, or ``grid`` itself when it
+    is of that level (a grid of the finest level with the default). InvalidInput naming
+    ``level`` when it is above ``grid`` (the streets of a community: none, which read as
+    "no incident matches")."""
     under = params.grid
     if under is None:
         return grid_outlines(session, level=params.level)
     row = session.execute(select(Grid.depth, Grid.level).where(
         Grid.code == under, Grid.valid_to.is_(None)).limit(1)).first()
-    if row is not None and LEVEL_DEPTH[params.level] <= row.depth:
-        if "level" not in params.model_fields_set:  # the default: show the grid itself
-            return grid_outlines(session, level=row.level, under=under)
-        finer = [name for name, d in LEVEL_DEPTH.items() if d > row.depth and name in LEVELS]
-        raise InvalidInput(f"level {params.level!r} is not below grid {under!r}",
-                           field="level", value=params.level, valid=", ".join(finer) or
-                           f"no level: leave level out to see grid {under!r} itself")
+    if row is not None and LEVEL_DEPTH[params.level] == row.depth:  # the grid itself
+        return grid_outlines(session, level=row.level, under=under)
+    if row is not None and LEVEL_DEPTH[params.level] < row.depth:
+        finer = [name for name, d in LEVEL_DEPTH.items() if d >= row.depth and name in LEVELS]
+        raise InvalidInput(f"level {params.level!r} is above grid {under!r}",
+                           field="level", value=params.level, valid=", ".join(finer))
     return grid_outlines(session, level=params.level, under=under)
 
 

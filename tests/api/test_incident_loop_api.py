@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
+from api import jobs
 from api.app import create_app
 from api.cli import app as cli_app
 from geo.incidents.loop import ALLOWED, MAIN_LINE
@@ -269,6 +270,20 @@ def test_server_job_escalates_once_with_two_processes(db_url: str, session: Sess
         assert row(session, iid)["escalated_to"] == "C1"
 
 
+def test_a_failing_job_run_shows_in_healthz_and_the_job_goes_on(
+        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(settings: Settings, now: dt.datetime | None = None) -> Any:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(jobs, "run_escalation_once", broken)
+    app = create_app(Settings(database_url=db_url, escalation_interval_s=0.05))
+    with TestClient(app):
+        assert _wait_for(lambda: app.state.escalation_errors >= 2)  # it carries on
+        job = TestClient(app).get("/healthz").json()["escalation_job"]
+    assert job["errors"] >= 2 and job["last_run"] is None
+    assert job["last_error"] == "RuntimeError: the database went away" and job["last_error_at"]
+
+
 def test_server_job_off_and_default_interval(settings: Settings, client: TestClient) -> None:
     assert settings.escalation_interval_s == 300
     assert client.app.state.escalation_runs == 0  # type: ignore[attr-defined]
@@ -279,7 +294,7 @@ def test_server_job_off_and_default_interval(settings: Settings, client: TestCli
         assert c.app.state.last_escalation is None  # type: ignore[attr-defined]
         assert health.json()["escalation_job"] == {
             "interval_s": 0, "runs": 0, "errors": 0, "last_run": None, "last_escalated": None,
-            "last_skipped": None}
+            "last_skipped": None, "last_error_at": None, "last_error": None}
 
 
 # --------------------------------------------------------------------------- the CLI

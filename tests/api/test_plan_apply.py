@@ -198,6 +198,9 @@ def test_an_incident_snapped_onto_a_grid_from_outside_moves_with_it(
     plan_id = new_plan(client, auth)
     # G11 goes into G12: the snapped point lies outside the merged area's bounding box
     edit(client, auth, plan_id, op="merge", codes=["G11", "G12"], into="G12")
+    preview = client.get(f"{URL}/{plan_id}/impact", headers=auth("planner")).json()["moves"]
+    assert preview["pairs"] == [{"from": "G11", "to": "G12", "count": 1}]  # as the apply does
+    assert preview["incident_ids"] == [snapped["id"]]
     out = apply(client, auth, plan_id)
     assert out["retired"] == ["G11"]
     assert [(m["id"], m["from"], m["to"]) for m in out["incidents"]["incidents"]] == [

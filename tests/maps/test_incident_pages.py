@@ -244,15 +244,15 @@ def test_the_grids_page_refuses_a_level_not_below_its_grid(built: Session,
                                                            settings: Settings) -> None:
     """The streets under a community: none, which the page read as "no incident matches"."""
     with pytest.raises(InvalidInput) as err:
-        _render(built, settings, "grids", level="community", grid="C1")
-    assert (err.value.field, err.value.value, err.value.valid) == ("level", "community", "grid")
+        _render(built, settings, "grids", level="street", grid="C1")
+    assert (err.value.field, err.value.value, err.value.valid) == ("level", "street",
+                                                                   "community, grid")
     assert '"code": "G11"' in _render(built, settings, "grids", level="grid", grid="C1")
+    assert '"code": "C1"' in _render(built, settings, "grids", level="community", grid="C1")
 
 
 def test_the_grids_page_of_one_finest_grid_shows_that_grid(built: Session,
                                                            settings: Settings) -> None:
-    page = _render(built, settings, "grids", grid="G11")  # level left to its default
-    assert '"code": "G11"' in page and '"code": "G12"' not in page
-    with pytest.raises(InvalidInput) as err:  # a level asked for that nothing below has
-        _render(built, settings, "grids", level="grid", grid="G11")
-    assert err.value.field == "level" and "leave level out" in (err.value.valid or "")
+    for given in ({}, {"level": "grid"}):  # the default, left out or spelt out
+        page = _render(built, settings, "grids", grid="G11", **given)
+        assert '"code": "G11"' in page and '"code": "G12"' not in page

@@ -116,6 +116,14 @@ def test_a_grid_redrawn_since_is_drawn_as_assigned_and_later_positions_are_flagg
                                                     "at": MONDAY.isoformat()}, lang="en")
     assert "drawn as assigned, version 1" in page
     assert "after this moment" in page  # P-1's position was taken after the map's moment
+    live = render(session, Settings(), "dispatch", {"incident_id": reported}, lang="en")
+    assert "after this moment" not in live  # a live map: a phone's clock may run ahead
+    session.execute(text("UPDATE grid SET valid_to = :t WHERE code = 'G1' AND valid_to IS NULL"),
+                    {"t": later + dt.timedelta(days=1)})  # then a plan retires it
+    session.commit()
+    page = render(session, Settings(), "dispatch", {"incident_id": reported,
+                                                    "at": MONDAY.isoformat()}, lang="en")
+    assert "drawn as assigned, version 1" in page and "(retired" in page
 
 
 def test_an_incident_outside_every_grid(session: Session, small_city: SmallCity) -> None:
