@@ -279,6 +279,27 @@ def test_concurrent_claims_have_exactly_one_winner(db_url: str, session: Session
     assert row.version == 2
 
 
+def test_a_claim_does_not_wait_for_a_transaction_that_assigned_the_worker_an_incident(
+        db_url: str, session: Session) -> None:
+    city = make_city(session)
+    task = publish(session, route="R-1", now=dt.datetime.now(TZ))
+    session.commit()
+    worker = city["workers"]["P1"]
+    with session_scope(db_url) as importing:  # a bulk import holds this until it commits
+        importing.execute(text(
+            "INSERT INTO category (code, name_zh, name_en, kind, department, sla_hours) "
+            "VALUES ('X1', 'x', 'x', 'event', 'd', 8)"))
+        importing.execute(text(
+            "INSERT INTO incident (source, category_code, geom, reported_at, status, worker_id) "
+            "VALUES ('app', 'X1', ST_SetSRID(ST_MakePoint(119.3, 26.08), 4326), now(), "
+            "'dispatched', :w)"), {"w": worker})
+        with session_scope(db_url) as claiming:
+            claiming.execute(text("SET lock_timeout = '2s'"))  # it waited for the import
+            row = store.claim_task(claiming, task.id, worker_id=worker, user_id=None)
+            claiming.commit()
+        assert row.claimed_by == worker
+
+
 def test_claim_rules_and_cancel(session: Session) -> None:
     city = make_city(session)
     w = city["workers"]
