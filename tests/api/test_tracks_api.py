@@ -23,6 +23,7 @@ from geo.store.track_queries import load_points
 from geo.store.tracks import save_track
 from geo.tracks.clean import Limits
 from geo.tracks.points import points_from_records
+from tests.in_flight import assign_uncommitted
 
 Auth = Callable[[str], dict[str, str]]
 CST = dt.timezone(dt.timedelta(hours=8))
@@ -391,13 +392,7 @@ def test_an_upload_does_not_wait_for_a_transaction_that_assigned_the_worker_an_i
         db_url: str, city: dict[str, int]) -> None:
     track = points_from_records(walk(20))
     with session_scope(db_url) as importing:  # a bulk import holds this until it commits
-        importing.execute(text(
-            "INSERT INTO category (code, name_zh, name_en, kind, department, sla_hours) "
-            "VALUES ('X1', 'x', 'x', 'event', 'd', 8)"))
-        importing.execute(text(
-            "INSERT INTO incident (source, category_code, geom, reported_at, status, worker_id) "
-            "VALUES ('app', 'X1', ST_SetSRID(ST_MakePoint(119.305, 26.085), 4326), now(), "
-            "'dispatched', :w)"), {"w": city["P-1"]})
+        assign_uncommitted(importing, city["P-1"], 119.305, 26.085)
         with session_scope(db_url) as uploading:
             uploading.execute(text("SET lock_timeout = '2s'"))  # it waited for the import
             report = save_track(uploading, worker_id=city["P-1"], track=track, limits=Limits())

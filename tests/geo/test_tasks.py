@@ -28,6 +28,7 @@ from geo.store.tracks import save_track
 from geo.tasks import new_task, parse_near, parse_statuses, task_coverage
 from geo.tracks.clean import Limits
 from geo.tracks.points import to_us, track_input
+from tests.in_flight import assign_uncommitted
 
 LON0, LAT0 = 119.300, 26.080
 FRAME = MetricFrame(LON0, LAT0)
@@ -286,13 +287,7 @@ def test_a_claim_does_not_wait_for_a_transaction_that_assigned_the_worker_an_inc
     session.commit()
     worker = city["workers"]["P1"]
     with session_scope(db_url) as importing:  # a bulk import holds this until it commits
-        importing.execute(text(
-            "INSERT INTO category (code, name_zh, name_en, kind, department, sla_hours) "
-            "VALUES ('X1', 'x', 'x', 'event', 'd', 8)"))
-        importing.execute(text(
-            "INSERT INTO incident (source, category_code, geom, reported_at, status, worker_id) "
-            "VALUES ('app', 'X1', ST_SetSRID(ST_MakePoint(119.3, 26.08), 4326), now(), "
-            "'dispatched', :w)"), {"w": worker})
+        assign_uncommitted(importing, worker, 119.3, 26.08)
         with session_scope(db_url) as claiming:
             claiming.execute(text("SET lock_timeout = '2s'"))  # it waited for the import
             row = store.claim_task(claiming, task.id, worker_id=worker, user_id=None)
