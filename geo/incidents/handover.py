@@ -41,13 +41,14 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo.incidents.escalation import choose_manager
-from geo.incidents.loop import FINAL_STATUSES, record_event
+from geo.incidents.loop import FINAL_STATUSES
 from geo.incidents.regrid import choose_now
 from geo.settings import Settings
 from geo.store import roster
 from geo.store.grid_lock import lock_exclusive
 from geo.store.incident_queries import grid_chain
 from geo.store.models import Worker
+from geo.store.reassign import Reassignment, reassign
 from geo.store.roster import duties_for_grid
 
 #: Most handed-over incidents listed one by one in an answer (all are counted).
@@ -62,15 +63,6 @@ SELECT i.id, ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat, i.grid_code, i.escalated_
    AND NOT i.status = ANY(CAST(:final AS text[]))
  ORDER BY i.id
    FOR UPDATE OF i
-""")
-
-_REASSIGN = text("""
-UPDATE incident
-   SET worker_id = :worker, rule = :rule, version = version + 1, status = :status,
-       unassigned_reason = CASE WHEN CAST(:worker AS integer) IS NULL THEN CAST(:reason AS text)
-                           END
- WHERE id = :id
-RETURNING version
 """)
 
 
@@ -96,27 +88,26 @@ def hand_over(session: Session, worker_ids: Sequence[int], *, at: dt.datetime,
     module docstring).
 
     Returns ``{"handed_over", "to_nobody", "incidents": [{id, from_worker, to_worker,
-    rule, reason}]}`` (at most :data:`LISTED` listed).
+    rule, reason, from_status, status}]}`` (at most :data:`LISTED` listed). All are
+    written with one statement (:func:`geo.store.reassign.reassign`).
     """
     if not worker_ids:
         return {"handed_over": 0, "to_nobody": 0, "incidents": []}
     rows = session.execute(_HELD_BY_INACTIVE, {"workers": sorted(set(worker_ids)),
                                                "final": list(FINAL_STATUSES)}).all()
-    details = []
+    items, details = [], []
     for r, (worker_id, rule, reason) in zip(rows, _choices(session, rows, at, settings),
                                             strict=True):
         status = status_after(r.status, worker_id)
-        version = session.execute(_REASSIGN, {"id": r.id, "worker": worker_id, "rule": rule,
-                                              "reason": reason, "status": status}).scalar_one()
-        note = f"{source}: worker {r.worker_code} is inactive"
-        record_event(session, int(r.id), actor=actor, from_status=r.status,
-                     to_status=status, note=note,
-                     data={"kind": "handover", "source": source, "from_worker": r.worker_id,
-                           "to_worker": worker_id, "rule": rule, "reason": reason,
-                           "version": version})
+        items.append(Reassignment(
+            int(r.id), worker_id, rule, r.status, f"{source}: worker {r.worker_code} is inactive",
+            data={"kind": "handover", "source": source, "from_worker": r.worker_id,
+                  "to_worker": worker_id, "rule": rule, "reason": reason},
+            reason=reason, status=status))
         details.append({"id": int(r.id), "from_worker": int(r.worker_id),
                         "to_worker": worker_id, "rule": rule, "reason": reason,
                         "from_status": r.status, "status": status})
+    reassign(session, items, actor=actor)
     return {"handed_over": len(details),
             "to_nobody": sum(1 for d in details if d["to_worker"] is None),
             "incidents": details[:LISTED]}

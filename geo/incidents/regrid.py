@@ -29,11 +29,12 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo.incidents import responsible
-from geo.incidents.loop import FINAL_STATUSES, record_event
+from geo.incidents.loop import FINAL_STATUSES
 from geo.settings import Settings
 from geo.store import incidents as incident_store
 from geo.store import plans as plan_store
 from geo.store.incident_queries import grid_chain
+from geo.store.reassign import Reassignment, reassign
 
 #: Most moved incidents listed one by one in the report (all are counted).
 LISTED = 100
@@ -77,23 +78,21 @@ def place_again(session: Session, codes: Sequence[str], *, actor: str, at: dt.da
     rows = session.execute(_OPEN_ON, {"codes": every, "final": list(FINAL_STATUSES)}).all()
     moved = [r for r in rows if r.new_code is not None and r.new_code != r.grid_code]
     stayed = [int(r.id) for r in rows if r.new_code is None or r.new_code == r.grid_code]
-    details = []
+    items, details = [], []
     for r, choice in zip(moved, _choose(session, moved, at, settings), strict=True):
-        worker_id, rule = choice.worker_id, choice.rule
+        worker_id, rule, reason = choice.worker_id, choice.rule, choice.reason
         if r.escalation_level:  # it stays with the manager it was escalated to
-            worker_id, rule = r.worker_id, r.rule or choice.rule
-        version = plan_store.reassign_incident(session, int(r.id), grid_code=r.new_code,
-                                               grid_id=int(r.new_id), worker_id=worker_id,
-                                               rule=rule)
-        record_event(session, int(r.id), actor=actor, from_status=r.status,
-                     to_status=r.status, note=f"grid import {source}: {r.grid_code} -> "
-                                              f"{r.new_code}",
-                     data={"kind": "regrid", "source": source, "from_grid": r.grid_code,
-                           "to_grid": r.new_code, "to_grid_id": int(r.new_id),
-                           "from_worker": r.worker_id, "to_worker": worker_id, "rule": rule,
-                           "version": version})
+            worker_id, rule, reason = r.worker_id, r.rule or choice.rule, None
+        items.append(Reassignment(
+            int(r.id), worker_id, rule, r.status,
+            f"grid import {source}: {r.grid_code} -> {r.new_code}",
+            data={"kind": "regrid", "source": source, "from_grid": r.grid_code,
+                  "to_grid": r.new_code, "to_grid_id": int(r.new_id),
+                  "from_worker": r.worker_id, "to_worker": worker_id, "rule": rule},
+            reason=reason, grid_code=r.new_code, grid_id=int(r.new_id)))
         details.append({"id": int(r.id), "from": r.grid_code, "to": r.new_code,
                         "worker_id": worker_id, "rule": rule})
+    reassign(session, items, actor=actor)
     plan_store.refresh_grid_version(session, stayed)
     return {"moved": len(moved), "kept_grid": len(stayed), "incidents": details[:LISTED]}
 

@@ -37,12 +37,12 @@ from sqlalchemy.orm import Session
 from geo import topology
 from geo.errors import Conflict, InvalidInput
 from geo.incidents import responsible
-from geo.incidents.loop import record_event
 from geo.incidents.regrid import choose_now
 from geo.plans import impact, service
 from geo.plans.edits import PlanState
 from geo.settings import Settings
 from geo.store import plans as store
+from geo.store import reassign as store_reassign
 from geo.store.grid_lock import lock_exclusive
 from geo.store.grids import GridRecord, write_versions
 from geo.store.incident_queries import grid_chain
@@ -106,22 +106,22 @@ def _reassign(session: Session, state: PlanState, heirs: Mapping[str, list[tuple
     moved = [(k, c) for k, c in zip(idx, new_code, strict=True)
              if c != points.grid_code[k]]
     choices = _choose(session, state, points, moved, at, settings)
-    details = []
+    items, details = [], []
     for (k, code), choice in zip(moved, choices, strict=True):
         incident_id = int(points.id[k])
-        worker_id, rule = choice.worker_id, choice.rule
+        worker_id, rule, reason = choice.worker_id, choice.rule, choice.reason
         if points.escalation_level[k]:  # it stays with the manager it was escalated to
-            worker_id, rule = points.worker_id[k], points.rule[k] or choice.rule
-        version = store.reassign_incident(session, incident_id, grid_code=code,
-                                          grid_id=ids[code], worker_id=worker_id, rule=rule)
-        data = {"kind": "replan", "plan_id": plan_id, "from_grid": points.grid_code[k],
-                "to_grid": code, "to_grid_id": ids[code], "from_worker": points.worker_id[k],
-                "to_worker": worker_id, "rule": rule, "version": version}
-        record_event(session, incident_id, actor=actor, from_status=points.status[k],
-                     to_status=points.status[k], data=data,
-                     note=f"grid plan {plan_id}: {points.grid_code[k]} -> {code}")
+            worker_id, rule, reason = points.worker_id[k], points.rule[k] or choice.rule, None
+        items.append(store_reassign.Reassignment(
+            incident_id, worker_id, rule, points.status[k],
+            f"grid plan {plan_id}: {points.grid_code[k]} -> {code}",
+            data={"kind": "replan", "plan_id": plan_id, "from_grid": points.grid_code[k],
+                  "to_grid": code, "to_grid_id": ids[code],
+                  "from_worker": points.worker_id[k], "to_worker": worker_id, "rule": rule},
+            reason=reason, grid_code=code, grid_id=ids[code]))
         details.append({"id": incident_id, "from": points.grid_code[k], "to": code,
                         "worker_id": worker_id, "rule": rule})
+    store_reassign.reassign(session, items, actor=actor)
     stayed = [int(points.id[k]) for k, code in zip(idx, new_code, strict=True)
               if code == points.grid_code[k]]
     store.refresh_grid_version(session, stayed)

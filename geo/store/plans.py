@@ -330,16 +330,6 @@ def current_ids(session: Session, codes: Sequence[str]) -> dict[str, int]:
     return {r.code: int(r.id) for r in rows}
 
 
-def reassign_incident(session: Session, incident_id: int, *, grid_code: str, grid_id: int,
-                      worker_id: int | None, rule: str | None) -> int:
-    """Point an open incident at a new grid version and worker; its new version."""
-    return int(session.execute(text(
-        "UPDATE incident SET grid_code = :code, grid_id = :gid, worker_id = :worker, "
-        "rule = :rule, version = version + 1 WHERE id = :id RETURNING version"),
-        {"code": grid_code, "gid": grid_id, "worker": worker_id, "rule": rule,
-         "id": incident_id}).scalar_one())
-
-
 def refresh_grid_version(session: Session, incident_ids: Sequence[int]) -> None:
     """Point incidents that keep their grid code at that code's current version."""
     if not incident_ids:
