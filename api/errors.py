@@ -17,6 +17,7 @@ from starlette.routing import Match
 from api.guards import HEAD_KEY
 from geo.errors import (
     TEXT_VALID,
+    Busy,
     Conflict,
     DomainError,
     ImportRefused,
@@ -44,7 +45,9 @@ def status_for(exc: DomainError) -> int:
 
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
-    return JSONResponse({"detail": exc.to_dict()}, status_code=status_for(exc))
+    headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, Busy) else None
+    return JSONResponse({"detail": exc.to_dict()}, status_code=status_for(exc),
+                        headers=headers)
 
 
 #: What is valid, by the type of pydantic's error (``{ctx key}`` filled from its context).

@@ -48,6 +48,15 @@ class Conflict(DomainError):
     """The request clashes with the current state (HTTP 409)."""
 
 
+class Busy(Conflict):
+    """Other work held what the request needs for longer than it may wait; nothing was
+    changed and the same request may succeed in a moment (HTTP 409 with ``Retry-After``;
+    the CLI retries)."""
+
+    #: Seconds a client should wait before it tries again (``Retry-After``).
+    retry_after_s = 5
+
+
 class ImportRefused(DomainError):
     """A commit was refused because validation found problems; nothing was written."""
 

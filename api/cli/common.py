@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Annotated, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -14,12 +16,20 @@ from rich.console import Console
 from rich.markup import escape
 from sqlalchemy import exc as sa_exc
 
-from geo.errors import DomainError, InvalidInput
+from geo.errors import Busy, DomainError, InvalidInput
 from geo.settings import Settings, get_settings
 from geo.store.db import UPGRADE_HINT, explain_database_error
 
 console = Console()
 err_console = Console(stderr=True)
+
+T = TypeVar("T")
+
+#: ``--wait``: how long a command that changes the grids or the roster keeps trying.
+WaitOpt = Annotated[float, typer.Option(
+    "--wait", min=0, help="Seconds to keep retrying while a bulk import, an escalation run "
+                          "or another grid change holds the grids (0: try once).")]
+WAIT_DEFAULT_S = 60.0
 
 
 def settings() -> Settings:
@@ -84,3 +94,24 @@ def check_writable(path: Path | None, option: str) -> None:
                               f"the folder {folder} does not exist or is not writable"),
                            field=option, value=str(path),
                            valid="a file in an existing, writable folder")
+
+
+def when_free(work: Callable[[], T], *, wait_s: float,
+              sleep: Callable[[float], None] = time.sleep) -> T:
+    """Run ``work`` (one whole transaction) again while it fails with
+    :class:`~geo.errors.Busy`, pausing 1, 2, 4 … (at most 10) seconds, for at most
+    ``wait_s`` seconds in all; then the last :class:`~geo.errors.Busy` is raised."""
+    deadline = time.monotonic() + wait_s
+    pause = 1.0
+    while True:
+        try:
+            return work()
+        except Busy as exc:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise
+            pause = min(pause, left)
+            err_console.print(f"[yellow]busy:[/yellow] {escape(exc.message)}; trying again in "
+                              f"{pause:.0f} s ({left:.0f} s left of --wait)")
+            sleep(pause)
+            pause = min(pause * 2, 10.0)

@@ -10,11 +10,20 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from api.cli.common import check_writable, console, err_console, reported_errors, settings
-from data.grid_import import CheckOptions, export_grids, import_grids
+from api.cli.common import (
+    WAIT_DEFAULT_S,
+    WaitOpt,
+    check_writable,
+    console,
+    err_console,
+    reported_errors,
+    settings,
+    when_free,
+)
+from data.grid_import import CheckOptions, ImportReport, export_grids, import_grids
 from data.grid_io import ReadOptions
 from geo.errors import ImportRefused
-from geo.settings import TOLERANCE_MAX_M2
+from geo.settings import TOLERANCE_MAX_M2, Settings
 from geo.store.db import session_scope
 
 app = typer.Typer(help="Grid polygons: import with validation, export.", no_args_is_help=True)
@@ -64,8 +73,12 @@ def import_(
         "--report", dir_okay=False, help="Also write the report as JSON to this file.")] = None,
     commit: Annotated[bool, typer.Option(
         "--commit", help="Write the grids (otherwise a dry run that writes nothing).")] = False,
+    wait: WaitOpt = WAIT_DEFAULT_S,
 ) -> None:
     """Validate a boundary file and, with --commit, write its grids as new versions.
+
+    While a bulk import or another grid change holds the grids, a commit tries again for
+    up to ``--wait`` seconds.
 
     Exit status: 0 on success (a dry run too, whatever it found), 1 when --commit is
     refused because of blocking problems, 2 for unusable input.
@@ -82,9 +95,7 @@ def import_(
     with reported_errors():
         check_writable(report, "--report")
         try:
-            with session_scope(cfg.database_url) as session:
-                result = import_grids(session, path, read, check, commit=commit,
-                                      actor=f"grids:{getpass.getuser()}", settings=cfg)
+            result = when_free(lambda: _import(path, read, check, commit, cfg), wait_s=wait)
         except ImportRefused as exc:
             refused = exc
     if refused is not None:
@@ -146,6 +157,13 @@ def print_report(data: dict[str, Any]) -> None:
     _list(data["resolved"], "resolved overlaps", ("a", "b", "area_m2", "given_to"))
     _list(data["gaps"], "gaps", ("parent", "area_m2", "point"))
     _list(data["outside_parent"], "outside parent", ("code", "parent", "area_m2", "point"))
+
+
+def _import(path: Path, read: ReadOptions, check: CheckOptions, commit: bool,
+            cfg: Settings) -> ImportReport:
+    with session_scope(cfg.database_url) as session:
+        return import_grids(session, path, read, check, commit=commit,
+                            actor=f"grids:{getpass.getuser()}", settings=cfg)
 
 
 def _blocks(left: int, note: str) -> str:

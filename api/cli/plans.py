@@ -8,7 +8,14 @@ from typing import Annotated, Any
 import typer
 from fastapi.encoders import jsonable_encoder
 
-from api.cli.common import console, reported_errors, settings
+from api.cli.common import (
+    WAIT_DEFAULT_S,
+    WaitOpt,
+    console,
+    reported_errors,
+    settings,
+    when_free,
+)
 from geo.plans import apply as apply_mod
 from geo.plans import service
 from geo.plans.impact import Workload
@@ -87,11 +94,20 @@ def impact(plan_id: Annotated[int, typer.Argument(help="The plan's id.")],
 
 @app.command("apply")
 def apply(plan_id: Annotated[int, typer.Argument(help="The plan's id.")],
-          as_json: JsonOpt = False) -> None:
-    """Apply a plan in one transaction (exit 2 when it conflicts or does not validate)."""
+          as_json: JsonOpt = False, wait: WaitOpt = WAIT_DEFAULT_S) -> None:
+    """Apply a plan in one transaction (exit 2 when it conflicts or does not validate).
+
+    While a bulk import or another grid change holds the grids, it tries again for up to
+    ``--wait`` seconds."""
     cfg = settings()
-    with reported_errors(), session_scope(cfg.database_url) as session:
-        out = apply_mod.apply_plan(session, plan_id, user_id=None, actor="cli", settings=cfg)
+
+    def attempt() -> dict[str, Any]:
+        with session_scope(cfg.database_url) as session:
+            return apply_mod.apply_plan(session, plan_id, user_id=None, actor="cli",
+                                        settings=cfg)
+
+    with reported_errors():
+        out = when_free(attempt, wait_s=wait)
     _print(out, as_json, f"plan {plan_id} applied: versions {out['versions']}, retired "
            f"{out['retired']}, {out['incidents']['moved']} incident(s) moved, "
            f"{len(out['roster'])} retired grid(s) with duties to confirm")

@@ -9,8 +9,17 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from api.cli.common import check_writable, console, err_console, reported_errors, settings
-from data.roster_io import export_roster, import_roster
+from api.cli.common import (
+    WAIT_DEFAULT_S,
+    WaitOpt,
+    check_writable,
+    console,
+    err_console,
+    reported_errors,
+    settings,
+    when_free,
+)
+from data.roster_io import RosterReport, export_roster, import_roster
 from geo.errors import ImportRefused
 from geo.store.db import session_scope
 
@@ -28,18 +37,26 @@ def import_(
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Check the file and count what would change; write nothing.")]
     = False,
+    wait: WaitOpt = WAIT_DEFAULT_S,
 ) -> None:
     """Import a roster CSV in one transaction: any bad row refuses the whole file.
+
+    A deactivation hands open incidents over under the grids' lock: while a bulk import
+    holds it, the import tries again for up to ``--wait`` seconds.
 
     Exit status: 0 on success, 1 when the file is refused (every problem is listed
     with its line, field, value and what is valid), 2 for other errors.
     """
     refused: ImportRefused | None = None
+
+    def attempt() -> RosterReport:
+        with session_scope(settings().database_url) as session:
+            return import_roster(session, path, dry_run=dry_run, settings=settings(),
+                                 actor=f"roster:{getpass.getuser()}")
+
     with reported_errors():
         try:
-            with session_scope(settings().database_url) as session:
-                report = import_roster(session, path, dry_run=dry_run, settings=settings(),
-                                       actor=f"roster:{getpass.getuser()}")
+            report = when_free(attempt, wait_s=wait)
         except ImportRefused as exc:
             refused = exc
     if refused is not None:

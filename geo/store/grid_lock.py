@@ -21,7 +21,7 @@ Both are PostgreSQL transaction-level advisory locks on :data:`LOCK_KEY`: they
 cost no row write and are released at commit or rollback. A grid change waits
 at most ``wait_s`` (a bulk import holds the shared lock for its whole
 transaction, and every intake queues behind a waiting grid change), then gives
-up with a :class:`~geo.errors.Conflict` that asks to retry.
+up with a :class:`~geo.errors.Busy` (a 409 with ``Retry-After``; the CLI retries).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from geo.errors import Conflict
+from geo.errors import Busy
 
 #: ``pg_advisory_xact_lock`` key of the grids (b"grid" as an int).
 LOCK_KEY = int.from_bytes(b"grid", "big")
@@ -57,9 +57,10 @@ def lock_exclusive(session: Session, *, wait_s: float | None = None) -> None:
 
     Raises
     ------
-    Conflict
+    Busy
         Intakes (a bulk import) or another grid change held it longer than ``wait_s``;
-        nothing was changed, the caller's transaction must be rolled back.
+        nothing was changed, the caller's transaction must be rolled back (a
+        :class:`~geo.errors.Conflict`: HTTP 409 with ``Retry-After``).
     """
     if session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": LOCK_KEY}):
         return
@@ -73,7 +74,7 @@ def lock_exclusive(session: Session, *, wait_s: float | None = None) -> None:
     except OperationalError as exc:
         if getattr(exc.orig, "sqlstate", None) != "55P03":  # lock_not_available
             raise
-        raise Conflict(f"the grids and assignments are in use by a bulk import, an escalation "
+        raise Busy(f"the grids and assignments are in use by a bulk import, an escalation "
                        f"run, a deactivation or another grid change; waited {wait_s:g} s",
                        field="grids", value="busy",
                        valid="the same request again once the running import, escalation "
