@@ -17,8 +17,10 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
 
 from api.deps import SessionDep
+from geo.store.tasks import linked_worker
 from geo.store.users import Principal, authenticate
 
 _bearer = HTTPBearer(auto_error=False, description="A token from `patrolgrid users create`.")
@@ -88,3 +90,31 @@ Dispatcher = Annotated[Principal, Depends(require_role("dispatcher"))]
 REPORTER_ROLES = ("patrol", "dispatcher")
 Reporter = Annotated[Principal, Depends(require_role(*REPORTER_ROLES))]
 Admin = Annotated[Principal, Depends(require_role())]
+
+
+def own_worker(session: Session, principal: Principal) -> int:
+    """The worker the caller's user is linked to, or 403 saying how to link one."""
+    worker_id = linked_worker(session, principal.user_id)
+    if worker_id is None:
+        raise HTTPException(status_code=403, detail={
+            "message": f"user {principal.name!r} is not linked to a worker",
+            "field": "user", "value": principal.name,
+            "valid": "a user linked to the worker: patrolgrid tasks link --user NAME "
+                     "--worker CODE"})
+    return worker_id
+
+
+def acting_for(session: Session, principal: Principal, asked: int | None, what: str, *,
+               optional: bool = False) -> int | None:
+    """The worker a ``patrol`` caller acts as: their own (:func:`own_worker`), and 403 when
+    ``asked`` names another; for other roles ``asked`` as given. ``what`` names the act
+    in the message ("claims", "uploads"); ``optional``: the caller may leave it out."""
+    if principal.role != "patrol":
+        return asked
+    worker_id = own_worker(session, principal)
+    if asked is not None and asked != worker_id:
+        raise HTTPException(status_code=403, detail={
+            "message": f"user {principal.name!r} {what} as worker {worker_id}, not {asked}",
+            "field": "worker_id", "value": asked,
+            "valid": f"{worker_id} (your worker)" + (" or leave it out" if optional else "")})
+    return worker_id

@@ -18,11 +18,12 @@ app = typer.Typer(help="Grab-order patrol tasks (抢单式巡防).", no_args_is_
 @app.command("link")
 def link(
     user: str = typer.Option(..., "--user", help="The API user's name."),
-    worker: str = typer.Option(None, "--worker", help="Worker id or code (patrol member or "
-                               "volunteer) the user claims tasks as."),
+    worker: str = typer.Option(None, "--worker", help="Worker id or code the user claims "
+                               "tasks (a patrol member or volunteer) and uploads tracks as."),
     unlink: bool = typer.Option(False, "--unlink", help="Remove the user's link."),
 ) -> None:
-    """Link an API user to the worker they are in the field (a patrol user claims as it)."""
+    """Link an API user to the worker they are in the field: a patrol user claims tasks and
+    uploads tracks only as it."""
     if (worker is None) != unlink:
         with reported_errors():
             raise InvalidInput("give --worker or --unlink", field="worker", value=worker,
@@ -33,7 +34,7 @@ def link(
     if out["worker_id"] is None:
         console.print(f"user [bold]{user}[/bold] is linked to no worker")
     else:
-        console.print(f"user [bold]{user}[/bold] claims tasks as worker "
+        console.print(f"user [bold]{user}[/bold] claims tasks and uploads tracks as worker "
                       f"{out['worker_code']} (id {out['worker_id']})")
 
 

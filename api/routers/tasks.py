@@ -13,10 +13,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from api.auth import Dispatcher, Reader, require_role
+from api.auth import Dispatcher, Reader, acting_for, own_worker, require_role
 from api.deps import Id, SessionDep, SettingsDep
 from api.schemas.grids import Link
 from api.schemas.tasks import (
@@ -96,7 +96,7 @@ def list_tasks(
     radius = check_radius(radius_m if radius_m is not None else settings.task_near_radius_m,
                           settings.task_max_radius_m)
     if mine:
-        worker_id = _own_worker(session, principal)
+        worker_id = own_worker(session, principal)
     rows, total = task_store.list_tasks(session, statuses=statuses, near=point,
                                         radius_m=radius, worker_id=worker_id, limit=size,
                                         offset=offset)
@@ -128,22 +128,13 @@ def claim_task(task_id: Id, session: SessionDep, principal: Claimer,
     """Claim an open task; the first claim wins (409 for the others, naming the winner's
     ``claimed_at``). A worker cannot hold two claimed tasks whose windows overlap."""
     asked = body.worker_id if body is not None else None
-    if principal.role == "patrol":
-        worker_id = _own_worker(session, principal)
-        if asked is not None and asked != worker_id:
-            raise HTTPException(status_code=403, detail={
-                "message": f"user {principal.name!r} claims as worker {worker_id}, not {asked}",
-                "field": "worker_id", "value": asked,
-                "valid": f"{worker_id} (your worker) or leave it out"})
-    elif asked is not None:
-        worker_id = asked
-    else:
-        linked = task_store.linked_worker(session, principal.user_id)
-        if linked is None:
+    worker_id = acting_for(session, principal, asked, "claims", optional=True)
+    if worker_id is None:
+        worker_id = task_store.linked_worker(session, principal.user_id)
+        if worker_id is None:
             raise InvalidInput("worker_id is missing: name the worker you claim for",
                                field="worker_id", value=None,
                                valid="the id of an active patrol member or volunteer")
-        worker_id = linked
     return task_store.claim_task(session, task_id, worker_id=worker_id,
                                  user_id=principal.user_id).feature()
 
@@ -156,18 +147,6 @@ def cancel_task(task_id: Id, session: SessionDep, principal: Dispatcher,
     body = body or CancelBody()
     return task_store.cancel_task(session, task_id, user_id=principal.user_id,
                                   reason=body.reason, version=body.version).feature()
-
-
-def _own_worker(session: SessionDep, principal: Principal) -> int:
-    """The worker the caller's user is linked to, or 403 saying how to link one."""
-    worker_id = task_store.linked_worker(session, principal.user_id)
-    if worker_id is None:
-        raise HTTPException(status_code=403, detail={
-            "message": f"user {principal.name!r} is not linked to a worker",
-            "field": "user", "value": principal.name,
-            "valid": "a user linked to a patrol member or volunteer: "
-                     "patrolgrid tasks link --user NAME --worker CODE"})
-    return worker_id
 
 
 def _now() -> dt.datetime:

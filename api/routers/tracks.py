@@ -19,7 +19,7 @@ from fastapi import (
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
-from api.auth import Reader, require_role
+from api.auth import Reader, acting_for, require_role
 from api.deps import SessionDep, SettingsDep
 from api.schemas.grids import Link
 from api.schemas.tracks import TrackCollection, TrackUpload
@@ -57,9 +57,14 @@ def _store(session: Session, settings: Settings, response: Response, worker_id: 
     return report.to_dict()
 
 
+def _uploader(session: Session, principal: Principal, worker_id: int) -> None:
+    """403 unless the caller may upload ``worker_id``'s fixes (see :func:`acting_for`)."""
+    acting_for(session, principal, worker_id, "uploads")
+
+
 @router.post("", status_code=201)
 def upload_points(body: TrackUpload, response: Response, session: SessionDep,
-                  settings: SettingsDep, _: TrackWriter) -> dict[str, Any]:
+                  settings: SettingsDep, principal: TrackWriter) -> dict[str, Any]:
     """Store a batch of a worker's GPS fixes, cleaned (201; 200 for a dry run).
 
     Each point is `{lon, lat, t}`: (lon, lat) in `crs` (WGS-84 by default), `t` ISO
@@ -73,7 +78,11 @@ def upload_points(body: TrackUpload, response: Response, session: SessionDep,
     decides: it stores them (`released`) or drops them (`held_dropped`); `stored`
     counts both this upload's and released fixes. The worker's last known position
     moves to the newest clean point when it is newer than the one on record.
+
+    A `patrol` user uploads only as the worker their user is linked to (403 otherwise);
+    a dispatcher or admin for any worker.
     """
+    _uploader(session, principal, body.worker_id)
     track = points_from_records(body.points, crs=body.crs,
                                 clock_skew_s=settings.track_clock_skew_s,
                                 max_points=settings.track_max_points)
@@ -83,7 +92,7 @@ def upload_points(body: TrackUpload, response: Response, session: SessionDep,
 
 @router.post("/import", status_code=201, dependencies=[Depends(known_form_fields)])
 def upload_files(
-    response: Response, session: SessionDep, settings: SettingsDep, _: TrackWriter,
+    response: Response, session: SessionDep, settings: SettingsDep, principal: TrackWriter,
     file: Annotated[list[UploadFile], File(description="GPX, GeoLife PLT, CSV or GeoJSON "
                                                        "file(s) of one worker.")],
     worker_id: Annotated[int, Form(ge=1, le=INT4_MAX,
@@ -101,8 +110,10 @@ def upload_files(
     """Upload track files of one worker (multipart), cleaned and stored like `POST /tracks`.
 
     Several files are one upload: all are stored or none. Errors name the file and the
-    point (`walk.csv[12].t` is the 13th point of walk.csv).
+    point (`walk.csv[12].t` is the 13th point of walk.csv). A `patrol` user uploads only
+    as their linked worker, as for `POST /tracks`.
     """
+    _uploader(session, principal, worker_id)
     with tempfile.TemporaryDirectory(prefix="patrolgrid-tracks-") as tmp:
         paths, names = [], []
         for n, upload in enumerate(file):

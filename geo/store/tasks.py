@@ -391,7 +391,8 @@ def linked_worker(session: Session, user_id: int) -> int | None:
 
 
 def link_user(session: Session, *, user: str, worker_id: int | None) -> dict[str, Any]:
-    """Link API user ``user`` (by name) to a worker (None removes the link).
+    """Link API user ``user`` (by name) to a worker (None removes the link): a ``patrol``
+    user claims tasks (a patrol member or volunteer) and uploads tracks only as that worker.
 
     Raises
     ------
@@ -412,13 +413,12 @@ def link_user(session: Session, *, user: str, worker_id: int | None) -> dict[str
         if code is None:
             raise NotFound(f"there is no worker with id {worker_id}", field="worker",
                            value=worker_id, valid="a worker id or code (GET /api/v1/workers)")
-        role, active = session.execute(text("SELECT role, active FROM worker WHERE id = :id"),
-                                       {"id": worker_id}).one()
-        if role not in CLAIMER_ROLES or not active:  # every claim would be refused
-            raise InvalidInput(f"worker {code!r} is {'an inactive ' if not active else 'a '}"
-                               f"{role}: only active " + " or ".join(CLAIMER_ROLES)
-                               + " workers claim tasks", field="worker", value=code,
-                               valid="an active " + " or ".join(CLAIMER_ROLES) + " worker")
+        active = session.execute(text("SELECT active FROM worker WHERE id = :id"),
+                                 {"id": worker_id}).scalar_one()
+        if not active:  # every claim and upload would be refused
+            raise InvalidInput(f"worker {code!r} is inactive", field="worker", value=code,
+                               valid="an active worker (a patrol member or volunteer to "
+                                     "claim tasks; any worker to upload tracks)")
         other = session.execute(text("SELECT name FROM app_user WHERE worker_id = :w AND id <> :u"),
                                 {"w": worker_id, "u": row.id}).scalar()
         if other is not None:

@@ -61,7 +61,7 @@ def walk(lon0: float, lat0: float, east_m: float, north_m: float, *, start: dt.d
 
 
 def post_track(client: TestClient, auth: Auth, worker: int, points: list[dict[str, Any]]) -> None:
-    answer = client.post("/api/v1/tracks", headers=auth("patrol"),
+    answer = client.post("/api/v1/tracks", headers=auth("dispatcher"),
                          json={"worker_id": worker, "points": points})
     assert answer.status_code == 201, answer.text
 

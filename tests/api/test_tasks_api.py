@@ -16,9 +16,9 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo.store.db import session_scope
-from geo.store.tasks import link_user
 from geo.store.users import create_user
 from tests.geo.test_tasks import lonlat, make_city, walk
+from tests.users import field_user
 
 Auth = Callable[[str], dict[str, str]]
 CST = dt.timezone(dt.timedelta(hours=8))
@@ -33,15 +33,6 @@ def window(start_h: float, end_h: float) -> dict[str, str]:
 @pytest.fixture
 def city(session: Session) -> dict[str, Any]:
     return make_city(session)
-
-
-def field_user(db_url: str, worker_id: int | None, role: str = "patrol") -> dict[str, str]:
-    """A user of ``role`` linked to ``worker_id``; its Authorization header."""
-    with session_scope(db_url) as s:
-        user, token = create_user(s, name=f"u-{role}-{worker_id}", role=role)
-        if worker_id is not None:
-            link_user(s, user=user.name, worker_id=worker_id)
-    return {"Authorization": f"Bearer {token}"}
 
 
 def _nested(depth: int) -> list[Any]:
@@ -259,17 +250,24 @@ def test_cancel_and_coverage(client: TestClient, auth: Auth, db_url: str,
     assert client.get("/api/v1/tasks/424242", headers=v1).status_code == 404
 
 
-def test_the_cli_links_only_claimers_and_checks_the_radius(cli: Any, city: dict[str, Any],
-                                                           db_url: str) -> None:
+def test_the_cli_links_active_workers_and_checks_the_radius(
+        cli: Any, client: TestClient, auth: Auth, city: dict[str, Any], db_url: str) -> None:
     with session_scope(db_url) as s:
-        create_user(s, name="li.wei", role="patrol")
-        gw = s.execute(text("SELECT code FROM worker WHERE id = :i"),
-                       {"i": city["workers"]["GW"]}).scalar_one()
-        p1 = s.execute(text("SELECT code FROM worker WHERE id = :i"),
-                       {"i": city["workers"]["P1"]}).scalar_one()
-    refused = cli("tasks", "link", "--user", "li.wei", "--worker", gw)
+        _, token = create_user(s, name="li.wei", role="patrol")
+        gw, p1, p2 = (s.execute(text("SELECT code FROM worker WHERE id = :i"),
+                                {"i": city["workers"][k]}).scalar_one()
+                      for k in ("GW", "P1", "P2"))
+        s.execute(text("UPDATE worker SET active = false WHERE code = :c"), {"c": p2})
+    refused = cli("tasks", "link", "--user", "li.wei", "--worker", p2)
     out = " ".join(refused.output.split())
-    assert refused.exit_code == 2 and "grid_worker" in out and "patrol or volunteer" in out, out
+    assert refused.exit_code == 2 and "inactive" in out, out
+    # a grid worker is linked to upload their tracks, but may not claim
+    linked = cli("tasks", "link", "--user", "li.wei", "--worker", gw)
+    assert linked.exit_code == 0 and "uploads tracks" in linked.output, linked.output
+    clerk = {"Authorization": f"Bearer {token}"}
+    task = publish(client, auth, {"title": "t", "grid": "G1", **window(1, 2)})
+    claim = client.post(f"/api/v1/tasks/{task['id']}/claim", headers=clerk)
+    assert claim.status_code == 422 and "grid_worker" in claim.json()["detail"]["message"]
     assert cli("tasks", "link", "--user", "li.wei", "--worker", p1).exit_code == 0
     for bad in ("-5", "nan", "1e12"):
         result = cli("tasks", "list", "--near", "119.305,26.085", "--radius-m", bad)

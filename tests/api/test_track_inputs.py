@@ -146,7 +146,7 @@ def test_limits_beyond_a_day_or_any_speed_are_refused(client: TestClient, auth: 
                        ("max_speed_mps", 1e6)):
         body = {"worker_id": city["P-1"], "points": walk(2), "dry_run": True, key: value}
         answer = client.post("/api/v1/tracks", content=json.dumps(body),  # Infinity as JS
-                             headers={**auth("patrol"), "Content-Type": "application/json"})
+                             headers={**auth("dispatcher"), "Content-Type": "application/json"})
         assert answer.status_code == 422, answer.text
         assert answer.json()["detail"]["field"] == key, answer.text
         form = client.post("/api/v1/tracks/import",

@@ -24,6 +24,7 @@ from geo.store.tracks import save_track
 from geo.tracks.clean import Limits
 from geo.tracks.points import points_from_records
 from tests.in_flight import assign_uncommitted
+from tests.users import field_user
 
 Auth = Callable[[str], dict[str, str]]
 CST = dt.timezone(dt.timedelta(hours=8))
@@ -53,7 +54,7 @@ def walk(n: int, *, start: dt.datetime = T0, lon0: float = 119.305, lat0: float 
              "t": (start + dt.timedelta(seconds=i * step_s)).isoformat()} for i in range(n)]
 
 
-def post(client: TestClient, auth: Auth, body: dict[str, Any], role: str = "patrol",
+def post(client: TestClient, auth: Auth, body: dict[str, Any], role: str = "dispatcher",
          status: int = 201) -> dict[str, Any]:
     answer = client.post("/api/v1/tracks", json=body, headers=auth(role))
     assert answer.status_code == status, answer.text
@@ -101,6 +102,31 @@ def test_upload_reports_cleaning_and_stores_the_clean_points(
     assert row[2] == dt.datetime.fromisoformat(last["t"])
     assert report["last_position"]["t"] == dt.datetime.fromisoformat(last["t"]).astimezone(
         dt.UTC).isoformat()
+
+
+def test_a_patrol_user_uploads_only_as_their_own_worker(
+        client: TestClient, auth: Auth, city: dict[str, int], db_url: str,
+        session: Session) -> None:
+    """Any patrol user could upload fixes for any worker: coverage, and the last known
+    positions the nearest-worker rule chooses by, were theirs to write."""
+    mine = field_user(db_url, city["P-1"])
+    body = {"worker_id": city["P-2"], "points": walk(3)}
+    other = client.post("/api/v1/tracks", json=body, headers=mine)
+    assert other.status_code == 403
+    detail = other.json()["detail"]
+    assert (detail["field"], detail["value"]) == ("worker_id", city["P-2"])
+    assert detail["valid"] == f"{city['P-1']} (your worker)"
+    form = {"worker_id": str(city["P-2"])}
+    files = [("file", ("w.gpx", _gpx(walk(3)), "application/gpx+xml"))]
+    assert client.post("/api/v1/tracks/import", data=form, files=files,
+                       headers=mine).status_code == 403
+    unlinked = client.post("/api/v1/tracks", json=body, headers=auth("patrol"))
+    assert unlinked.status_code == 403
+    assert "patrolgrid tasks link" in unlinked.json()["detail"]["valid"]
+    assert scalar(session, "SELECT count(*) FROM track_point") == 0  # nothing written
+    own = client.post("/api/v1/tracks", json={**body, "worker_id": city["P-1"]}, headers=mine)
+    assert own.status_code == 201, own.text
+    assert post(client, auth, body)["stored"] == 3  # a dispatcher for any worker
 
 
 def test_roles(client: TestClient, auth: Auth, city: dict[str, int]) -> None:
@@ -327,7 +353,8 @@ def _gpx(points: list[dict[str, Any]]) -> str:
 
 
 def test_multipart_uploads_of_every_format(client: TestClient, auth: Auth, session: Session,
-                                           city: dict[str, int], shared_data: Path) -> None:
+                                           city: dict[str, int], shared_data: Path,
+                                           db_url: str) -> None:
     plt = sorted((shared_data / "gps" / "geolife" / "000" / "Trajectory").glob("*.plt"))[1]
     gpx_points = walk(10, start=dt.datetime(2024, 5, 2, 8, tzinfo=CST))
     csv_points = walk(10, start=dt.datetime(2024, 5, 3, 8, tzinfo=CST))
@@ -337,12 +364,13 @@ def test_multipart_uploads_of_every_format(client: TestClient, auth: Auth, sessi
         ("file", (plt.name, plt.read_bytes(), "text/plain")),
         ("file", ("walk.csv", csv_text, "text/csv"))]
     form = {"worker_id": str(city["P-2"])}
+    p2 = field_user(db_url, city["P-2"])  # a patrol user uploads as their own worker
     dry = client.post("/api/v1/tracks/import", files=files,
-                      data={**form, "dry_run": "true"}, headers=auth("patrol"))
+                      data={**form, "dry_run": "true"}, headers=p2)
     assert dry.status_code == 200, dry.text
     assert dry.json()["written"] is False
     assert scalar(session, "SELECT count(*) FROM track_point") == 0
-    done = client.post("/api/v1/tracks/import", files=files, data=form, headers=auth("patrol"))
+    done = client.post("/api/v1/tracks/import", files=files, data=form, headers=p2)
     assert done.status_code == 201, done.text
     report = done.json()
     assert [s["file"] for s in report["sources"]] == ["walk.gpx", plt.name, "walk.csv"]
@@ -356,10 +384,10 @@ def test_multipart_uploads_of_every_format(client: TestClient, auth: Auth, sessi
     more = client.post("/api/v1/tracks/import", data=form, headers=auth("dispatcher"),
                        files=[("file", ("w.geojson", geojson, "application/geo+json"))])
     assert more.status_code == 201 and more.json()["stored"] == 5
-    bad = client.post("/api/v1/tracks/import", data=form, headers=auth("patrol"),
+    bad = client.post("/api/v1/tracks/import", data=form, headers=p2,
                       files=[("file", ("walk.kml", "<kml/>", "text/xml"))])
     assert bad.status_code == 422 and bad.json()["detail"]["field"] == "file"
-    naive = client.post("/api/v1/tracks/import", data=form, headers=auth("patrol"), files=[
+    naive = client.post("/api/v1/tracks/import", data=form, headers=p2, files=[
         ("file", ("ok.csv", csv_text, "text/csv")),
         ("file", ("late.csv", "lon,lat,t\n119.3,26.08,2024-05-05T08:00:00\n", "text/csv"))])
     assert naive.status_code == 422 and naive.json()["detail"]["field"] == "late.csv[0].t"
