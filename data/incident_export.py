@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -20,6 +19,7 @@ from typing import IO, Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from data.staged import staged
 from geo.errors import InvalidInput
 from geo.store.models import INCIDENT_STATUSES
 
@@ -143,13 +143,8 @@ def export_incidents(session: Session, path: str | Path, *, status: str | None =
     rows = incident_rows(session, status=status, since=since, until=until)
     writer = {"csv": _csv, "geojson": _geojson, "ndjson": _ndjson}[kind]
     target = Path(path)
-    # written beside the target and renamed over it at the end: a failed export leaves an
-    # existing file as it was, never half a file
-    part = target.with_name(f".{target.name}.{os.getpid()}.part")
-    try:
+    with staged(target) as part:
+        assert part is not None
         with part.open("w", encoding="utf-8", newline="") as out:
             count = writer(out, rows)
-        os.replace(part, target)
-    finally:
-        part.unlink(missing_ok=True)
     return count

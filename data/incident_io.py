@@ -18,6 +18,7 @@ import codecs
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import IO, Any
 import ijson
 
 from geo.errors import InvalidInput
+from geo.jsonkeys import Pairs, repeated_message, repeats
 
 #: File name endings read by :func:`open_rows`, with the format each one is read as.
 FORMATS: dict[str, str] = {
@@ -42,6 +44,13 @@ CSV_CELL_LIMIT = 16 << 20
 csv.field_size_limit(max(csv.field_size_limit(), CSV_CELL_LIMIT))
 #: Records per :class:`CsvChunk` read by :meth:`RowReader.csv_chunks`.
 CHUNK_ROWS = 2_000
+#: A JSON escape of an unpaired UTF-16 surrogate: a high one not followed by a low one, or a
+#: low one not after a high one. yajl, ijson's fast parser, decodes ``"\\ud800"`` as ``"?"``
+#: and ``"\\ud800\\u0041"`` as some other character, so a GeoJSON file holding one is read
+#: by ijson's exact (slower) Python parser, and the row refused for the text it really holds.
+UNPAIRED_SURROGATE = re.compile(
+    rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}")
 
 
 @dataclass
@@ -132,6 +141,7 @@ class RowReader:
         self.fields: list[str] | None = None
         self._text: io.TextIOWrapper | None = None
         self._csv_reader: Any = None
+        self._pairs = Pairs.counting()  # JSON objects, noting a key given twice
         self._rows: Iterator[SourceRow]
         if fmt == "csv":
             self._rows = self._csv()
@@ -258,15 +268,36 @@ class RowReader:
                                valid='a GeoJSON file {"type": "FeatureCollection", '
                                '"features": [...]} (or NDJSON: one object per line)')
         prefix = "item" if first == b"[" else "features.item"
+        start = self.binary.tell()
+        parser = ijson.get_backend("python") if self._unpaired_surrogate() else ijson
+        self.binary.seek(start)
         number = 0
+        pairs = self._pairs
+        told = 0  # keys given twice that rows have been refused for
         try:
-            for item in ijson.items(self.binary, prefix, use_float=True):
+            for item in parser.items(self.binary, prefix, use_float=True, map_type=pairs):
                 number += 1
-                yield _json_row(number, item)
+                # ijson may build the next records before yielding this one: a count ahead
+                # of ``told`` means this record or one of the next few gave a key twice
+                if pairs.seen > told and (found := repeats(item)):
+                    told += len(found)
+                    yield _repeated_row(number, item, *found[0])
+                else:
+                    yield _json_row(number, item)
         except (ijson.JSONError, UnicodeDecodeError) as exc:  # a lone surrogate: the latter
             raise _unreadable(self.name, "JSON", exc, after=number) from exc
         if number == 0 and prefix == "features.item":
             self._check_collection()
+
+    def _unpaired_surrogate(self) -> bool:
+        """Whether the file holds an escaped unpaired surrogate (a match across two pieces
+        read may be one falsely: it only costs the slower parser)."""
+        tail = b""
+        while piece := self.binary.read(SNIFF_BYTES):
+            if UNPAIRED_SURROGATE.search(tail + piece):
+                return True
+            tail = piece[-11:]
+        return False
 
     def _check_collection(self) -> None:
         """Refuse a JSON object that is not a FeatureCollection (an empty one is fine)."""
@@ -286,13 +317,17 @@ class RowReader:
                 continue
             if number == 1 and stripped.startswith(codecs.BOM_UTF8):
                 stripped = stripped[len(codecs.BOM_UTF8):]
+            seen = self._pairs.seen
             try:
-                item = json.loads(stripped)
+                item = json.loads(stripped, object_pairs_hook=self._pairs.from_pairs)
             except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
                 yield SourceRow(row=number, values={}, original=cut(line.decode(
                     "utf-8", "replace").rstrip("\r\n")), problem=f"not a JSON object: {exc}")
                 continue
-            yield _json_row(number, item)
+            if self._pairs.seen > seen and (found := repeats(item)):
+                yield _repeated_row(number, item, *found[0])
+            else:
+                yield _json_row(number, item)
 
 
 def _check_header(fields: Sequence[str], name: str) -> None:
@@ -327,6 +362,15 @@ def _json_row(number: int, item: Any) -> SourceRow:
         row.problem = f"the Point has no (lon, lat) coordinates: {cut(json.dumps(coords))}"
     else:
         row.lon, row.lat, row.has_geometry = coords[0], coords[1], True
+    return row
+
+
+def _repeated_row(number: int, item: Any, path: str, first: Any, second: Any) -> SourceRow:
+    """A record that gives a key twice with different values: refused, naming the key."""
+    row = _json_row(number, item)
+    row.problem = repeated_message(path, first, second) + " (give each key once)"
+    row.lon = row.lat = None
+    row.has_geometry = False
     return row
 
 

@@ -23,6 +23,7 @@ from data.incident_export import export_incidents
 from data.incident_fields import DEFAULT_BATCH
 from data.incident_import import ImportOptions, ImportSummary, import_file
 from data.incident_io import open_rows
+from data.staged import staged
 from geo.errors import InvalidInput
 from geo.store.db import session_scope
 
@@ -95,9 +96,11 @@ def import_(
     with reported_errors():
         check_writable(report, "report")
         open_rows(path, fmt).close()  # an unknown format fails before the bar appears
-        with _Bar(path, quiet) as advance, session_scope(cfg.database_url) as session:
+        # the report replaces the file only once the import is committed (or a dry run done)
+        with staged(report) as part, _Bar(path, quiet) as advance, \
+                session_scope(cfg.database_url) as session:
             summary = import_file(session, path, options, settings=cfg, fmt=fmt,
-                                  actor=f"import:{getpass.getuser()}", report=report,
+                                  actor=f"import:{getpass.getuser()}", report=part,
                                   progress=advance)
             if dry_run:
                 session.rollback()

@@ -197,3 +197,23 @@ def test_an_unreadable_row_names_the_record_and_what_is_readable(db: str,
     [reject] = summary.rejects
     assert (reject.row, reject.kind, reject.field) == (2, "unreadable record", "record")
     assert reject.valid and "one value per header field" in reject.valid
+
+
+def test_a_refused_import_leaves_the_report_file_as_it_was(
+        db: str, tmp_path: Path, cli: Callable[..., Result]) -> None:
+    """The report was opened at the start: a refused import emptied an earlier report."""
+    path = write_csv(tmp_path / "r.csv", HEADER, [["R-1", *IN_G1, "E0101", "", "x"],
+                                                  ["R-2", "east", IN_G1[1], "E0101", "", "x"]])
+    report = tmp_path / "rejects.csv"
+    report.write_text("an earlier report\n", encoding="utf-8")
+    refused = cli("incidents", "import", path, "--report", report, "--category-field", "kind",
+                  "--quiet")
+    assert refused.exit_code == 2, refused.output
+    assert report.read_text(encoding="utf-8") == "an earlier report\n"
+    assert _count(db) == (0, 0)
+    done = cli("incidents", "import", path, "--report", report, "--quiet")
+    assert done.exit_code == 0, done.output
+    with report.open(encoding="utf-8") as f:
+        [reject] = list(csv.DictReader(f))
+    assert reject["row"] == "2" and reject["field"] == "lon"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv", "rejects.csv"]
