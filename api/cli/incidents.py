@@ -24,7 +24,7 @@ from data.incident_fields import DEFAULT_BATCH
 from data.incident_import import ImportOptions, ImportSummary, import_file
 from data.incident_io import open_rows
 from data.staged import staged
-from geo.errors import InvalidInput
+from geo.errors import InvalidInput, check_moment
 from geo.store.db import session_scope
 
 app = typer.Typer(help="Incidents: bulk import and export.", no_args_is_help=True)
@@ -194,6 +194,10 @@ def export(
                     for t in (since, until))
     with reported_errors():
         check_writable(path, "PATH")
+        if since is not None:
+            since = check_moment(since, "--from", since.isoformat())
+        if until is not None:
+            until = check_moment(until, "--to", until.isoformat())
         if since is not None and until is not None and until <= since:
             raise InvalidInput(f"--to ({until.isoformat()}) is not after --from "
                                f"({since.isoformat()})", field="--to", value=until.isoformat(),

@@ -46,9 +46,14 @@ _ETAG = re.compile(r'^\s*(?:W/)?"?(\d{1,10})"?\s*$')
 IF_MATCH_VALID = 'the incident\'s ETag, e.g. "3" (its version), or *'
 
 
+def _tagged(if_match: str | None) -> bool:
+    """Whether a stale version came from ``If-Match`` (412) rather than the body (409)."""
+    return if_match is not None and if_match.strip() != "*"
+
+
 def _expected(version: int | None, if_match: str | None) -> tuple[int | None, bool]:
     """The version to check and whether it came from If-Match (stale -> 412, not 409)."""
-    if if_match is None or if_match.strip() == "*":
+    if if_match is None or not _tagged(if_match):
         return version, False
     match = _ETAG.match(if_match)
     if match is None:
@@ -80,7 +85,9 @@ def _answer(session: Session, incident: Incident, response: Response) -> Inciden
 def _conflicts(from_header: bool, session: Session, incident_id: int) -> Iterator[None]:
     """A stale version or a refused transition as 409 (412 for a stale ``If-Match``), and
     any other refusal with its own status, each with the incident's current ``ETag`` so
-    that the client can retry without reading again (none when the incident is unknown)."""
+    that the client can retry without reading again (none when the incident is unknown).
+    A body FastAPI refuses before the endpoint runs (not the schema, a NUL in a text) gets
+    none: the incident is not read for a request that is not one."""
     try:
         yield
     except loop.StaleVersion as exc:
@@ -90,10 +97,16 @@ def _conflicts(from_header: bool, session: Session, incident_id: int) -> Iterato
         raise HTTPException(status_code=409, detail=exc.to_dict(),
                             headers=_etag(exc.extra.get("version"))) from exc
     except DomainError as exc:
-        version = session.execute(select(Incident.version).where(
-            Incident.id == incident_id)).scalar_one_or_none()
         raise HTTPException(status_code=status_for(exc), detail=exc.to_dict(),
-                            headers=_etag(version)) from exc
+                            headers=_etag(_version(session, incident_id))) from exc
+    except HTTPException as exc:  # the endpoint's own refusals (403)
+        exc.headers = {**(exc.headers or {}), **(_etag(_version(session, incident_id)) or {})}
+        raise
+
+
+def _version(session: Session, incident_id: int) -> int | None:
+    return session.execute(select(Incident.version).where(
+        Incident.id == incident_id)).scalar_one_or_none()
 
 
 def _etag(version: object) -> dict[str, str] | None:
@@ -113,13 +126,13 @@ def change_status(incident_id: BigId, body: StatusChange, session: SessionDep,
     409 when the transition is not allowed (the answer lists ``allowed``) or the
     ``version`` is stale; 412 when ``If-Match`` is stale; 403 when a ``patrol``
     user asks for another status than accepted, in_progress or disposed."""
-    if principal.role == "patrol" and body.status not in loop.FIELD_STATUSES:
-        raise HTTPException(status_code=403, detail={
-            "message": f"role 'patrol' may not set status {body.status!r}",
-            "field": "status", "value": body.status,
-            "valid": ", ".join(loop.FIELD_STATUSES) + " (dispatchers may set the others)"})
-    expected, from_header = _expected(body.version, if_match)
-    with _conflicts(from_header, session, incident_id):
+    with _conflicts(_tagged(if_match), session, incident_id):
+        if principal.role == "patrol" and body.status not in loop.FIELD_STATUSES:
+            raise HTTPException(status_code=403, detail={
+                "message": f"role 'patrol' may not set status {body.status!r}",
+                "field": "status", "value": body.status,
+                "valid": ", ".join(loop.FIELD_STATUSES) + " (dispatchers may set the others)"})
+        expected, _ = _expected(body.version, if_match)
         incident = loop.change_status(session, incident_id, body.status, note=body.note,
                                       actor=principal.name, expected_version=expected,
                                       worker_id=body.worker_id)
@@ -133,8 +146,8 @@ def evaluate(incident_id: BigId, body: EvaluationIn, session: SessionDep, princi
 
     409 when it is not closed or was evaluated differently before; sending the
     same evaluation again is a harmless retry."""
-    expected, from_header = _expected(body.version, if_match)
-    with _conflicts(from_header, session, incident_id):
+    with _conflicts(_tagged(if_match), session, incident_id):
+        expected, _ = _expected(body.version, if_match)
         incident = loop.evaluate(session, incident_id, score=body.score,  # type: ignore[arg-type]
                                  comment=body.comment, actor=principal.name,
                                  expected_version=expected)
@@ -146,8 +159,8 @@ def merge(incident_id: BigId, body: MergeIn, session: SessionDep, principal: Dis
           response: Response, if_match: IfMatch = None) -> IncidentState:
     """Merge this incident into ``into`` (the one it repeats): it becomes ``duplicate``,
     its candidates move to ``into``, and both get an event."""
-    expected, from_header = _expected(body.version, if_match)
-    with _conflicts(from_header, session, incident_id):
+    with _conflicts(_tagged(if_match), session, incident_id):
+        expected, _ = _expected(body.version, if_match)
         incident = duplicates.merge(session, incident_id, body.into, actor=principal.name,
                                     note=body.note, expected_version=expected)
     return _answer(session, incident, response)

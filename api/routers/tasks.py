@@ -74,7 +74,8 @@ def list_tasks(
     radius_m: Annotated[float | None, Query(gt=0, description="Radius (m) around `near`; "
                                             "default task_near_radius_m.")] = None,
     status: Annotated[str | None, Query(description="Comma-separated statuses (open, claimed, "
-                                        "done, cancelled, expired) or `any`; default open.")]
+                                        "done, cancelled, expired) or `any`; default open, "
+                                        "with `mine` or `worker_id` claimed,done.")]
     = None,
     mine: Annotated[bool, Query(description="Only tasks claimed by the caller's worker.")]
     = False,
@@ -84,11 +85,14 @@ def list_tasks(
     crs: Annotated[str | None, Query(description="CRS of `near` (wgs84 by default).")] = None,
     limit: int | None = None, offset: int = 0,
 ) -> TaskCollection:
-    """Tasks (open ones by default): with ``near``, those within ``radius_m`` nearest first
+    """Tasks (open ones by default; with ``mine`` or ``worker_id`` those claimed or done by
+    the worker): with ``near``, those within ``radius_m`` nearest first
     (``distance_m`` to the route or area; 0 inside an area); otherwise by window start."""
     size = limit if limit is not None else settings.page_limit
     check_page(size, offset, settings.max_page_limit)
-    statuses = parse_statuses(status)
+    # an open task has no claimant: by a claimant, the default is what they claimed
+    statuses = parse_statuses(status, default=("claimed", "done") if mine or worker_id
+                              else ("open",))
     point = parse_near(near)
     if point is not None and crs is not None:
         lon, lat = point_to_wgs84(point[0], point[1], crs)

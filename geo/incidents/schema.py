@@ -120,7 +120,8 @@ def _text(value: Any, name: str, max_len: int, *, allow_int: bool = False) -> st
         kind = "a text or an integer" if allow_int else "a text"
         shown = value[:80] + "…" if isinstance(value, str) else value
         raise InvalidInput(f"{name} must be {kind} of at most {max_len} characters",
-                           field=name, value=shown, valid=f"{kind} of 1 to {max_len} characters")
+                           field=name, value=shown,
+                           valid=f"{kind} of at most {max_len} characters (empty: none given)")
     return storable_text(value.strip(), name)
 
 

@@ -199,8 +199,14 @@ def _grid_figures(side: Side, code: str, meter: topology.AreaMeter, recent: Mapp
 def compare(state: PlanState, parent_geom: BaseGeometry, *, lon: np.ndarray, lat: np.ndarray,
             recent: np.ndarray, is_open: np.ndarray, ids: np.ndarray,
             workers_before: Mapping[str, Sequence[tuple[int, str, str]]],
-            measure: Workload, grid_codes: Sequence[str | None] = ()) -> dict[str, Any]:
+            measure: Workload, grid_codes: Sequence[str | None] = (),
+            duties: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     """The impact report of ``state`` (see the module docstring and the README).
+
+    ``duties`` (``grid_code, kind, code, name`` of every duty on the retired grids and the
+    grids inheriting them) become each ``roster`` entry's ``duties``, as the apply will move
+    them: to the largest heir, or kept (``note``) when the worker already has that kind of
+    duty there or no grid inherits the area.
 
     ``grid_codes`` (each point's stored grid, when given) places a point no grid covers but
     stored on one of the plan's grids (snapped onto it from outside) on that grid before,
@@ -247,10 +253,7 @@ def compare(state: PlanState, parent_geom: BaseGeometry, *, lon: np.ndarray, lat
                                                     key=lambda p: (p[0][0], p[0][1] or ""))],
                   "incident_ids": [int(i) for i in ids[moving][:500]]},
         "workers": _worker_loads(workers_before, workers_after, load_b, load_a),
-        "roster": [{"grid": old, "to": shares[0][0] if shares else None, "shares":
-                    [{"code": c, "share": s} for c, s in shares],
-                    "workers": [w[1] for w in workers_before.get(old, ())]}
-                   for old, shares in heirs.items()],
+        "roster": [_roster_entry(old, shares, duties) for old, shares in heirs.items()],
         "balance": {"measure": measure.measure, "weight": measure.weight,
                     "grids_before": len(state.before), "grids_after": len(state.after),
                     "cv_before": cv(list(load_b.values())), "cv_after": cv(list(load_a.values())),
@@ -283,3 +286,21 @@ def _worker_loads(before: Mapping[str, Sequence[tuple[int, str, str]]],
                 row[f"workload_{side}"] = round(row[f"workload_{side}"]
                                                 + float(loads.get(code, 0.0)), 6)
     return sorted(people.values(), key=lambda r: r["code"])
+
+
+def _roster_entry(old: str, shares: Sequence[tuple[str, float]],
+                  duties: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Where the duties of the retired grid ``old`` go, as the apply moves them."""
+    target = shares[0][0] if shares else None
+    held = {(d["code"], d["kind"]) for d in duties if d["grid_code"] == target}
+    moved = []
+    for d in (d for d in duties if d["grid_code"] == old):
+        note = None
+        if target is None:
+            note = "no grid inherits the area: the duty stays on the retired grid"
+        elif (d["code"], d["kind"]) in held:
+            note = f"{d['code']} already has a {d['kind']} duty on {target}"
+        moved.append({"worker": d["code"], "name": d["name"], "kind": d["kind"],
+                      "to": target, "note": note})
+    return {"grid": old, "to": target, "shares": [{"code": c, "share": s} for c, s in shares],
+            "workers": sorted({d["worker"] for d in moved}), "duties": moved}

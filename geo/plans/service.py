@@ -206,10 +206,11 @@ def impact(session: Session, rep: Replayed, *, lookback_days: float, measure: im
     area: BaseGeometry = rep.parent.geom
     points = store.incidents_near(session, area, since=since, codes=sorted(rep.state.before))
     workers = store.primary_workers(session, sorted(rep.state.before))
+    duties = store.duties_of(session, sorted(rep.state.before))  # the retired and their heirs
     report = impact_mod.compare(rep.state, rep.parent.geom, lon=points.lon, lat=points.lat,
                                 recent=points.recent, is_open=points.open, ids=points.id,
                                 workers_before=workers, measure=measure,
-                                grid_codes=points.grid_code)
+                                grid_codes=points.grid_code, duties=duties)
     return {"plan_id": rep.plan.id, "parent": rep.plan.parent_code,
             "lookback_days": lookback_days, "since": since.isoformat(),
             "until": now.isoformat(), **report}

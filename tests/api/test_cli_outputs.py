@@ -61,3 +61,13 @@ def test_incidents_export_refuses_an_empty_window_and_keeps_the_old_file(
     result = cli("incidents", "export", old, "--from", "2026-12-01", "--to", "2026-11-01")
     assert result.exit_code == 2 and "--to" in result.output, result.output
     assert old.read_text(encoding="utf-8") == "kept\n"
+
+
+@pytest.mark.parametrize(("option", "value"), [("--from", "1960-01-01"), ("--to", "2300-01-01")])
+def test_incidents_export_refuses_a_moment_out_of_range(cli: Cli, tmp_path: Path, option: str,
+                                                         value: str) -> None:
+    """Every other time parameter refuses moments outside 1970-2199; the export took them."""
+    result = cli("incidents", "export", tmp_path / "out.csv", option, value)
+    out = " ".join(result.output.split())
+    assert result.exit_code == 2 and option in out and "1970-01-01" in out, out
+    assert not (tmp_path / "out.csv").exists()

@@ -88,6 +88,13 @@ def test_refusals_name_what_is_allowed(client: TestClient, auth: Auth, session: 
     unknown_id = client.post(f"/api/v1/incidents/{10**9}/status",
                              json={"status": "dispatched"}, headers=d)
     assert unknown_id.status_code == 404 and "ETag" not in unknown_id.headers
+    # the endpoint's own refusals too: a malformed If-Match, a status a patrol may not set
+    garbled = client.post(f"/api/v1/incidents/{iid}/status", json={"status": "dispatched"},
+                          headers={**d, "If-Match": "v1"})
+    assert garbled.status_code == 422 and garbled.headers["ETag"] == '"1"', garbled.text
+    patrol = client.post(f"/api/v1/incidents/{iid}/status", json={"status": "closed"},
+                         headers=auth("patrol"))
+    assert patrol.status_code == 403 and patrol.headers["ETag"] == '"1"', patrol.text
     assert status(client, d, 10**9, {"status": "dispatched"}, expect=404)["detail"]["field"] \
         == "id"
     extra = status(client, d, iid, {"status": "dispatched", "colour": "red"}, expect=422)

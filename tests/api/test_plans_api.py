@@ -291,15 +291,26 @@ def test_impact_before_and_after(client: TestClient, auth: Auth, reported: list[
 
 
 def test_impact_of_a_merge_moves_the_roster(client: TestClient, auth: Auth,
-                                            reported: list[int]) -> None:
+                                            ids: dict[str, int], reported: list[int]) -> None:
+    """The roster listed only the primary workers; the apply moves backup duties too."""
+    duty = client.post("/api/v1/duties", headers=auth("admin"), json={
+        "worker_id": ids["WG11"], "grid_code": "G12", "kind": "backup", "shifts": []})
+    assert duty.status_code == 201, duty.text
     plan_id = new_plan(client, auth)
     edit(client, auth, plan_id, op="merge", codes=["G11", "G12"], into="G11")
     out = client.get(f"{URL}/{plan_id}/impact", headers=auth("planner")).json()
     by_code = {g["code"]: g for g in out["grids"]}
     assert by_code["G12"]["status"] == "retired" and by_code["G12"]["after"] is None
     assert by_code["G12"]["inherited_by"] == [{"code": "G11", "share": 1.0}]
-    assert out["roster"] == [{"grid": "G12", "to": "G11", "workers": ["WG12"],
-                              "shares": [{"code": "G11", "share": 1.0}]}]
+    [roster] = out["roster"]
+    assert (roster["grid"], roster["to"], roster["workers"]) == ("G12", "G11", ["WG11", "WG12"])
+    assert roster["shares"] == [{"code": "G11", "share": 1.0}]
+    assert sorted((d["worker"], d["kind"], d["to"], d["note"]) for d in roster["duties"]) == [
+        ("WG11", "backup", "G11", None), ("WG12", "primary", "G11", None)]
+    applied = client.post(f"{URL}/{plan_id}/apply", headers=auth("planner"))
+    assert applied.status_code == 200, applied.text
+    assert sorted((d["worker"], d["kind"], d["to"]) for d in applied.json()["roster"][0][
+        "duties"]) == [("WG11", "backup", "G11"), ("WG12", "primary", "G11")]
     assert by_code["G11"]["after"]["incidents"] == 4
     assert sorted(w["code"] for w in by_code["G11"]["after"]["workers"]) == ["WG11", "WG12"]
     assert out["balance"]["grids_after"] == 1 and out["balance"]["cv_after"] == 0.0
@@ -320,6 +331,8 @@ def test_a_worker_on_both_merged_grids_counts_once(client: TestClient, auth: Aut
     assert sorted(w["code"] for w in g11["after"]["workers"]) == ["WG11", "WG12"]
     wg11 = next(w for w in out["workers"] if w["code"] == "WG11")
     assert (wg11["grids_after"], wg11["workload_after"]) == (["G11"], 4)
+    notes = {d["worker"]: d["note"] for d in out["roster"][0]["duties"]}
+    assert notes == {"WG11": "WG11 already has a primary duty on G11", "WG12": None}
 
 
 def test_impact_bad_parameters(client: TestClient, auth: Auth, ids: dict[str, int]) -> None:

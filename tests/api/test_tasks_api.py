@@ -181,6 +181,10 @@ def test_claim_races_over_http_have_one_winner(client: TestClient, auth: Auth, d
     mine = client.get("/api/v1/tasks", params={"mine": "true", "status": "any"},
                       headers=headers[winner]).json()
     assert [f["id"] for f in mine["features"]] == [task["id"]]
+    # without a status, "mine" lists what the worker claimed (open tasks have no claimant)
+    claimed = client.get("/api/v1/tasks", params={"mine": "true"}, headers=headers[winner])
+    assert [f["id"] for f in claimed.json()["features"]] == [task["id"]], claimed.text
+    assert client.get("/api/v1/tasks", headers=headers[winner]).json()["numberMatched"] == 0
     loser = next(c for c in codes if c != winner)
     assert client.get("/api/v1/tasks", params={"mine": "true", "status": "any"},
                       headers=headers[loser]).json()["numberMatched"] == 0
