@@ -162,11 +162,15 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if named is not None:
         return JSONResponse({"detail": named}, status_code=exc.status_code, headers=exc.headers)
     if exc.status_code == 400 and isinstance(exc.detail, str):
-        multipart = request.headers.get("content-type", "").lower().startswith("multipart/")
-        return JSONResponse({"detail": {
-            "message": exc.detail, "field": "body", "value": None,
-            "valid": _MULTIPART_BODY if multipart else _JSON_BODY}}, status_code=422)
+        return JSONResponse({"detail": unreadable_body(request, exc.detail)}, status_code=422)
     return await http_exception_handler(request, exc)
+
+
+def unreadable_body(request: Request, message: str) -> dict[str, Any]:
+    """The detail of a body FastAPI or Starlette could not read (their bare 400)."""
+    multipart = request.headers.get("content-type", "").lower().startswith("multipart/")
+    return {"message": message, "field": "body", "value": None,
+            "valid": _MULTIPART_BODY if multipart else _JSON_BODY}
 
 
 async def _data_error(request: Request, exc: Exception) -> JSONResponse:

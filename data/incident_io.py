@@ -178,19 +178,40 @@ class RowReader:
 
     # ------------------------------------------------------------------ CSV
     def _encoding(self) -> str:
-        """UTF-8 when the whole file decodes as UTF-8, else GB18030 (which decodes any
-        bytes). The whole file is checked, in pieces of :data:`SNIFF_BYTES`: a GB18030
-        export often starts with ASCII rows, its first Chinese text far into the file."""
-        decoder = codecs.getincrementaldecoder("utf-8")()
+        """UTF-8 when the whole file decodes as UTF-8, else GB18030. The whole file is
+        checked, in pieces of :data:`SNIFF_BYTES`: a GB18030 export often starts with ASCII
+        rows, its first Chinese text far into the file. Bytes that are neither refuse the
+        file, naming the line and byte where GB18030 fails."""
+        if self._first_fault("utf-8") is None:
+            return "utf-8-sig"
+        fault = self._first_fault("gb18030")
+        if fault is None:
+            return "gb18030"
+        offset, bad = fault
+        self.binary.seek(0)
+        line = self.binary.read(offset).count(b"\n") + 1
+        self.binary.seek(0)
+        raise InvalidInput(
+            f"cannot read {self.name!r}: the bytes {bad.hex(' ')} at line {line} (byte "
+            f"{offset + 1}) are neither UTF-8 nor GB18030", field="file", value=self.name,
+            valid="a CSV file in UTF-8 or GB18030 (GBK): save it again in one of them")
+
+    def _first_fault(self, codec: str) -> tuple[int, bytes] | None:
+        """The offset and bytes of the first sequence ``codec`` cannot decode (None: none)."""
+        decoder = codecs.getincrementaldecoder(codec)()
+        fed = 0
+        piece = b""
         try:
             while piece := self.binary.read(SNIFF_BYTES):
                 decoder.decode(piece, final=False)
+                fed += len(piece)
             decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            return "gb18030"
+        except UnicodeDecodeError as exc:  # positions are in the decoder's pending + piece
+            pending = len(exc.object) - len(piece)
+            return fed - pending + exc.start, exc.object[exc.start:exc.end]
         finally:
             self.binary.seek(0)
-        return "utf-8-sig"
+        return None
 
     def _csv(self) -> Iterator[SourceRow]:
         """Read the header now (so that ``fields`` is known before the first row)."""
@@ -284,7 +305,7 @@ class RowReader:
                     yield _repeated_row(number, item, *found[0])
                 else:
                     yield _json_row(number, item)
-        except (ijson.JSONError, UnicodeDecodeError) as exc:  # a lone surrogate: the latter
+        except (ijson.JSONError, UnicodeDecodeError) as exc:
             raise _unreadable(self.name, "JSON", exc, after=number) from exc
         if number == 0 and prefix == "features.item":
             self._check_collection()
@@ -388,8 +409,14 @@ def _unreadable(name: str, kind: str, exc: Exception, *, after: int = 0,
     elif kind == "CSV" and "field larger than field limit" in why:
         why = (f"row {after + 1} has a cell longer than {CSV_CELL_LIMIT >> 20} MiB, the "
                "longest cell read (is a quote left open?)")
+    valid = f"a well-formed {kind} file"
+    if kind == "JSON" and (isinstance(exc, UnicodeDecodeError) or "invalid bytes in UTF8" in why):
+        bad = (f" (bytes {exc.object[exc.start:exc.end].hex(' ')})"
+               if isinstance(exc, UnicodeDecodeError) else "")
+        why = f"a text at or after row {after + 1} is not UTF-8{bad}"
+        valid = "a JSON file in UTF-8 (as RFC 8259 requires): save it again as UTF-8"
     return InvalidInput(f"cannot read {name!r} as {kind}{where}: {why}", field="file",
-                        value=name, valid=f"a well-formed {kind} file")
+                        value=name, valid=valid)
 
 
 def open_rows(path: str | Path, fmt: str | None = None, *, name: str | None = None) -> RowReader:

@@ -33,6 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.auth import REPORTER_ROLES
 from api.deps import SettingsDep
+from api.errors import unreadable_body
 from geo import open311
 from geo.errors import DomainError, InvalidInput
 from geo.incidents.intake import register
@@ -69,7 +70,9 @@ class GeoReportRoute(APIRoute):
                     400, f"{field}: {err.get('msg', 'invalid')}", field=field,
                     value=_plain(err.get("input"))), status_code=400)
             except StarletteHTTPException as exc:  # FastAPI's and Starlette's (form parsing)
-                detail = exc.detail if isinstance(exc.detail, dict) else {"message": exc.detail}
+                detail = (exc.detail if isinstance(exc.detail, dict)
+                          else unreadable_body(request, exc.detail) if exc.status_code == 400
+                          else {"message": exc.detail})
                 body = open311.error_body(exc.status_code, str(detail.get("message")),
                                           field=detail.get("field"), value=detail.get("value"),
                                           valid=detail.get("valid"))

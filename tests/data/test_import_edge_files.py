@@ -217,3 +217,21 @@ def test_a_refused_import_leaves_the_report_file_as_it_was(
         [reject] = list(csv.DictReader(f))
     assert reject["row"] == "2" and reject["field"] == "lon"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv", "rejects.csv"]
+
+
+def test_bytes_of_no_encoding_name_their_line(db: str, tmp_path: Path) -> None:
+    """Neither UTF-8 nor GB18030: the codec's error named a position in its read buffer."""
+    path = tmp_path / "bytes.csv"
+    path.write_bytes((",".join(HEADER) + "\n" + _row("B-1")).encode() + _row("B-2").encode()
+                     .replace(b"x\n", b"\xff\xfe\n"))
+    with pytest.raises(InvalidInput) as caught:
+        run(db, path)
+    assert caught.value.field == "file" and "line 3" in caught.value.message
+    assert "ff" in caught.value.message and "GB18030" in str(caught.value.valid)
+    json_path = tmp_path / "bytes.geojson"
+    json_path.write_bytes(b'{"type": "FeatureCollection", "features": [{"type": "Feature", '
+                          b'"geometry": null, "properties": {"a": "\xff"}}]}')
+    with pytest.raises(InvalidInput) as bad_json:
+        run(db, json_path)
+    assert "row 1" in bad_json.value.message and "UTF-8" in str(bad_json.value.valid)
+    assert _count(db) == (0, 0)
