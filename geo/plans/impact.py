@@ -169,8 +169,8 @@ def _snapped(before: Side, after: Side, grid_codes: Sequence[str | None],
              heirs: Mapping[str, list[tuple[str, float]]], state: PlanState) -> None:
     """An incident snapped onto a plan's grid from outside it (no grid covers it, before or
     after) is on its stored grid before, and after where the apply puts it: that grid, or
-    its heir when the plan retires it. (One a shrunk grid leaves outside every grid stays
-    ``None`` after: the preview shows it, the apply keeps it on its grid.)"""
+    its heir when the plan retires it (one a shrunk grid leaves outside every grid: see
+    :func:`_kept_on_grid`)."""
     if not len(grid_codes):
         return
     for k in np.flatnonzero((before.cover == None) & (after.cover == None)):  # noqa: E711
@@ -179,6 +179,19 @@ def _snapped(before: Side, after: Side, grid_codes: Sequence[str | None],
             before.cover[k] = old
             after.cover[k] = heirs[old][0][0] if heirs.get(old) else (
                 old if old in state.after else None)
+
+
+def _kept_on_grid(before: Side, after: Side, grid_codes: Sequence[str | None],
+                  heirs: Mapping[str, list[tuple[str, float]]]) -> np.ndarray:
+    """Points a grid covers before and none after (a grid shrunk, leaving them outside every
+    grid): after, they are where the apply keeps them, on their grid or its heir when it is
+    retired, not nowhere. Returns which points they are (the preview counts the open ones)."""
+    left = (before.cover != None) & (after.cover == None)  # noqa: E711
+    for k in np.flatnonzero(left):
+        stored = grid_codes[int(k)] if len(grid_codes) else None
+        old = str(stored or before.cover[k])
+        after.cover[k] = heirs[old][0][0] if heirs.get(old) else old
+    return np.asarray(left, dtype=bool)
 
 
 def _grid_figures(side: Side, code: str, meter: topology.AreaMeter, recent: Mapping[str, int],
@@ -219,6 +232,7 @@ def compare(state: PlanState, parent_geom: BaseGeometry, *, lon: np.ndarray, lat
                  assign_points([(c, d.geom) for c, d in state.after.items()], lon, lat))
     heirs = inheritance(state, meter)
     _snapped(before, after, grid_codes, heirs, state)
+    left_outside = _kept_on_grid(before, after, grid_codes, heirs)
     workers_after: dict[str, list[tuple[int, str, str]]] = {
         c: list(workers_before.get(c, ())) for c in state.after}
     for old, shares in heirs.items():
@@ -251,7 +265,8 @@ def compare(state: PlanState, parent_geom: BaseGeometry, *, lon: np.ndarray, lat
                   "pairs": [{"from": f, "to": t, "count": n}
                             for (f, t), n in sorted(pairs.items(),
                                                     key=lambda p: (p[0][0], p[0][1] or ""))],
-                  "incident_ids": [int(i) for i in ids[moving][:500]]},
+                  "incident_ids": [int(i) for i in ids[moving][:500]],
+                  "left_outside": int((left_outside & is_open).sum())},
         "workers": _worker_loads(workers_before, workers_after, load_b, load_a),
         "roster": [_roster_entry(old, shares, duties) for old, shares in heirs.items()],
         "balance": {"measure": measure.measure, "weight": measure.weight,

@@ -267,11 +267,17 @@ def test_impact_before_and_after(client: TestClient, auth: Auth, reported: list[
     assert out["moves"]["open_incidents"] == 1
     assert out["moves"]["pairs"] == [{"from": "G11", "to": "G12", "count": 1}]
     assert out["moves"]["incident_ids"] == [reported[2]]
-    shrunk = new_plan(client, auth)  # the open incident ends outside every grid: to null
+    # G11 shrunk: its open incidents end outside every grid and stay on it, as the apply keeps
+    # them (the preview said they went to null)
+    shrunk = new_plan(client, auth)
     edit(client, auth, shrunk, op="replace", code="G11", geometry=square(120.0, 120.0005),
          take_from_neighbours=False)
-    gone = client.get(f"{URL}/{shrunk}/impact", headers=auth("planner")).json()["moves"]
-    assert gone["pairs"] == [{"from": "G11", "to": None, "count": 3}]
+    gone = client.get(f"{URL}/{shrunk}/impact", headers=auth("planner")).json()
+    assert gone["moves"]["pairs"] == [] and gone["moves"]["left_outside"] == 3
+    assert next(g for g in gone["grids"] if g["code"] == "G11")["after"]["open_incidents"] == 3
+    assert out["moves"]["left_outside"] == 0
+    refused = client.post(f"{URL}/{shrunk}/apply", headers=auth("planner"))
+    assert refused.status_code == 422 and "gap" in refused.text  # the gap blocks the apply
     assert [w["code"] for w in g11["before"]["workers"]] == ["WG11"]
     workers = {w["code"]: w for w in out["workers"]}
     assert (workers["WG11"]["workload_before"], workers["WG11"]["workload_after"]) == (3, 2)
