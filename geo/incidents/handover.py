@@ -41,7 +41,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo.incidents.escalation import choose_manager
-from geo.incidents.loop import FINAL_STATUSES
+from geo.incidents.loop import FINAL_STATUSES, status_after
 from geo.incidents.regrid import choose_now
 from geo.settings import Settings
 from geo.store import roster
@@ -113,17 +113,6 @@ def hand_over(session: Session, worker_ids: Sequence[int], *, at: dt.datetime,
             "incidents": details[:LISTED]}
 
 
-#: Statuses whose work the worker had taken on (it is given out again).
-TAKEN = frozenset(("dispatched", "accepted", "in_progress"))
-
-
-def status_after(status: str, worker_id: int | None) -> str:
-    """The status of an incident handed over to ``worker_id`` (None: nobody)."""
-    if status not in TAKEN:
-        return status
-    return "dispatched" if worker_id is not None else "registered"
-
-
 def _choices(session: Session, rows: Sequence[Any], at: dt.datetime,
              settings: Settings) -> list[tuple[int | None, str | None, str | None]]:
     """(worker id, rule, reason) for each row, in order."""
@@ -151,4 +140,4 @@ def _choices(session: Session, rows: Sequence[Any], at: dt.datetime,
     return [out[r.id] for r in rows]
 
 
-__all__ = ["LISTED", "TAKEN", "change_worker", "hand_over", "status_after"]
+__all__ = ["LISTED", "change_worker", "hand_over"]

@@ -420,9 +420,31 @@ def allowed_next(status: str) -> list[str]:
     return list(ALLOWED[check_status(status)])
 
 
+#: Statuses whose work the worker had taken on (it is given out again).
+TAKEN = frozenset(("dispatched", "accepted", "in_progress"))
+
+
+def status_after(status: str, worker_id: int | None) -> str:
+    """The status of an incident handed over to ``worker_id`` (None: nobody)."""
+    if status not in TAKEN:
+        return status
+    return "dispatched" if worker_id is not None else "registered"
+
+
+def taken_again(status: str, old_worker: int | None, new_worker: int | None) -> str | None:
+    """The new status of an incident a grid change moves from ``old_worker`` to
+    ``new_worker``, by the rule of :func:`status_after`; None (kept) when the worker stays:
+    a new worker takes on again what the old one had taken on."""
+    if old_worker == new_worker:
+        return None
+    after = status_after(status, new_worker)
+    return None if after == status else after
+
+
 __all__ = [
     "ALLOWED", "FIELD_STATUSES", "FINAL_STATUSES", "MAIN_LINE", "OPEN_STATUSES",
-    "PENDING_STATUSES", "StaleVersion", "TransitionNotAllowed", "allowed_next",
+    "PENDING_STATUSES", "TAKEN", "StaleVersion", "TransitionNotAllowed", "allowed_next",
     "change_status", "change_status_many", "check_score", "check_status", "check_version",
-    "evaluate", "lock_incident", "overdue_clause", "record_event",
+    "evaluate", "lock_incident", "overdue_clause", "record_event", "status_after",
+    "taken_again",
 ]

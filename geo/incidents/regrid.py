@@ -29,7 +29,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo.incidents import responsible
-from geo.incidents.loop import FINAL_STATUSES
+from geo.incidents.loop import FINAL_STATUSES, taken_again
 from geo.settings import Settings
 from geo.store import incidents as incident_store
 from geo.store import plans as plan_store
@@ -89,9 +89,11 @@ def place_again(session: Session, codes: Sequence[str], *, actor: str, at: dt.da
             data={"kind": "regrid", "source": source, "from_grid": r.grid_code,
                   "to_grid": r.new_code, "to_grid_id": int(r.new_id),
                   "from_worker": r.worker_id, "to_worker": worker_id, "rule": rule},
-            reason=reason, grid_code=r.new_code, grid_id=int(r.new_id)))
+            reason=reason, grid_code=r.new_code, grid_id=int(r.new_id),
+            status=taken_again(r.status, r.worker_id, worker_id)))
         details.append({"id": int(r.id), "from": r.grid_code, "to": r.new_code,
-                        "worker_id": worker_id, "rule": rule})
+                        "worker_id": worker_id, "rule": rule,
+                        "status": taken_again(r.status, r.worker_id, worker_id) or r.status})
     reassign(session, items, actor=actor)
     plan_store.refresh_grid_version(session, stayed)
     return {"moved": len(moved), "kept_grid": len(stayed), "incidents": details[:LISTED]}

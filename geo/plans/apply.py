@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 from geo import topology
 from geo.errors import Conflict, InvalidInput
 from geo.incidents import responsible
+from geo.incidents.loop import taken_again
 from geo.incidents.regrid import choose_now
 from geo.plans import impact, service
 from geo.plans.edits import PlanState
@@ -118,9 +119,12 @@ def _reassign(session: Session, state: PlanState, heirs: Mapping[str, list[tuple
             data={"kind": "replan", "plan_id": plan_id, "from_grid": points.grid_code[k],
                   "to_grid": code, "to_grid_id": ids[code],
                   "from_worker": points.worker_id[k], "to_worker": worker_id, "rule": rule},
-            reason=reason, grid_code=code, grid_id=ids[code]))
+            reason=reason, grid_code=code, grid_id=ids[code],
+            status=taken_again(points.status[k], points.worker_id[k], worker_id)))
         details.append({"id": incident_id, "from": points.grid_code[k], "to": code,
-                        "worker_id": worker_id, "rule": rule})
+                        "worker_id": worker_id, "rule": rule, "status": taken_again(
+                            points.status[k], points.worker_id[k], worker_id)
+                        or points.status[k]})
     store_reassign.reassign(session, items, actor=actor)
     stayed = [int(points.id[k]) for k, code in zip(idx, new_code, strict=True)
               if code == points.grid_code[k]]

@@ -13,7 +13,9 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 from shapely.geometry import box, mapping
+from sqlalchemy import text
 
+from geo.store import db
 from tests.api.test_plan_apply import query, snapshot
 from tests.api.test_plans_api import IN_G11_EAST, ids, reported
 
@@ -55,6 +57,9 @@ def test_a_grid_import_moves_the_open_incidents_the_new_polygons_give_elsewhere(
     closed = reported[0]
     client.post(f"/api/v1/incidents/{closed}/status", headers=auth("dispatcher"),
                 json={"status": "rejected", "note": "not ours"})
+    with db.session_scope(db_url) as s:  # taken on by WG11: goes out again to its new worker
+        s.execute(text("UPDATE incident SET status = 'in_progress' WHERE id = :i"),
+                  {"i": reported[2]})
     path = _file(tmp_path)
     before = snapshot(db_url)
     dry = _import(client, auth, path, commit=False)
@@ -72,9 +77,11 @@ def test_a_grid_import_moves_the_open_incidents_the_new_polygons_give_elsewhere(
     # the open ones that stayed point at their grid's new version; the rejected one does not
     assert rows[reported[1]].grid_id == now["G11"] and rows[reported[3]].grid_id == now["G12"]
     assert rows[closed].grid_id != now["G11"]
-    [event] = query(db_url, "SELECT actor, data FROM incident_event WHERE incident_id = :i "
-                            "AND data->>'kind' = 'regrid'", i=reported[2])
+    [event] = query(db_url, "SELECT actor, data, from_status, to_status FROM incident_event "
+                            "WHERE incident_id = :i AND data->>'kind' = 'regrid'", i=reported[2])
     assert event.actor.startswith("grids:") and event.data["to_grid"] == "G12"
+    assert (event.from_status, event.to_status) == ("in_progress", "dispatched")
+    assert rows[reported[2]].w not in (None, "WG11")  # whoever the chain chose now
     lon, lat = IN_G11_EAST
     located = client.get("/api/v1/locate", params={"lon": lon, "lat": lat},
                          headers=auth("patrol")).json()

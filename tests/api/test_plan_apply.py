@@ -61,6 +61,9 @@ def test_apply_writes_versions_moves_incidents_and_keeps_history(
     closed = reported[0]
     with db.session_scope(db_url) as s:
         s.execute(text("UPDATE incident SET status = 'closed' WHERE id = :id"), {"id": closed})
+        # WG11 had taken on two: the one that moves to G12 goes out again to its new worker
+        s.execute(text("UPDATE incident SET status = 'accepted' WHERE id IN (:a, :b)"),
+                  {"a": reported[1], "b": reported[2]})
     v1 = dict(query(db_url, "SELECT code, id FROM grid WHERE valid_to IS NULL"))
     epoch = query(db_url, "SELECT epoch FROM grid_epoch")[0][0]
     before = query(db_url, "SELECT now()")[0][0]
@@ -85,7 +88,12 @@ def test_apply_writes_versions_moves_incidents_and_keeps_history(
     [event] = query(db_url, "SELECT actor, from_status, to_status, data FROM incident_event "
                             "WHERE data->>'kind' = 'replan'")
     assert event.data["from_grid"] == "G11" and event.data["to_grid"] == "G12"
-    assert event.data["plan_id"] == plan_id and event.from_status == event.to_status
+    assert event.data["plan_id"] == plan_id
+    assert event.data["to_worker"] != event.data["from_worker"]
+    assert (event.from_status, event.to_status, moved["status"]) == ("accepted", "dispatched",
+                                                                      "dispatched")
+    status = dict(query(db_url, "SELECT id, status FROM incident"))
+    assert (status[reported[1]], status[reported[2]]) == ("accepted", "dispatched")
     # open incidents that stayed point at the new version; the closed one keeps the old one
     assert inc[reported[1]].grid_id == v2["G11"] and inc[reported[3]].grid_id == v2["G12"]
     assert inc[closed].grid_id == v1["G11"]
