@@ -25,6 +25,7 @@ from geo.errors import (
     NotFound,
     jsonable,
 )
+from geo.jsonkeys import INT_DIGITS, long_integer
 from geo.open311 import error_body
 
 STATUS: dict[type[DomainError], int] = {
@@ -162,7 +163,15 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if named is not None:
         return JSONResponse({"detail": named}, status_code=exc.status_code, headers=exc.headers)
     if exc.status_code == 400 and isinstance(exc.detail, str):
-        return JSONResponse({"detail": unreadable_body(request, exc.detail)}, status_code=422)
+        detail = unreadable_body(request, exc.detail)
+        if "json" in request.headers.get("content-type", ""):
+            found = long_integer(await request.body())
+            if found is not None:  # Python reads at most INT_DIGITS digits
+                field, digits = found
+                detail = {"message": f"{field} is an integer of {len(digits.lstrip('-'))} "
+                                     "digits", "field": field, "value": digits[:20] + "…",
+                          "valid": f"an integer of at most {INT_DIGITS} digits"}
+        return JSONResponse({"detail": detail}, status_code=422)
     return await http_exception_handler(request, exc)
 
 

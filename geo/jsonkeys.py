@@ -107,3 +107,32 @@ def shown(value: Any) -> str:
 def repeated_message(path: str, a: Any, b: Any) -> str:
     """The sentence that refuses a key given twice."""
     return f"{path} is given twice in one JSON object, as {shown(a)} and {shown(b)}"
+
+
+#: Python reads integers of at most this many digits (``sys.get_int_max_str_digits``).
+INT_DIGITS = 4300
+
+
+class _LongInteger(str):
+    """An integer too long for Python to read, kept as its digits."""
+
+
+def long_integer(body: bytes) -> tuple[str, str] | None:
+    """The path (``attrs.n[1]``, ``body`` at the top) and digits of the first integer of
+    more than :data:`INT_DIGITS` digits in the JSON ``body``, which Python's parser refuses
+    naming nothing; None when there is none or the body is not JSON for another reason."""
+    try:
+        data = json.loads(body, parse_int=lambda t: _LongInteger(t) if len(t) > INT_DIGITS
+                          else int(t))
+    except (ValueError, RecursionError):
+        return None
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, _LongInteger):
+            return path.lstrip(".") or "body", str(node)
+        if isinstance(node, dict):
+            stack.extend((f"{path}.{k}", v) for k, v in reversed(node.items()))
+        elif isinstance(node, list):
+            stack.extend((f"{path}[{i}]", v) for i, v in reversed(list(enumerate(node))))
+    return None

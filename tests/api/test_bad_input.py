@@ -361,6 +361,19 @@ def test_a_key_given_twice_with_different_values_is_refused(
     assert client.post("/api/v1/incidents", content=same, headers=headers).status_code == 201
 
 
+def test_an_integer_too_long_to_read_is_named(client: TestClient, auth: Auth, session: Session,
+                                              small_city: dict[str, int]) -> None:
+    """The parser's error named the body, not the field holding 5000 digits."""
+    before = _counts(session)
+    headers = {**auth("dispatcher"), "Content-Type": "application/json"}
+    body = ('{"lon": 120.005, "lat": 30.01, "category": "E1", "source": "app", '
+            '"attrs": {"n": [1, ' + "9" * 5000 + ']}}')
+    detail = _detail(client.post("/api/v1/incidents", content=body, headers=headers), 422,
+                     "attrs.n[1]")
+    assert "5000 digits" in detail["message"] and "4300" in detail["valid"]
+    assert _counts(session) == before
+
+
 def test_unknown_paths_and_methods_answer_in_our_shape(client: TestClient, auth: Auth) -> None:
     headers = auth("dispatcher")
     nowhere = _detail(client.get("/api/v1/nowhere", headers=headers), 404, "path")
