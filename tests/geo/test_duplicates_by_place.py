@@ -86,3 +86,40 @@ def test_a_batch_in_one_window_is_found_by_place(monkeypatch: pytest.MonkeyPatch
     assert len(calls) >= 3 and sum(calls) < 200_000  # up to 1,000 rows a chunk
     assert found and all(target < source for source, target in found.items()
                          if target >= 10_000)
+
+
+def _all_pairs_first(pf: np.ndarray, po: np.ndarray, t: Any, radius: float) -> dict[int, int]:
+    """The rule as it was written first: every pair measured, then the best per row."""
+    dlat = radius / 110000.0
+    dlon = radius / (110000.0 * np.maximum(np.cos(np.radians(t.lat[pf])), 0.01))
+    keep = (np.abs(t.lat[po] - t.lat[pf]) <= dlat) & (np.abs(t.lon[po] - t.lon[pf]) <= dlon)
+    keep &= po != pf
+    earlier = (t.us[po] < t.us[pf]) | ((t.us[po] == t.us[pf]) & (t.id[po] < t.id[pf]))
+    keep &= ~t.new[po] | earlier
+    pf, po = pf[keep], po[keep]
+    _, _, dist = duplicates_batch._GEOD.inv(t.lon[pf], t.lat[pf], t.lon[po], t.lat[po])
+    pf, po = pf[np.asarray(dist) <= radius], po[np.asarray(dist) <= radius]
+    best = np.lexsort((t.id[po], t.us[po], t.child[po], pf))
+    pf, po = pf[best], po[best]
+    first = np.concatenate(([True], pf[1:] != pf[:-1])) if pf.size else np.zeros(0, bool)
+    return {int(t.id[a]): int(t.id[b]) for a, b in zip(pf[first], po[first], strict=True)}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 300), st.sampled_from([30.0, 60.0, 120.0]))
+def test_measuring_pairs_lazily_finds_the_same_first_match(seed: int, n: int,
+                                                           metres: float) -> None:
+    """A row's pairs are measured best first until one is within the radius (a crowd on one
+    point measured every pair: quadratic); the answer is the one of measuring them all."""
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(0, 2 * n))
+    rows = _rows(rng, n + k, 1, hours=0.5, metres=metres)
+    t = duplicates_batch._Targets(
+        id=np.asarray(rows["ids"], np.int64), us=rows["us"],
+        lon=np.asarray(rows["lon"]), lat=np.asarray(rows["lat"]),
+        child=np.concatenate((np.zeros(n, bool), rng.random(k) < 0.3)),
+        new=np.concatenate((np.ones(n, bool), np.zeros(k, bool))))
+    pf = np.repeat(np.arange(n), n + k)
+    po = np.tile(np.arange(n + k), n)
+    expected = _all_pairs_first(pf, po, t, 50.0)
+    assert duplicates_batch._first_matches(pf, po, t, 50.0) == expected
