@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from geo.errors import InvalidInput
+from geo.jsonkeys import Pairs, Repeated, repeated_message, repeated_path, shown, unique_keys
 from geo.tracks.points import TrackInput, check_count, parse_time, track_input
 
 #: File endings and the format each means.
@@ -276,7 +277,15 @@ def _features(data: Any, label: str) -> list[Any]:
 def _read_geojson(path: Path, label: str) -> RawPoints:
     try:
         with path.open(encoding="utf-8-sig") as handle:
-            data = json.load(handle)
+            text = handle.read()
+        data = json.loads(text, object_pairs_hook=unique_keys)
+    except Repeated:  # a parser keeps one of the two silently: the file is refused
+        found = repeated_path(json.loads(text, object_pairs_hook=Pairs.from_pairs))
+        assert found is not None
+        path_in, first, second = found
+        raise InvalidInput(f"{label}: {repeated_message(path_in, first, second)}",
+                           field=f"{label}.{path_in}", value=shown(second),
+                           valid="each key once in an object") from None
     except (json.JSONDecodeError, RecursionError) as exc:  # nested thousands deep: Recursion
         raise InvalidInput(f"{label} is not JSON: {exc}", field="file", value=label,
                            valid="a GeoJSON file") from None

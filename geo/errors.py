@@ -33,7 +33,26 @@ class DomainError(Exception):
         if self.valid is not None:
             out["valid"] = self.valid
         out.update(self.extra)
-        return out
+        return encodable(out)
+
+
+def encodable(value: Any) -> Any:
+    """``value`` with every text UTF-8 can encode: an unpaired surrogate, which a JSON
+    escape or a file can carry into a message or a value, written ``\\udXXX`` (the
+    answer could not be sent: a 500)."""
+    if isinstance(value, str):
+        if value.isascii():
+            return value
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return value
+    if isinstance(value, dict):
+        return {encodable(k): encodable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [encodable(v) for v in value]
+    return value
 
 
 class InvalidInput(DomainError):

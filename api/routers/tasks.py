@@ -99,6 +99,10 @@ def list_tasks(
         point = check_lonlat(lon, lat, lon_field="near (lon)", lat_field="near (lat)")
     radius = check_radius(radius_m if radius_m is not None else settings.task_near_radius_m,
                           settings.task_max_radius_m)
+    if mine and worker_id is not None:  # worker_id was silently ignored
+        raise InvalidInput(f"worker_id {worker_id} and mine=true both name a worker",
+                           field="worker_id", value=worker_id,
+                           valid="one of them: mine=true for your own worker, or worker_id")
     if mine:
         worker_id = own_worker(session, principal)
     rows, total = task_store.list_tasks(session, statuses=statuses, near=point,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, StrictFloat, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
 from api.schemas.grids import Link
 from geo.settings import GAP_LIMIT_MAX_S, SPEED_LIMIT_MAX_MPS
@@ -13,6 +13,8 @@ from geo.store.models import INT4_MAX
 
 class TrackPointIn(BaseModel):
     """One GPS fix: (lon, lat) in the upload's crs and a time with a time zone."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is refused, not dropped
 
     # strict: JSON true is not the number 1 (pydantic would turn it into 1.0)
     lon: StrictFloat | StrictInt | StrictStr = Field(
@@ -26,6 +28,8 @@ class TrackPointIn(BaseModel):
 
 class TrackUpload(BaseModel):
     """A batch of one worker's fixes, in any order."""
+
+    model_config = ConfigDict(extra="forbid")  # "dryrun": true stored the fixes
 
     worker_id: StrictInt = Field(ge=1, le=INT4_MAX, description="The worker (GET /api/v1/workers).")
     points: list[TrackPointIn] = Field(description="The fixes; checked one by one, the first "

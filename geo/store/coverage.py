@@ -288,6 +288,10 @@ def grid_coverage(session: Session, code: str, *, start: dt.datetime, end: dt.da
             "workers": len(np.unique(pts.worker_id)), "points": len(pts.lon)}
 
 
+#: The levels :func:`level_coverage` ranks (as the coverage map page offers).
+RANKED_LEVELS = ("street", "community", "grid")
+
+
 def level_coverage(session: Session, level: str, *, start: dt.datetime, end: dt.datetime,
                    rules: Rules, parent: str | None = None, worst_first: bool = True,
                    cells: bool = False) -> dict[str, Any]:
@@ -298,6 +302,9 @@ def level_coverage(session: Session, level: str, *, start: dt.datetime, end: dt.
     grid with ``worst_first`` (ties: hotspot coverage, then code). With ``cells``
     each item keeps its hotspot cells (``hotspots.cells``, as for one grid).
     """
+    if level not in RANKED_LEVELS:  # "district" or "building" answered an empty ranking
+        raise InvalidInput(f"level {level!r} is not a level coverage ranks", field="level",
+                           value=level, valid=", ".join(RANKED_LEVELS))
     found = areas(session, level=level, parent=parent)
     if parent is not None and not found:
         raise NotFound(f"no current grid of level {level!r} has the parent {parent!r}",

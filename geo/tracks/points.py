@@ -91,6 +91,9 @@ def parse_time(value: Any, field: str) -> int:
         return round(seconds * 1_000_000)
     elif isinstance(value, str) and value.strip():
         text = value.strip()
+        if "\x00" in text:  # fromisoformat reads "08:30:05\x00" as 08:30:05
+            raise InvalidInput(f"{field} contains a NUL character", field=field,
+                               value=text.replace("\x00", "\\x00"), valid=TIME_VALID)
         try:
             moment = dt.datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "Zz"
                                                else text)

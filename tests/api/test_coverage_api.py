@@ -159,6 +159,8 @@ def test_a_leg_across_a_small_grid_with_no_fix_near_it_counts(
     ({"grid": "G1", "level": "grid"}, 422, "grid"),
     ({"grid": "NOPE"}, 404, "grid"),
     ({"level": "planet"}, 422, "level"),
+    ({"level": "district"}, 422, "level"),  # a level coverage does not rank: an empty list
+    ({"level": "building"}, 422, "level"),
     ({"level": "grid", "parent": "NOPE"}, 404, "parent"),
     ({"grid": "G1", "from": "yesterday"}, 422, "from"),
     ({"grid": "G1", "from": "2026-11-09", "to": "2026-11-08"}, 422, "to"),

@@ -185,6 +185,9 @@ def test_claim_races_over_http_have_one_winner(client: TestClient, auth: Auth, d
     claimed = client.get("/api/v1/tasks", params={"mine": "true"}, headers=headers[winner])
     assert [f["id"] for f in claimed.json()["features"]] == [task["id"]], claimed.text
     assert client.get("/api/v1/tasks", headers=headers[winner]).json()["numberMatched"] == 0
+    both = client.get("/api/v1/tasks", params={"mine": "true", "worker_id": 1},
+                      headers=headers[winner])  # worker_id was ignored
+    assert both.status_code == 422 and both.json()["detail"]["field"] == "worker_id"
     loser = next(c for c in codes if c != winner)
     assert client.get("/api/v1/tasks", params={"mine": "true", "status": "any"},
                       headers=headers[loser]).json()["numberMatched"] == 0

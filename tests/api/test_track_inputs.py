@@ -160,3 +160,41 @@ def test_limits_beyond_a_day_or_any_speed_are_refused(client: TestClient, auth: 
     result = cli("tracks", "import", str(track), "--worker", "P-1", "--max-gap", "1e12",
                  "--dry-run")
     assert result.exit_code == 2 and "--max-gap" in result.output, result.output
+
+
+def test_a_lone_surrogate_in_a_track_file_is_a_422_not_a_500(
+        client: TestClient, auth: Auth, session: Session, city: dict[str, int]) -> None:
+    """The refusal quoted the value, and an answer holding a lone surrogate cannot be sent."""
+    for props, geometry in (({"t": "\ud800"}, [119.305, 26.085]),
+                            ({"t": walk(1)[0]["t"]}, ["\udc00", 26.085])):
+        data = {"type": "FeatureCollection", "features": [
+            {"type": "Feature", "geometry": {"type": "Point", "coordinates": geometry},
+             "properties": props}]}
+        answer = _upload(client, auth, city["P-1"], "s.geojson", json.dumps(data))
+        assert answer.status_code == 422, answer.text
+        assert "\\ud" in answer.text  # the surrogate written as its escape
+    assert scalar(session, "SELECT count(*) FROM track_point") == 0
+
+
+def test_misspelt_keys_and_keys_given_twice_are_refused(
+        client: TestClient, auth: Auth, session: Session, city: dict[str, int]) -> None:
+    """ "dryrun": true was dropped and the fixes stored; a key twice in a file kept the last."""
+    answer = post(client, auth, {"worker_id": city["P-1"], "dryrun": True,
+                                 "points": walk(2)}, status=422)
+    assert answer["detail"]["field"] == "dryrun"
+    point = {**walk(1)[0], "alt": 5}
+    answer = post(client, auth, {"worker_id": city["P-1"], "points": [point]}, status=422)
+    assert answer["detail"]["field"] == "points.0.alt"
+    first, second = walk(2)
+    text = ('{"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": '
+            f'{{"type": "Point", "coordinates": [{first["lon"]}, {first["lat"]}]}}, '
+            f'"properties": {{"t": "{first["t"]}", "t": "{second["t"]}"}}}}]}}')
+    twice = _upload(client, auth, city["P-1"], "d.geojson", text)
+    assert twice.status_code == 422, twice.text
+    assert twice.json()["detail"]["field"] == "d.geojson.features[0].properties.t"
+    nul = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [119.305, 26.085]},
+         "properties": {"t": first["t"] + "\u0000"}}]}
+    answer = _upload(client, auth, city["P-1"], "n.geojson", json.dumps(nul))
+    assert answer.status_code == 422 and "NUL" in answer.text, answer.text
+    assert scalar(session, "SELECT count(*) FROM track_point") == 0
