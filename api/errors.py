@@ -23,6 +23,7 @@ from geo.errors import (
     ImportRefused,
     InvalidInput,
     NotFound,
+    encodable,
     jsonable,
 )
 from geo.jsonkeys import INT_DIGITS, long_integer
@@ -122,7 +123,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     first = problems[0] if problems else {"field": "body", "value": None,
                                           "message": "invalid request", "valid": _JSON_BODY}
     detail = {**first, "errors": problems}
-    return JSONResponse({"detail": detail}, status_code=422)
+    return JSONResponse({"detail": encodable(detail)}, status_code=422)
 
 
 def _named(request: Request, exc: HTTPException) -> dict[str, Any] | None:
@@ -162,6 +163,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
                             status_code=exc.status_code, headers=exc.headers)
     if named is not None:
         return JSONResponse({"detail": named}, status_code=exc.status_code, headers=exc.headers)
+    if isinstance(exc.detail, dict):  # ours, which may quote what was sent
+        return JSONResponse({"detail": encodable(exc.detail)}, status_code=exc.status_code,
+                            headers=exc.headers)
     if exc.status_code == 400 and isinstance(exc.detail, str):
         detail = unreadable_body(request, exc.detail)
         if "json" in request.headers.get("content-type", ""):
