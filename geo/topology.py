@@ -138,7 +138,7 @@ class AreaMeter:
         if self._transformer is None:
             return geoms
         tr = self._transformer
-        geoms = shapely.segmentize(geoms, _SEGMENT_DEG)
+        geoms = densify(geoms, _SEGMENT_DEG)
 
         def _xy(coords: np.ndarray) -> np.ndarray:
             x, y = tr.transform(coords[:, 0], coords[:, 1])
@@ -156,6 +156,48 @@ class AreaMeter:
     def area(self, geom: BaseGeometry) -> float:
         """Area of one geometry in m²."""
         return float(self.areas([geom])[0])
+
+
+def densify(geoms: Any, step: float) -> Any:
+    """``geoms`` (one or an array) with points added along every edge longer than ``step``,
+    so that no edge is longer. ``shapely.segmentize`` does this, but GEOS 3.14 returns an
+    empty or broken polygon for some valid ones (libgeos/geos#1294: a grid measured 0 m²,
+    so an overlap with it went unseen); polygons are densified here with numpy instead."""
+    arr = np.asarray(geoms, dtype=object)
+    flat = arr.reshape(-1)
+    out = flat.copy()
+    kinds = shapely.get_type_id(flat)
+    empty = shapely.is_empty(flat)  # kept as they are: shapely's ragged arrays crash on them
+    polys = np.flatnonzero(((kinds == 3) | (kinds == 6)) & ~empty)
+    if len(polys):
+        out[polys] = _densify_polygons(flat[polys], step)
+    for k in np.flatnonzero(kinds == 7):  # collections: their parts
+        out[k] = shapely.GeometryCollection(list(densify(shapely.get_parts(flat[k]), step)))
+    rest = np.flatnonzero(~np.isin(kinds, (3, 6, 7)) & ~empty)
+    if len(rest):
+        out[rest] = shapely.segmentize(flat[rest], step)
+    return out.reshape(arr.shape) if arr.ndim else out[0]
+
+
+def _densify_polygons(polys: np.ndarray, step: float) -> np.ndarray:
+    """Polygons and multipolygons densified through their ragged coordinate arrays."""
+    kind, coords, offsets = shapely.to_ragged_array(polys)
+    rings = offsets[0]
+    count = len(coords)
+    if count == 0:
+        return polys
+    last = np.zeros(count, dtype=bool)
+    last[rings[1:] - 1] = True  # a ring's closing point starts no edge
+    edge = np.roll(coords, -1, axis=0) - coords
+    edge[last] = 0.0
+    length = np.hypot(edge[:, 0], edge[:, 1])
+    pieces = np.where(last, 1, np.maximum(1, np.ceil(length / step))).astype(np.int64)
+    src = np.repeat(np.arange(count), pieces)
+    k = np.arange(int(pieces.sum())) - np.repeat(np.cumsum(pieces) - pieces, pieces)
+    dense = coords[src] + edge[src] * (k / pieces[src])[:, None]
+    ends = np.concatenate(([0], np.cumsum(pieces)))
+    out = shapely.from_ragged_array(kind, dense, (ends[rings], *offsets[1:]))
+    return np.asarray(out, dtype=object)
 
 
 def polygonal(geom: BaseGeometry | None) -> MultiPolygon:

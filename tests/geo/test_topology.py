@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pytest
 import shapely
 from hypothesis import given, settings
@@ -186,3 +187,33 @@ def test_resolving_random_rectangles_leaves_no_overlap(spec: list[tuple[int, ...
     assert t.find_overlaps([(c, g) for c, g in resolved if not g.is_empty], meter, 1.0) == []
     union = shapely.union_all([g for _, g in items]).area
     assert shapely.union_all([g for _, g in resolved]).area == pytest.approx(union)
+
+
+# A grid of the demo city redrawn by a plan (350102006003002 v2): GEOS 3.14's segmentize
+# returns it empty at 0.0005 degrees and broken at 0.00025 (libgeos/geos#1294), so it
+# measured 0 m² and an import overlapping it by 74,000 m² reported no overlap.
+REDRAWN = Polygon([
+    (119.2905739, 26.0768763), (119.2900044, 26.0773297), (119.28869, 26.0783761),
+    (119.2891964, 26.0790067), (119.29077293374553, 26.080969652478867),
+    (119.29077991585683, 26.08091955379419), (119.29080284391958, 26.080824382454285),
+    (119.29083496767694, 26.08073190897585), (119.29184116767695, 26.078236708975847),
+    (119.29188475518497, 26.078142919770677), (119.2919377965498, 26.078054134076563),
+    (119.29198478852564, 26.077991279295063), (119.2927686, 26.0786107)])
+
+
+@pytest.mark.parametrize("step", [0.0005, 0.00025, 0.0001])
+def test_a_polygon_segmentize_loses_is_measured(step: float) -> None:
+    dense = t.densify(REDRAWN, step)
+    assert dense.area == pytest.approx(REDRAWN.area, rel=1e-9)
+    edges = np.diff(np.asarray(dense.exterior.coords), axis=0)
+    assert np.hypot(edges[:, 0], edges[:, 1]).max() <= step * (1 + 1e-9)
+    assert t.AreaMeter.for_geometries([REDRAWN]).area(REDRAWN) == pytest.approx(73_949,
+                                                                                rel=1e-3)
+
+
+def test_an_overlap_with_that_polygon_is_found() -> None:
+    items = [("NEW", REDRAWN)]
+    meter = t.AreaMeter.for_geometries([REDRAWN])
+    [found] = t.find_overlaps(items, meter, 1.0, fixed=[("OLD", REDRAWN)])
+    assert (found.a, found.b) == ("NEW", "OLD")
+    assert found.area_m2 == pytest.approx(73_949, rel=1e-3)
