@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import warnings
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -81,6 +82,7 @@ class Feature:
     population: int | None = None
     households: int | None = None
     attrs: dict[str, Any] = field(default_factory=dict)
+    kept: tuple[str, ...] = ()
 
 
 @dataclass
@@ -156,7 +158,12 @@ def _read_ogr(path: Path, options: ReadOptions) -> tuple[pd.DataFrame, list[Any]
         if options.layer is not None and options.layer not in layers:
             raise InvalidInput(f"{path.name!r} has no layer {options.layer!r}", field="layer",
                                value=options.layer, valid=", ".join(layers))
-        frame = pyogrio.read_dataframe(source, layer=options.layer)
+        try:
+            with warnings.catch_warnings():  # GDAL's "Non closed ring detected": refused
+                warnings.simplefilter("ignore", RuntimeWarning)
+                frame = pyogrio.read_dataframe(source, layer=options.layer)
+        except shapely.errors.GEOSException as exc:  # a ring not closed, a NaN position
+            raise _unreadable_geometry(source, options.layer, path.name, exc) from None
     except (DataSourceError, DataLayerError) as exc:
         reason = str(exc).replace(str(path.parent) + "/", "")  # no server paths in answers
         raise InvalidInput(f"cannot read {path.name!r}: {reason}", field="file",
@@ -164,6 +171,28 @@ def _read_ogr(path: Path, options: ReadOptions) -> tuple[pd.DataFrame, list[Any]
                            valid="a readable " + READ_SUFFIXES[path.suffix.lower()]) from exc
     geoms = list(frame.geometry.array) if "geometry" in frame else [None] * len(frame)
     return pd.DataFrame(frame.drop(columns="geometry", errors="ignore")), geoms, frame.crs
+
+
+def _unreadable_geometry(source: Any, layer: str | None, name: str,
+                         exc: Exception) -> InvalidInput:
+    """The first feature whose geometry GEOS cannot build (the read names none)."""
+    import pyogrio.raw
+
+    number, why = 0, str(exc)
+    with warnings.catch_warnings():  # GDAL's "Non closed ring detected": said below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        geometry = pyogrio.raw.read(source, layer=layer, read_geometry=True)[2]
+    for k, wkb in enumerate(geometry):
+        try:
+            shapely.from_wkb(wkb)
+        except shapely.errors.GEOSException as bad:
+            number, why = k + 1, str(bad)
+            break
+    where = f"feature {number}" if number else "a feature"
+    return InvalidInput(f"{name!r}: the geometry of {where} cannot be read: {why}",
+                        field="geometry", value=where,
+                        valid="polygons whose rings are closed (the last position repeats "
+                              "the first) and hold at least four finite positions")
 
 
 def _source(path: Path) -> Any:
@@ -400,6 +429,10 @@ def _feature(index: int, row: dict[str, Any], geom: BaseGeometry | None, options
         population=_whole(row.get(pop_field), pop_field, index) if pop_field else None,
         households=_whole(row.get(hh_field), hh_field, index) if hh_field else None,
         attrs=_attrs(row.get(attrs_field), attrs_field, index) if attrs_field else {},
+        # a column the file does not have keeps the grid's current figure (it was wiped)
+        kept=tuple(name for name, given in (("population", pop_field),
+                                            ("households", hh_field), ("attrs", attrs_field))
+                   if given is None),
     )
 
 
@@ -434,7 +467,7 @@ def merge_features(features: Sequence[Feature]) -> list[GridRecord]:
         records.append(GridRecord(
             code=code, name=first.name, level=first.level, geom=_merge([f.geom for f in group]),
             parent_code=first.parent, population=first.population,
-            households=first.households, attrs=dict(first.attrs)))
+            households=first.households, attrs=dict(first.attrs), kept=first.kept))
     return records
 
 

@@ -5,6 +5,7 @@ history of every boundary stays queryable.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,9 @@ class GridRecord:
     population: int | None = None
     households: int | None = None
     attrs: dict[str, Any] = field(default_factory=dict)
+    #: Of ``population``, ``households`` and ``attrs``: those the source does not give, so
+    #: that a new version keeps the current one's (an import of a file without the column).
+    kept: tuple[str, ...] = ()
 
 
 @dataclass
@@ -189,6 +193,8 @@ def write_versions(session: Session, records: Sequence[GridRecord], *,
     to_insert: list[dict[str, Any]] = []
     for rec in records:
         row = current.get(rec.code)
+        if row is not None and rec.kept:
+            rec = dataclasses.replace(rec, **{name: row[name] for name in rec.kept})
         if row is not None and _same(rec, row):
             counts.unchanged.append(rec.code)
             continue

@@ -482,3 +482,48 @@ def test_text_postgresql_cannot_store_is_refused_not_cut(cli: Cli, tmp_path: Pat
     assert result.exit_code == 2 and "Traceback" not in out, out
     assert words in out, out
     assert current_count(db_url) == 0
+
+
+@pytest.mark.parametrize("ring", [
+    "[[10, 10], [10.01, 10], [10.01, 10.01], [10, 10.01]]",  # not closed
+    "[[10, 10], [10.01, 10], [10.01, 10.01], [10, NaN]]",
+])
+def test_a_ring_geos_cannot_build_names_its_feature(cli: Cli, tmp_path: Path, db_url: str,
+                                                    ring: str) -> None:
+    """GEOS refused it while the file was read: a traceback (a 500 over HTTP)."""
+    good = "[[10, 10], [10.01, 10], [10.01, 10.01], [10, 10]]"
+    features = ", ".join(f'{{"type": "Feature", "properties": {{"code": "{c}"}}, "geometry": '
+                         f'{{"type": "Polygon", "coordinates": [{r}]}}}}'
+                         for c, r in (("OK", good), ("BAD", ring)))
+    path = tmp_path / "rings.geojson"
+    path.write_text(f'{{"type": "FeatureCollection", "features": [{features}]}}')
+    result = cli("grids", "import", path, "--code-field", "code", "--commit")
+    out = " ".join(result.output.split())
+    assert result.exit_code == 2 and "Traceback" not in out, out
+    assert "feature 2" in out and "closed" in out, out
+    assert current_count(db_url) == 0
+
+
+def test_a_file_without_the_figures_keeps_the_current_ones(cli: Cli, tmp_path: Path,
+                                                            db_url: str) -> None:
+    """A file without population, households or attrs columns wrote every grid it touched
+    again with them empty (the dry run said: 1 new version, for the same boundary)."""
+    def write(name: str, ring: list[list[float]], **props: Any) -> Path:
+        feature = {"type": "Feature", "properties": {"code": "G1", **props},
+                   "geometry": {"type": "Polygon", "coordinates": [ring]}}
+        path = tmp_path / name
+        path.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
+        return path
+
+    ring = [[10, 10], [10.01, 10], [10.01, 10.01], [10, 10.01], [10, 10]]
+    full = write("full.geojson", ring, population=1177, households=408, attrs={"k": 1})
+    assert cli("grids", "import", full, "--code-field", "code", "--commit").exit_code == 0
+    bare = write("bare.geojson", ring)
+    report = run_report(cli, tmp_path, bare, "--code-field", "code", "--commit")
+    assert report["written"]["codes"]["unchanged"] == ["G1"], report["written"]
+    moved = write("moved.geojson", [[10, 10], [10.02, 10], [10.02, 10.01], [10, 10.01],
+                                    [10, 10]])
+    assert cli("grids", "import", moved, "--code-field", "code", "--commit").exit_code == 0
+    [row] = query(db_url, "SELECT version, population, households, attrs FROM grid "
+                          "WHERE code = 'G1' AND valid_to IS NULL")
+    assert tuple(row) == (2, 1177, 408, {"k": 1})
