@@ -223,8 +223,13 @@ def _non_polygonal(geom: BaseGeometry) -> list[str]:
     return sorted(set(kinds))
 
 
-def invalid_reason(geom: BaseGeometry | None) -> str | None:
-    """Why ``geom`` cannot be stored as a grid polygon, or None when it can."""
+#: Widest a polygon in degrees may be: one wider crosses the antimeridian the long way round.
+MAX_WIDTH_DEG = 180.0
+
+
+def invalid_reason(geom: BaseGeometry | None, *, degrees: bool = True) -> str | None:
+    """Why ``geom`` (WGS-84 unless not ``degrees``) cannot be stored as a grid polygon, or
+    None when it can."""
     if geom is None:
         return "no geometry"
     if geom.is_empty:
@@ -234,6 +239,10 @@ def invalid_reason(geom: BaseGeometry | None) -> str | None:
         return f"not polygonal: contains {', '.join(others)}"
     if not shapely.is_valid(geom):
         return str(shapely.is_valid_reason(geom))
+    minx, _, maxx, _ = geom.bounds
+    if degrees and maxx - minx > MAX_WIDTH_DEG:  # [179.9, -179.9] as a band round the world
+        return (f"spans {maxx - minx:.1f} degrees of longitude: a polygon crossing the "
+                "antimeridian is read the long way round (split it at 180, RFC 7946 3.1.9)")
     return None
 
 

@@ -33,7 +33,7 @@ class PlanIn(BaseModel):
 class SuggestIn(BaseModel):
     """A balanced partition of ``parent`` into ``k`` grids."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # JSON true is not k = 1
 
     parent: str = Field(min_length=1, max_length=64)
     k: int = Field(ge=1, le=200, description="How many grids.")

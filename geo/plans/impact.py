@@ -213,13 +213,16 @@ def compare(state: PlanState, parent_geom: BaseGeometry, *, lon: np.ndarray, lat
             recent: np.ndarray, is_open: np.ndarray, ids: np.ndarray,
             workers_before: Mapping[str, Sequence[tuple[int, str, str]]],
             measure: Workload, grid_codes: Sequence[str | None] = (),
-            duties: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+            duties: Sequence[Mapping[str, Any]] = (),
+            retired_versions: Mapping[str, int] | None = None) -> dict[str, Any]:
     """The impact report of ``state`` (see the module docstring and the README).
 
     ``duties`` (``grid_code, kind, code, name`` of every duty on the retired grids and the
     grids inheriting them) become each ``roster`` entry's ``duties``, as the apply will move
     them: to the largest heir, or kept (``note``) when the worker already has that kind of
-    duty there or no grid inherits the area.
+    duty there or no grid inherits the area. ``retired_versions``: the last version of each
+    created code that had grids before (it comes back as the next one); ``after.version`` is
+    the version the apply writes.
 
     ``grid_codes`` (each point's stored grid, when given) places a point no grid covers but
     stored on one of the plan's grids (snapped onto it from outside) on that grid before,
@@ -250,6 +253,9 @@ def compare(state: PlanState, parent_geom: BaseGeometry, *, lon: np.ndarray, lat
         b = _grid_figures(before, code, meter, rec_b, open_b, workers_before.get(code, ()),
                           load_b)
         a = _grid_figures(after, code, meter, rec_a, open_a, workers_after.get(code, ()), load_a)
+        if a is not None:  # the apply writes the next version (the draft holds its base)
+            a["version"] = (b["version"] if b is not None and b["version"] is not None
+                            else (retired_versions or {}).get(code, 0)) + 1
         status = "retired" if a is None else "created" if b is None else "changed"
         out_of = int((moving & (before.cover == code)).sum())
         grids.append({"code": code, "status": status, "before": b, "after": a,

@@ -21,6 +21,7 @@ from geo.plans import impact as impact_mod
 from geo.plans.edits import Draft, PlanState, apply_edit, check_edit, new_codes, read_codes
 from geo.plans.validate import Validation, geojson, validate
 from geo.store import plans as store
+from geo.store.grids import last_versions
 from geo.store.models import Plan, PlanEdit
 
 KINDS = ("manual", "suggested")
@@ -210,7 +211,10 @@ def impact(session: Session, rep: Replayed, *, lookback_days: float, measure: im
     report = impact_mod.compare(rep.state, rep.parent.geom, lon=points.lon, lat=points.lat,
                                 recent=points.recent, is_open=points.open, ids=points.id,
                                 workers_before=workers, measure=measure,
-                                grid_codes=points.grid_code, duties=duties)
+                                grid_codes=points.grid_code, duties=duties,
+                                retired_versions=last_versions(
+                                    session, [c for c in rep.state.after
+                                              if c not in rep.state.before]))
     return {"plan_id": rep.plan.id, "parent": rep.plan.parent_code,
             "lookback_days": lookback_days, "since": since.isoformat(),
             "until": now.isoformat(), **report}

@@ -83,7 +83,7 @@ def _current(session: Session, codes: Sequence[str]) -> dict[str, dict[str, Any]
     return {r["code"]: dict(r) for r in rows}
 
 
-def _last_versions(session: Session, codes: Sequence[str]) -> dict[str, int]:
+def last_versions(session: Session, codes: Sequence[str]) -> dict[str, int]:
     """The last version of each of ``codes`` that has only closed versions (a retired grid
     imported again continues its numbering)."""
     if not codes:
@@ -187,7 +187,7 @@ def write_versions(session: Session, records: Sequence[GridRecord], *,
                            valid="one record per code (merge the parts into one MultiPolygon)")
     depths = _depths(session, records)
     current = _current(session, codes)
-    retired = _last_versions(session, [c for c in codes if c not in current])
+    retired = last_versions(session, [c for c in codes if c not in current])
     counts = WriteCounts()
     to_close: list[int] = []
     to_insert: list[dict[str, Any]] = []

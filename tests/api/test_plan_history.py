@@ -170,5 +170,9 @@ def test_ids_and_seeds_out_of_range_are_named(client: TestClient, auth: Auth,
     answer = client.post(f"{URL}/suggest", headers=auth("planner"),
                          json={"parent": "C1", "k": 2, "seed": -1})
     assert answer.status_code == 422 and answer.json()["detail"]["field"] == "seed", answer.text
+    for k in (True, "2", 2.5):  # JSON true was k = 1
+        answer = client.post(f"{URL}/suggest", headers=auth("planner"),
+                             json={"parent": "C1", "k": k})
+        assert answer.status_code == 422 and answer.json()["detail"]["field"] == "k", k
     result = cli("plans", "suggest", "C1", "--k", "2", "--seed", "-1")
     assert result.exit_code == 2 and "seed" in result.output.lower(), result.output

@@ -257,6 +257,8 @@ def test_impact_before_and_after(client: TestClient, auth: Auth, reported: list[
     by_code = {g["code"]: g for g in out["grids"]}
     g11, g12 = by_code["G11"], by_code["G12"]
     assert (g11["status"], g12["status"]) == ("changed", "changed")
+    # the version the apply writes (the preview said the base version, 1)
+    assert (g11["before"]["version"], g11["after"]["version"]) == (1, 2)
     assert (g11["before"]["incidents"], g11["after"]["incidents"]) == (3, 2)
     assert (g12["before"]["incidents"], g12["after"]["incidents"]) == (1, 2)
     assert g11["after"]["area_m2"] == pytest.approx(0.8 * g11["before"]["area_m2"], rel=1e-3)
@@ -349,3 +351,16 @@ def test_impact_bad_parameters(client: TestClient, auth: Auth, ids: dict[str, in
         ("workload", "crime")
     answer = client.get(f"{URL}/{plan_id}/impact?lookback_days=0", headers=auth("planner"))
     assert answer.status_code == 422 and answer.json()["detail"]["field"] == "lookback_days"
+
+
+def test_the_preview_gives_the_versions_the_apply_writes(client: TestClient, auth: Auth,
+                                                          reported: list[int]) -> None:
+    """``after.version`` was the draft's base version: 1 for a changed grid, null for a new."""
+    plan_id = new_plan(client, auth)
+    line = {"type": "LineString", "coordinates": [[120.004, 29.99], [120.004, 30.03]]}
+    edit(client, auth, plan_id, op="split", code="G11", line=line, new_code="G13")
+    out = client.get(f"{URL}/{plan_id}/impact", headers=auth("planner")).json()
+    after = {g["code"]: g["after"]["version"] for g in out["grids"] if g["after"]}
+    applied = client.post(f"{URL}/{plan_id}/apply", headers=auth("planner"))
+    assert applied.status_code == 200, applied.text
+    assert after == applied.json()["versions"] == {"G11": 2, "G13": 1}

@@ -527,3 +527,17 @@ def test_a_file_without_the_figures_keeps_the_current_ones(cli: Cli, tmp_path: P
     [row] = query(db_url, "SELECT version, population, households, attrs FROM grid "
                           "WHERE code = 'G1' AND valid_to IS NULL")
     assert tuple(row) == (2, 1177, 408, {"k": 1})
+
+
+def test_a_polygon_across_the_antimeridian_is_refused(cli: Cli, tmp_path: Path,
+                                                      db_url: str) -> None:
+    """It was stored as a band 359.8 degrees wide: locate at (0, 0.05) answered it."""
+    ring = [[179.9, 0], [-179.9, 0], [-179.9, 0.1], [179.9, 0.1], [179.9, 0]]
+    path = tmp_path / "wide.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"code": "QAM"},
+         "geometry": {"type": "Polygon", "coordinates": [ring]}}]}))
+    report = run_report(cli, tmp_path, path, "--code-field", "code", "--commit", code=1)
+    [bad] = report["invalid_geometries"]
+    assert bad["code"] == "QAM" and "antimeridian" in bad["reason"]
+    assert current_count(db_url) == 0
