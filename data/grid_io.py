@@ -8,6 +8,7 @@ writes exported grids so that they import back unchanged.
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import re
@@ -25,6 +26,8 @@ from pyproj import CRS
 from shapely.geometry import GeometryCollection, MultiPolygon
 from shapely.geometry.base import BaseGeometry
 
+from data.incident_io import check_header
+from data.text_encoding import csv_encoding
 from geo.crs import geometry_to_wgs84, parse_crs
 from geo.errors import TEXT_VALID, UNSTORABLE_ESCAPE, InvalidInput, shown_text, unstorable
 from geo.store.grids import GridRecord
@@ -229,20 +232,29 @@ def _source(path: Path) -> Any:
 
 
 def _read_csv(path: Path, options: ReadOptions) -> tuple[pd.DataFrame, list[Any], Any]:
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""],
-                                encoding=encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            raise InvalidInput(f"cannot read {path.name!r} as CSV: {exc}", field="file",
-                               value=path.name, valid="a CSV file with a header row and a "
-                               "WKT column") from exc
-    else:
-        raise InvalidInput(f"cannot decode {path.name!r}", field="file", value=path.name,
-                           valid="a CSV file in UTF-8 or GB18030")
+    if options.layer is not None:
+        raise InvalidInput(f"{path.name!r} is a CSV file, which has no layers", field="layer",
+                           value=options.layer, valid="no --layer (it names a layer of a "
+                           "GeoPackage)")
+    with path.open("rb") as binary:
+        encoding = csv_encoding(binary, path.name)
+    with path.open(encoding=encoding, newline="") as text:
+        header = next(csv.reader(text), None)
+    if header is None:
+        raise InvalidInput(f"{path.name!r} is empty", field="file", value=path.name,
+                           valid="a CSV file with a header row and a WKT column")
+    check_header([h.strip() for h in header], path.name)  # pandas renamed a twin "code.1"
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""],
+                            encoding=encoding)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InvalidInput(f"cannot read {path.name!r} as CSV: {exc}", field="file",
+                           value=path.name, valid="a CSV file with a header row and a "
+                           "WKT column") from exc
+    if frame.empty:  # as a GeoJSON file without features is refused
+        raise InvalidInput(f"{path.name!r} holds no features (a header row only)",
+                           field="file", value=path.name,
+                           valid="a file with at least one grid polygon")
     columns = [str(c) for c in frame.columns]
     if options.wkt_field is not None:
         if options.wkt_field not in columns:
@@ -414,8 +426,9 @@ def _feature(index: int, row: dict[str, Any], geom: BaseGeometry | None, options
     else:
         level = options.level
     parent = _code(row.get(options.parent_field)) if options.parent_field else None
-    for value, column in ((code, options.code_field), (name, options.name_field),
-                          (level, options.level_field), (parent, options.parent_field)):
+    for value, column in ((code, options.code_field), (name, options.name_field or "name"),
+                          (level, options.level_field or "level"),
+                          (parent, options.parent_field or "parent")):
         why = unstorable(value) if isinstance(value, str) else None
         if why is not None and value is not None:
             raise InvalidInput(f"feature {index + 1}: {column} {why}", field=column,

@@ -26,6 +26,7 @@ from typing import IO, Any
 
 import ijson
 
+from data.text_encoding import SNIFF_BYTES, csv_encoding
 from geo.errors import InvalidInput
 from geo.jsonkeys import Pairs, repeated_message, repeats
 
@@ -34,8 +35,6 @@ FORMATS: dict[str, str] = {
     ".csv": "csv", ".geojson": "geojson", ".json": "geojson",
     ".ndjson": "ndjson", ".jsonl": "ndjson", ".geojsonl": "ndjson", ".geojsons": "ndjson",
 }
-#: Bytes read at a time while deciding a CSV file's encoding (the whole file is checked).
-SNIFF_BYTES = 1 << 20
 #: Longest text quoted in a reject reason (the report's original values are kept whole).
 MAX_CELL = 2000
 #: Longest CSV cell read (the csv module's default is 128 KiB): a longer description is a
@@ -178,40 +177,8 @@ class RowReader:
 
     # ------------------------------------------------------------------ CSV
     def _encoding(self) -> str:
-        """UTF-8 when the whole file decodes as UTF-8, else GB18030. The whole file is
-        checked, in pieces of :data:`SNIFF_BYTES`: a GB18030 export often starts with ASCII
-        rows, its first Chinese text far into the file. Bytes that are neither refuse the
-        file, naming the line and byte where GB18030 fails."""
-        if self._first_fault("utf-8") is None:
-            return "utf-8-sig"
-        fault = self._first_fault("gb18030")
-        if fault is None:
-            return "gb18030"
-        offset, bad = fault
-        self.binary.seek(0)
-        line = self.binary.read(offset).count(b"\n") + 1
-        self.binary.seek(0)
-        raise InvalidInput(
-            f"cannot read {self.name!r}: the bytes {bad.hex(' ')} at line {line} (byte "
-            f"{offset + 1}) are neither UTF-8 nor GB18030", field="file", value=self.name,
-            valid="a CSV file in UTF-8 or GB18030 (GBK): save it again in one of them")
-
-    def _first_fault(self, codec: str) -> tuple[int, bytes] | None:
-        """The offset and bytes of the first sequence ``codec`` cannot decode (None: none)."""
-        decoder = codecs.getincrementaldecoder(codec)()
-        fed = 0
-        piece = b""
-        try:
-            while piece := self.binary.read(SNIFF_BYTES):
-                decoder.decode(piece, final=False)
-                fed += len(piece)
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError as exc:  # positions are in the decoder's pending + piece
-            pending = len(exc.object) - len(piece)
-            return fed - pending + exc.start, exc.object[exc.start:exc.end]
-        finally:
-            self.binary.seek(0)
-        return None
+        """UTF-8 or GB18030 (:func:`data.text_encoding.csv_encoding`)."""
+        return csv_encoding(self.binary, self.name)
 
     def _csv(self) -> Iterator[SourceRow]:
         """Read the header now (so that ``fields`` is known before the first row)."""
@@ -228,7 +195,7 @@ class RowReader:
         except (csv.Error, UnicodeDecodeError) as exc:
             raise _unreadable(self.name, "CSV", exc) from exc
         self.fields = [h.strip() for h in header]
-        _check_header(self.fields, self.name)
+        check_header(self.fields, self.name)
         self._csv_reader = reader
         return self._csv_rows(reader)
 
@@ -351,7 +318,8 @@ class RowReader:
                 yield _json_row(number, item)
 
 
-def _check_header(fields: Sequence[str], name: str) -> None:
+def check_header(fields: Sequence[str], name: str) -> None:
+    """Refuse (naming the file) a CSV header that is empty or names a field twice."""
     if not any(fields):
         raise InvalidInput(f"{name!r} has an empty header row", field="file", value=name,
                            valid="a CSV file whose first row names the fields")

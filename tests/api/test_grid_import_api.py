@@ -106,6 +106,8 @@ def test_bad_uploads_name_what_is_wrong(client: TestClient, auth: Auth, tmp_path
         hidden = upload(client, beats, auth("planner"), commit="true", tolerance_m2=tolerance)
         assert hidden.status_code == 422, hidden.text
         assert hidden.json()["detail"]["field"] == "tolerance_m2"
+    nul = upload(client, beats, auth("planner"), code_field="BEAT_NUM", level="gr\x00id")
+    assert nul.status_code == 422 and nul.json()["detail"]["field"] == "level", nul.text
     assert grid_rows(db_url) == 0
 
 

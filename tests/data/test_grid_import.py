@@ -541,3 +541,23 @@ def test_a_polygon_across_the_antimeridian_is_refused(cli: Cli, tmp_path: Path,
     [bad] = report["invalid_geometries"]
     assert bad["code"] == "QAM" and "antimeridian" in bad["reason"]
     assert current_count(db_url) == 0
+
+
+@pytest.mark.parametrize(("content", "args", "words"), [
+    (b"code,wkt\n", (), "holds no features"),  # a "0 new" dry run; GeoJSON is refused so
+    (b"code,code,wkt\nA,B,\"POLYGON ((10 10, 11 10, 11 11, 10 10))\"\n", (),
+     "names the field 'code' twice"),  # pandas renamed the twin code.1
+    (b"code,wkt\nA,\"POLYGON ((10 10, 11 10, 11 11, 10 10))\"\n", ("--layer", "x"),
+     "has no layers"),  # ignored
+    (b"code,wkt\nA,\"POLYGON ((10 10, 11 10, 11 11, 10 10))\"\nB\xff,x\n", (),
+     "at line 3"),  # "cannot decode", no line or byte
+])
+def test_csv_grid_files_refused_by_name(cli: Cli, tmp_path: Path, db_url: str,
+                                        content: bytes, args: tuple[str, ...],
+                                        words: str) -> None:
+    path = tmp_path / "grids.csv"
+    path.write_bytes(content)
+    result = cli("grids", "import", path, "--code-field", "code", "--commit", *args)
+    out = " ".join(result.output.split())
+    assert result.exit_code == 2 and words in out, out
+    assert current_count(db_url) == 0
