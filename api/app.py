@@ -22,6 +22,7 @@ from api.routers import plans as plans_router
 from api.routers import routes as routes_router
 from api.routers import tasks as tasks_router
 from api.routers import tracks as tracks_router
+from api.uploads import known_query_params
 from geo.settings import Settings, get_settings
 from maps.assets import VENDOR_DIR
 
@@ -42,7 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPI(title="patrolgrid", version="0.1.0", description=DESCRIPTION,
                   docs_url=None, redoc_url=None, lifespan=lifespan,
-                  dependencies=[Depends(storable_json_body)])
+                  dependencies=[Depends(storable_json_body), Depends(known_query_params)])
     app.state.settings = settings
     add_exception_handlers(app)
     app.add_middleware(QueryTextGuard)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import get_args, get_origin
+from typing import Any, get_args, get_origin
 
 from fastapi import HTTPException, Request, UploadFile
+from pydantic import BaseModel
 
 from geo.errors import InvalidInput
 
@@ -56,3 +57,44 @@ def _is_list(annotation: object) -> bool:
     if origin in (list, tuple, set, frozenset):
         return True
     return any(_is_list(a) for a in get_args(annotation)) if origin is not None else False
+
+
+async def known_query_params(request: Request) -> None:
+    """Refuse (422) a query parameter an ``/api/v1`` route does not take, or one
+    given twice with different values: FastAPI ignored the first (``lon`` twice put the
+    point at the last) and any unknown one (a misspelt ``bbxo`` returned everything)."""
+    path = request.url.path
+    if not request.query_params or not path.startswith("/api/"):
+        return
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    params = _query_params(dependant)
+    seen: dict[str, str] = {}
+    for key, value in request.query_params.multi_items():
+        if key not in params:
+            raise InvalidInput(f"{key!r} is not a parameter of {path}", field=key,
+                               value=value[:80], valid="one of " + ", ".join(sorted(params))
+                               if params else "no query parameters")
+        if key in seen and seen[key] != value and not params[key]:
+            raise InvalidInput(f"{key} is given twice, with different values", field=key,
+                               value=value[:80], valid=f"{key} once")
+        seen[key] = value
+
+
+def _query_params(dependant: Any) -> dict[str, bool]:
+    """The query parameters of a route and its dependencies: name -> takes several values."""
+    out: dict[str, bool] = {}
+    stack = [dependant]
+    while stack:
+        dep = stack.pop()
+        for param in dep.query_params:
+            annotation = param.field_info.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                for name, info in annotation.model_fields.items():
+                    out[info.alias or name] = _is_list(info.annotation)
+            else:
+                out[param.alias] = _is_list(annotation)
+        stack.extend(dep.dependencies)
+    return out

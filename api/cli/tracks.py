@@ -11,6 +11,7 @@ from rich.table import Table
 
 from api.cli.common import check_writable, console, reported_errors, settings
 from data.track_io import read_tracks
+from geo.errors import InvalidInput
 from geo.settings import GAP_LIMIT_MAX_S, SPEED_LIMIT_MAX_MPS
 from geo.store import track_queries
 from geo.store.db import session_scope
@@ -50,7 +51,7 @@ def import_(
     cfg = settings()
     with reported_errors():
         check_writable(report, "report")
-    files = _expand(paths)
+        files = _expand(paths)
     with reported_errors(), session_scope(cfg.database_url) as session:
         worker_id = track_queries.resolve_worker(session, worker)
         assert worker_id is not None
@@ -72,8 +73,15 @@ def _expand(paths: list[Path]) -> list[Path]:
     out: list[Path] = []
     for path in paths:
         if path.is_dir():
-            out.extend(sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower()
-                              in (".gpx", ".plt", ".csv", ".geojson", ".json")))
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower()
+                           in (".gpx", ".plt", ".csv", ".geojson", ".json"))
+            if not found:  # "no track file given", naming nothing
+                raise InvalidInput(f"the folder {path} holds no track file directly inside it "
+                                   "(its subfolders are not searched)", field="PATH",
+                                   value=str(path), valid="track files (.gpx, .plt, .csv, "
+                                   ".geojson), or folders holding them, e.g. "
+                                   f"{path}/*/Trajectory")
+            out.extend(found)
         else:
             out.append(path)
     return out

@@ -399,3 +399,17 @@ def test_head_answers_as_get_without_the_body(client: TestClient, auth: Auth) ->
         assert head.headers["content-type"] == got.headers["content-type"]
     assert client.head("/api/v1/categories").status_code == 401  # the same rules as GET
     assert client.head("/api/v1/nowhere", headers=headers).status_code == 404
+
+
+def test_unknown_and_repeated_query_parameters_are_refused(client: TestClient, auth: Auth,
+                                                           small_city: dict[str, int]) -> None:
+    """FastAPI ignored both: a misspelt filter returned everything, ``lon`` twice took the
+    last (the map pages refused them already)."""
+    headers = auth("dispatcher")
+    typo = client.get("/api/v1/incidents", params={"bbxo": "1,2,3,4"}, headers=headers)
+    assert typo.status_code == 422 and typo.json()["detail"]["field"] == "bbxo", typo.text
+    assert "bbox" in typo.json()["detail"]["valid"]
+    twice = client.get("/api/v1/locate?lon=120.005&lon=30.01&lat=30.01", headers=headers)
+    assert twice.status_code == 422 and twice.json()["detail"]["field"] == "lon", twice.text
+    same = client.get("/api/v1/locate?lon=120.005&lon=120.005&lat=30.01", headers=headers)
+    assert same.status_code == 200, same.text

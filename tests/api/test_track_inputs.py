@@ -198,3 +198,13 @@ def test_misspelt_keys_and_keys_given_twice_are_refused(
     answer = _upload(client, auth, city["P-1"], "n.geojson", json.dumps(nul))
     assert answer.status_code == 422 and "NUL" in answer.text, answer.text
     assert scalar(session, "SELECT count(*) FROM track_point") == 0
+
+
+def test_a_folder_without_track_files_is_named(cli: Callable[..., Result], session: Session,
+                                               city: dict[str, int], tmp_path: Path) -> None:
+    """GeoLife's folders hold their files in Trajectory/: "no track file given" named none."""
+    (tmp_path / "000" / "Trajectory").mkdir(parents=True)
+    result = cli("tracks", "import", str(tmp_path), "--worker", "P-1")
+    out = " ".join(result.output.split())
+    assert result.exit_code == 2 and str(tmp_path) in out and "subfolders" in out, out
+    assert scalar(session, "SELECT count(*) FROM track_point") == 0
