@@ -289,7 +289,8 @@ def _check_fields(fields: list[str], options: ReadOptions) -> None:
         wanted = getattr(options, option)
         if wanted is not None and wanted not in fields:
             raise InvalidInput(
-                f"the file has no field {wanted!r} (given as --{option.replace('_', '-')})",
+                f"the file has no field {wanted!r} (given as {option}, --"
+                f"{option.replace('_', '-')} in the CLI)",
                 field=option, value=wanted, valid="one of the fields: " + ", ".join(fields))
     if options.level_field is None:
         _check_level(options.level, "level")

@@ -87,7 +87,8 @@ def _given(name: str | None, option: str, keys: Mapping[str, str], fields: list[
         return name
     if name.lower() in keys:
         return keys[name.lower()]
-    raise InvalidInput(f"the input has no field {name!r} (given as --{option})",
+    raise InvalidInput(f"the input has no field {name!r} (given as "
+                       f"{option.replace('-', '_')}, --{option} in the CLI)",
                        field=option.replace("-", "_"), value=name,
                        valid="one of the fields: " + (", ".join(fields) or "(none)"))
 

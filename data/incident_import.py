@@ -367,7 +367,8 @@ def _rows_with_fields(rows: Iterable[SourceRow], importer: _Importer,
     if unseen and importer.fields is not None:
         option, name = next(iter(unseen.items()))
         raise InvalidInput(f"no record of the input has the field {name!r} (given as "
-                           f"--{option})", field=option.replace("-", "_"), value=name,
+                           f"{option.replace('-', '_')}, --{option} in the CLI)",
+                           field=option.replace("-", "_"), value=name,
                            valid="a field the records have: " + ", ".join(sorted(keys)))
 
 
