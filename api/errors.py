@@ -77,13 +77,15 @@ _MULTIPART_BODY = "a multipart/form-data body with the boundary its Content-Type
 
 def _problem(err: Any) -> dict[str, Any]:
     kind = err.get("type", "")
-    loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "form")]
+    loc = [p for p in err.get("loc", ()) if p not in ("body", "query", "path", "form")]
     value = err.get("input")
     if kind == "json_invalid":  # loc holds the character offset: the body is the field
         loc, value = [], f"invalid JSON at character {err.get('ctx', {}).get('error', '')}"
     elif loc and loc[-1] in ("int", "float", "str", "bool"):
         loc = loc[:-1]  # a union member's name, not a field
-    field = ".".join(loc) or "body"
+    # list items as our own messages name them: points[0].t (pydantic says points.0.t)
+    field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") \
+        or "body"
     if isinstance(value, bytes | bytearray):  # a body that is not JSON (or not sent as JSON)
         value = bytes(value[:80]).decode("utf-8", "replace")
         valid = _JSON_BODY

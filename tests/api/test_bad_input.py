@@ -332,7 +332,7 @@ def test_a_weekday_must_be_a_whole_number(client: TestClient, auth: Auth,
         "worker_id": small_city["G1"], "grid_code": "G2", "kind": "backup",
         "shifts": [{"days": [day], "start": "08:00", "end": "18:00"}]})
     assert answer.status_code == 422, answer.text
-    assert answer.json()["detail"]["field"] == "shifts.0.days.0"
+    assert answer.json()["detail"]["field"] == "shifts[0].days[0]"
 
 
 def test_a_key_given_twice_with_different_values_is_refused(

@@ -184,7 +184,7 @@ def test_misspelt_keys_and_keys_given_twice_are_refused(
     assert answer["detail"]["field"] == "dryrun"
     point = {**walk(1)[0], "alt": 5}
     answer = post(client, auth, {"worker_id": city["P-1"], "points": [point]}, status=422)
-    assert answer["detail"]["field"] == "points.0.alt"
+    assert answer["detail"]["field"] == "points[0].alt"
     first, second = walk(2)
     text = ('{"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": '
             f'{{"type": "Point", "coordinates": [{first["lon"]}, {first["lat"]}]}}, '
