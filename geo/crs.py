@@ -375,8 +375,9 @@ def check_lonlat(lon: Any, lat: Any, *, lon_field: str = "lon",
     if not -90.0 <= y <= 90.0:
         message = f"{lat_field}={lat} is outside [-90, 90]"
         if -90.0 <= x <= 90.0 and -180.0 <= y <= 180.0:
-            message += (f"; {lon_field} and {lat_field} look swapped: send (lon, lat), "
-                        f"i.e. {lon_field}={lat}, {lat_field}={lon}")
+            # not "send (lon, lat)": a GeoLife PLT line is lat first, as it should be
+            message += (f"; {lon_field} and {lat_field} look swapped (a pair is (lon, lat)): "
+                        f"{lon_field}={lat}, {lat_field}={lon} would be valid")
         raise InvalidInput(message, field=lat_field, value=lat, valid=lat_valid)
     if not -180.0 <= x <= 180.0:
         raise InvalidInput(f"{lon_field}={lon} is outside [-180, 180]",

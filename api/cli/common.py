@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import time
@@ -115,3 +116,18 @@ def when_free(work: Callable[[], T], *, wait_s: float,
                               f"{pause:.0f} s ({left:.0f} s left of --wait)")
             sleep(pause)
             pause = min(pause * 2, 10.0)
+
+
+def number_in(low: float, high: float) -> Callable[[float | None], float | None]:
+    """An option callback refusing NaN, infinities and numbers outside [low, high], saying
+    which (typer's own range check called NaN "not less than or equal to" the top)."""
+    def check(value: float | None) -> float | None:
+        if value is None:
+            return None
+        if not math.isfinite(value):
+            raise typer.BadParameter(f"{value} is not a number; give one from {low:g} to "
+                                     f"{high:g}")
+        if not low <= value <= high:
+            raise typer.BadParameter(f"{value:g} is outside [{low:g}, {high:g}]")
+        return value
+    return check

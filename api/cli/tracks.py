@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from api.cli.common import check_writable, console, reported_errors, settings
+from api.cli.common import check_writable, console, number_in, reported_errors, settings
 from data.track_io import read_tracks
 from geo.errors import InvalidInput
 from geo.settings import GAP_LIMIT_MAX_S, SPEED_LIMIT_MAX_MPS
@@ -34,10 +34,12 @@ def import_(
     crs: Annotated[str | None, typer.Option(
         "--crs", help="wgs84 (default), gcj02, bd09, cgcs2000 or EPSG:n.")] = None,
     max_speed: Annotated[float | None, typer.Option(
-        "--max-speed", min=0.01, max=SPEED_LIMIT_MAX_MPS, help="Speed limit in m/s (default: "
+        "--max-speed", callback=number_in(0.01, SPEED_LIMIT_MAX_MPS),
+        help="Speed limit in m/s (default: "
         "PATROLGRID_TRACK_MAX_SPEED_MPS, walking).")] = None,
     max_gap: Annotated[float | None, typer.Option(
-        "--max-gap", min=0.01, max=GAP_LIMIT_MAX_S, help="Pause in s that splits segments, "
+        "--max-gap", callback=number_in(0.01, GAP_LIMIT_MAX_S),
+        help="Pause in s that splits segments, "
         "at most a day (default: PATROLGRID_TRACK_MAX_GAP_S).")] = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Clean and report, write nothing.")] = False,

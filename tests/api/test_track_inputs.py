@@ -160,6 +160,10 @@ def test_limits_beyond_a_day_or_any_speed_are_refused(client: TestClient, auth: 
     result = cli("tracks", "import", str(track), "--worker", "P-1", "--max-gap", "1e12",
                  "--dry-run")
     assert result.exit_code == 2 and "--max-gap" in result.output, result.output
+    result = cli("tracks", "import", str(track), "--worker", "P-1", "--max-speed", "nan",
+                 "--dry-run")  # "Input should be less than or equal to 1000"
+    out = " ".join(result.output.split())
+    assert result.exit_code == 2 and "nan is not a number" in out, out
 
 
 def test_a_lone_surrogate_in_a_track_file_is_a_422_not_a_500(
