@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from playwright.sync_api import Page
 from sqlalchemy import text
 
+from geo.settings import Settings
 from geo.store import db
 
 #: The Leaflet map of a page and a few facts about it.
@@ -22,9 +22,12 @@ MAP_JS = """() => {
 }"""
 
 
-def yesterday(tz: ZoneInfo) -> dt.date:
-    """The local day before today: the last day of the demo's tracks."""
-    return dt.datetime.now(tz).date() - dt.timedelta(days=1)
+def yesterday(settings: Settings) -> dt.date:
+    """The last local day of the demo's tracks: the day before the demo was loaded (not
+    before now: a run that crosses local midnight asked for a day without tracks)."""
+    last = scalar(settings.database_url, "SELECT max(t) FROM track_point")
+    return last.astimezone(settings.tz).date() if last is not None else \
+        dt.datetime.now(settings.tz).date() - dt.timedelta(days=1)
 
 
 def scalar(url: str, sql: str, **params: Any) -> Any:

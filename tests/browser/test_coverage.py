@@ -12,7 +12,7 @@ MAX_BYTES = 3_000_000
 
 
 def test_coverage_page_of_yesterday(live_server: LiveServer, page: Page) -> None:
-    day = yesterday(live_server.settings.tz).isoformat()
+    day = yesterday(live_server.settings).isoformat()
     info = check_map_page(page, live_server.url("/maps/coverage", date=day),
                           screenshot="coverage", expect_layers=324 + 3)
     # grids, tracks and the missed hotspots are on; the visited hotspots are a hidden layer
@@ -30,7 +30,7 @@ def test_coverage_page_of_yesterday(live_server: LiveServer, page: Page) -> None
 
 
 def test_coverage_page_in_english_by_community(live_server: LiveServer, page: Page) -> None:
-    day = yesterday(live_server.settings.tz).isoformat()
+    day = yesterday(live_server.settings).isoformat()
     info = check_map_page(page, live_server.url("/maps/coverage", date=day, level="community",
                                                 lang="en"),
                           screenshot="coverage-community-en", expect_layers=69 + 3)

@@ -19,7 +19,7 @@ def team(demo_db_url: str) -> str:
 
 
 def test_route_map_on_screen(live_server: LiveServer, page: Page, team: str) -> None:
-    day = yesterday(live_server.settings.tz).isoformat()
+    day = yesterday(live_server.settings).isoformat()
     info = check_map_page(page, live_server.url(f"/maps/routes/{team}", date=day),
                           screenshot="routes", expect_layers=6)
     # crossed grids, claimed grids, tracks, routes, incidents; numbered incident labels
@@ -33,7 +33,7 @@ def test_route_map_on_screen(live_server: LiveServer, page: Page, team: str) -> 
 
 def test_route_map_prints_on_one_a4_sheet(live_server: LiveServer, page: Page,
                                           team: str) -> None:
-    day = yesterday(live_server.settings.tz).isoformat()
+    day = yesterday(live_server.settings).isoformat()
     check_map_page(page, live_server.url(f"/maps/routes/{team}", date=day),
                    screenshot="routes-screen", expect_layers=6)
     page.emulate_media(media="print")
