@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -10,7 +9,7 @@ from fastapi import Depends, Path, Query, Request
 from sqlalchemy.orm import Session
 
 from geo.errors import UNSTORABLE_ESCAPE, InvalidInput, storable_json
-from geo.jsonkeys import Pairs, Repeated, repeated_message, repeated_path, shown, unique_keys
+from geo.jsonkeys import loads_unique
 from geo.settings import Settings
 from geo.store.db import session_scope
 from geo.store.models import INT4_MAX, INT8_MAX
@@ -56,13 +55,7 @@ async def storable_json_body(request: Request) -> None:
         return
     body = await request.body()
     try:
-        data = json.loads(body, object_pairs_hook=unique_keys)
-    except Repeated:  # read again to find where: the common path parses once
-        found = repeated_path(json.loads(body, object_pairs_hook=Pairs.from_pairs))
-        assert found is not None
-        path, a, b = found
-        raise InvalidInput(repeated_message(path, a, b), field=path, value=shown(b),
-                           valid="each key once in an object") from None
+        data = loads_unique(body)
     except (ValueError, RecursionError):
         return  # not JSON (or NDJSON): FastAPI or the endpoint answers for that
     if not UNSTORABLE_ESCAPE.search(body):

@@ -70,7 +70,10 @@ async def known_query_params(request: Request) -> None:
     dependant = getattr(route, "dependant", None)
     if dependant is None:
         return
-    params = _query_params(dependant)
+    params = getattr(route, _CACHE, None)
+    if params is None:  # read once per route, kept on it: every request with a query asks
+        params = _query_params(dependant)
+        setattr(route, _CACHE, params)
     seen: dict[str, str] = {}
     for key, value in request.query_params.multi_items():
         if key not in params:
@@ -81,6 +84,10 @@ async def known_query_params(request: Request) -> None:
             raise InvalidInput(f"{key} is given twice, with different values", field=key,
                                value=value[:80], valid=f"{key} once")
         seen[key] = value
+
+
+#: The attribute of a route holding its query parameters once read.
+_CACHE = "_patrolgrid_query_params"
 
 
 def _query_params(dependant: Any) -> dict[str, bool]:

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from geo.errors import InvalidInput
-from geo.jsonkeys import Pairs, Repeated, repeated_message, repeated_path, shown, unique_keys
+from geo.jsonkeys import loads_unique
 from geo.tracks.points import TrackInput, check_count, parse_time, track_input
 
 #: File endings and the format each means.
@@ -278,14 +278,7 @@ def _read_geojson(path: Path, label: str) -> RawPoints:
     try:
         with path.open(encoding="utf-8-sig") as handle:
             text = handle.read()
-        data = json.loads(text, object_pairs_hook=unique_keys)
-    except Repeated:  # a parser keeps one of the two silently: the file is refused
-        found = repeated_path(json.loads(text, object_pairs_hook=Pairs.from_pairs))
-        assert found is not None
-        path_in, first, second = found
-        raise InvalidInput(f"{label}: {repeated_message(path_in, first, second)}",
-                           field=f"{label}.{path_in}", value=shown(second),
-                           valid="each key once in an object") from None
+        data = loads_unique(text, label)  # a key given twice is refused, naming it
     except (json.JSONDecodeError, RecursionError) as exc:  # nested thousands deep: Recursion
         raise InvalidInput(f"{label} is not JSON: {exc}", field="file", value=label,
                            valid="a GeoJSON file") from None

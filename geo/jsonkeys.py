@@ -5,13 +5,17 @@ silently (``{"lon": 119.3, "lon": 26.08}`` is read as ``26.08``). Request bodies
 the records of incident files are refused instead (the same value twice is harmless
 and let through). :class:`Pairs` is the object type that notices: pass it to
 ``ijson.items(..., map_type=Pairs)``, or :meth:`Pairs.from_pairs` to ``json.loads(...,
-object_pairs_hook=Pairs.from_pairs)``; :func:`repeated_path` finds where it happened.
+object_pairs_hook=Pairs.from_pairs)``; :func:`repeated_path` finds where it happened;
+:func:`loads_unique` parses a whole document and refuses one.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
+
+from geo.errors import InvalidInput
 
 
 class Repeated(ValueError):
@@ -76,19 +80,42 @@ def repeats(node: Any, root: str = "", *, first: bool = False) -> list[tuple[str
     """Every key given twice in the :class:`Pairs` tree ``node`` (path and both values), in
     document order; only the first when ``first``."""
     found: list[tuple[str, Any, Any]] = []
+    for path, item in walk(node, root):
+        if isinstance(item, Pairs) and item.repeated is not None:
+            key, a, b = item.repeated
+            found.append((f"{path}.{key}".lstrip("."), a, b))
+            if first:
+                break
+    return found
+
+
+def walk(node: Any, root: str = "") -> Iterator[tuple[str, Any]]:
+    """Every value of the parsed JSON ``node`` with its path (``.k``, ``[2]``, from
+    ``root``), in document order, the node itself first."""
     stack: list[tuple[str, Any]] = [(root, node)]
     while stack:
         path, item = stack.pop()
+        yield path, item
         if isinstance(item, dict):
-            if isinstance(item, Pairs) and item.repeated is not None:
-                key, a, b = item.repeated
-                found.append((f"{path}.{key}".lstrip("."), a, b))
-                if first:
-                    break
             stack.extend((f"{path}.{k}", v) for k, v in reversed(item.items()))
         elif isinstance(item, list):
             stack.extend((f"{path}[{i}]", v) for i, v in reversed(list(enumerate(item))))
-    return found
+
+
+def loads_unique(text: str | bytes, where: str = "") -> Any:
+    """``text`` parsed as JSON; :class:`~geo.errors.InvalidInput` naming the path (after
+    ``where``, a file's name) of a key given twice in one object with different values.
+    Other parse errors are raised as ``json.loads`` raises them."""
+    try:
+        return json.loads(text, object_pairs_hook=unique_keys)
+    except Repeated:  # read again to find where: the common path parses once
+        found = repeated_path(json.loads(text, object_pairs_hook=Pairs.from_pairs))
+        assert found is not None
+        path, a, b = found
+        message = repeated_message(path, a, b)
+        raise InvalidInput(f"{where}: {message}" if where else message,
+                           field=f"{where}.{path}" if where else path, value=shown(b),
+                           valid="each key once in an object") from None
 
 
 def same(a: Any, b: Any) -> bool:
@@ -126,13 +153,7 @@ def long_integer(body: bytes) -> tuple[str, str] | None:
                           else int(t))
     except (ValueError, RecursionError):
         return None
-    stack: list[tuple[str, Any]] = [("", data)]
-    while stack:
-        path, node = stack.pop()
-        if isinstance(node, _LongInteger):
-            return path.lstrip(".") or "body", str(node)
-        if isinstance(node, dict):
-            stack.extend((f"{path}.{k}", v) for k, v in reversed(node.items()))
-        elif isinstance(node, list):
-            stack.extend((f"{path}[{i}]", v) for i, v in reversed(list(enumerate(node))))
+    for path, item in walk(data):
+        if isinstance(item, _LongInteger):
+            return path.lstrip(".") or "body", str(item)
     return None

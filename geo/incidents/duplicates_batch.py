@@ -162,10 +162,11 @@ class _Targets:
     new: NDArray[np.bool_]
 
 
-def _first_matches(pf: Ints, po: Ints, t: _Targets, radius: float) -> dict[int, int]:
-    """``row id -> target id`` of the pairs (row ``pf``, target ``po``) the rule links,
-    the first in the SQL's order for each row."""
-    # The coarse box of the SQL (f's latitude), then order and identity rules.
+def candidate_pairs(pf: Ints, po: Ints, t: _Targets, radius: float) -> tuple[Ints, Ints]:
+    """The pairs (row ``pf``, target ``po``) inside the SQL's coarse box (a little larger
+    than ``radius``, at the row's latitude) that its order and identity rules allow (not
+    itself; a new incident only after an earlier one), sorted by row and then best first:
+    stored non-candidates, then the earliest report, then the smallest id."""
     dlat = radius / 110000.0
     dlon = radius / (110000.0 * np.maximum(np.cos(np.radians(t.lat[pf])), 0.01))
     keep = (np.abs(t.lat[po] - t.lat[pf]) <= dlat) & (np.abs(t.lon[po] - t.lon[pf]) <= dlon)
@@ -173,10 +174,16 @@ def _first_matches(pf: Ints, po: Ints, t: _Targets, radius: float) -> dict[int, 
     earlier = (t.us[po] < t.us[pf]) | ((t.us[po] == t.us[pf]) & (t.id[po] < t.id[pf]))
     keep &= ~t.new[po] | earlier
     pf, po = pf[keep], po[keep]
+    best = np.lexsort((t.id[po], t.us[po], t.child[po], pf))
+    return pf[best], po[best]
+
+
+def _first_matches(pf: Ints, po: Ints, t: _Targets, radius: float) -> dict[int, int]:
+    """``row id -> target id`` of the pairs (row ``pf``, target ``po``) the rule links,
+    the first in the SQL's order for each row."""
+    pf, po = candidate_pairs(pf, po, t, radius)
     if pf.size == 0:
         return {}
-    best = np.lexsort((t.id[po], t.us[po], t.child[po], pf))
-    pf, po = pf[best], po[best]
     # Each row's pairs, best first: the geodesic distance is worked out only until a row's
     # first pair within the radius, 1, 2, 4 … pairs a row at a time. Where rows crowd one
     # place (thousands of reports on one point), each has thousands of pairs and its first

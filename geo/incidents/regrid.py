@@ -83,17 +83,16 @@ def place_again(session: Session, codes: Sequence[str], *, actor: str, at: dt.da
         worker_id, rule, reason = choice.worker_id, choice.rule, choice.reason
         if r.escalation_level:  # it stays with the manager it was escalated to
             worker_id, rule, reason = r.worker_id, r.rule or choice.rule, None
+        status = taken_again(r.status, r.worker_id, worker_id)
         items.append(Reassignment(
             int(r.id), worker_id, rule, r.status,
             f"grid import {source}: {r.grid_code} -> {r.new_code}",
             data={"kind": "regrid", "source": source, "from_grid": r.grid_code,
                   "to_grid": r.new_code, "to_grid_id": int(r.new_id),
                   "from_worker": r.worker_id, "to_worker": worker_id, "rule": rule},
-            reason=reason, grid_code=r.new_code, grid_id=int(r.new_id),
-            status=taken_again(r.status, r.worker_id, worker_id)))
+            reason=reason, grid_code=r.new_code, grid_id=int(r.new_id), status=status))
         details.append({"id": int(r.id), "from": r.grid_code, "to": r.new_code,
-                        "worker_id": worker_id, "rule": rule,
-                        "status": taken_again(r.status, r.worker_id, worker_id) or r.status})
+                        "worker_id": worker_id, "rule": rule, "status": status or r.status})
     reassign(session, items, actor=actor)
     plan_store.refresh_grid_version(session, stayed)
     return {"moved": len(moved), "kept_grid": len(stayed), "incidents": details[:LISTED]}

@@ -101,7 +101,7 @@ def _reassign(session: Session, state: PlanState, heirs: Mapping[str, list[tuple
     for k, code in zip(idx, cover, strict=True):
         old = str(points.grid_code[k])
         if code is None:
-            code = heirs[old][0][0] if heirs.get(old) else old
+            code = impact.heir_or_self(old, heirs)
         new_code.append(str(code))
     ids = store.current_ids(session, sorted(set(new_code)))
     moved = [(k, c) for k, c in zip(idx, new_code, strict=True)
@@ -113,18 +113,17 @@ def _reassign(session: Session, state: PlanState, heirs: Mapping[str, list[tuple
         worker_id, rule, reason = choice.worker_id, choice.rule, choice.reason
         if points.escalation_level[k]:  # it stays with the manager it was escalated to
             worker_id, rule, reason = points.worker_id[k], points.rule[k] or choice.rule, None
+        status = taken_again(points.status[k], points.worker_id[k], worker_id)
         items.append(store_reassign.Reassignment(
             incident_id, worker_id, rule, points.status[k],
             f"grid plan {plan_id}: {points.grid_code[k]} -> {code}",
             data={"kind": "replan", "plan_id": plan_id, "from_grid": points.grid_code[k],
                   "to_grid": code, "to_grid_id": ids[code],
                   "from_worker": points.worker_id[k], "to_worker": worker_id, "rule": rule},
-            reason=reason, grid_code=code, grid_id=ids[code],
-            status=taken_again(points.status[k], points.worker_id[k], worker_id)))
+            reason=reason, grid_code=code, grid_id=ids[code], status=status))
         details.append({"id": incident_id, "from": points.grid_code[k], "to": code,
-                        "worker_id": worker_id, "rule": rule, "status": taken_again(
-                            points.status[k], points.worker_id[k], worker_id)
-                        or points.status[k]})
+                        "worker_id": worker_id, "rule": rule,
+                        "status": status or points.status[k]})
     store_reassign.reassign(session, items, actor=actor)
     stayed = [int(points.id[k]) for k, code in zip(idx, new_code, strict=True)
               if code == points.grid_code[k]]

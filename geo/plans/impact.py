@@ -189,9 +189,14 @@ def _kept_on_grid(before: Side, after: Side, grid_codes: Sequence[str | None],
     left = (before.cover != None) & (after.cover == None)  # noqa: E711
     for k in np.flatnonzero(left):
         stored = grid_codes[int(k)] if len(grid_codes) else None
-        old = str(stored or before.cover[k])
-        after.cover[k] = heirs[old][0][0] if heirs.get(old) else old
+        after.cover[k] = heir_or_self(str(stored or before.cover[k]), heirs)
     return np.asarray(left, dtype=bool)
+
+
+def heir_or_self(code: str, heirs: Mapping[str, list[tuple[str, float]]]) -> str:
+    """Where the apply puts an open incident of grid ``code`` that no new polygon covers: the
+    grid inheriting the largest share of ``code`` when the plan retires it, else ``code``."""
+    return heirs[code][0][0] if heirs.get(code) else code
 
 
 def _grid_figures(side: Side, code: str, meter: topology.AreaMeter, recent: Mapping[str, int],

@@ -89,18 +89,11 @@ def test_a_batch_in_one_window_is_found_by_place(monkeypatch: pytest.MonkeyPatch
 
 
 def _all_pairs_first(pf: np.ndarray, po: np.ndarray, t: Any, radius: float) -> dict[int, int]:
-    """The rule as it was written first: every pair measured, then the best per row."""
-    dlat = radius / 110000.0
-    dlon = radius / (110000.0 * np.maximum(np.cos(np.radians(t.lat[pf])), 0.01))
-    keep = (np.abs(t.lat[po] - t.lat[pf]) <= dlat) & (np.abs(t.lon[po] - t.lon[pf]) <= dlon)
-    keep &= po != pf
-    earlier = (t.us[po] < t.us[pf]) | ((t.us[po] == t.us[pf]) & (t.id[po] < t.id[pf]))
-    keep &= ~t.new[po] | earlier
-    pf, po = pf[keep], po[keep]
+    """The rule as it was written first: every candidate pair measured, then the best."""
+    pf, po = duplicates_batch.candidate_pairs(pf, po, t, radius)
     _, _, dist = duplicates_batch._GEOD.inv(t.lon[pf], t.lat[pf], t.lon[po], t.lat[po])
-    pf, po = pf[np.asarray(dist) <= radius], po[np.asarray(dist) <= radius]
-    best = np.lexsort((t.id[po], t.us[po], t.child[po], pf))
-    pf, po = pf[best], po[best]
+    near = np.asarray(dist) <= radius
+    pf, po = pf[near], po[near]  # still sorted by row, best first
     first = np.concatenate(([True], pf[1:] != pf[:-1])) if pf.size else np.zeros(0, bool)
     return {int(t.id[a]): int(t.id[b]) for a, b in zip(pf[first], po[first], strict=True)}
 
