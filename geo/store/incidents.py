@@ -23,6 +23,7 @@ from geo.assign import DutyCandidate, Shift, parse_shifts
 from geo.errors import Conflict
 from geo.incidents.responsible import StreetWorker
 from geo.store.models import Category, Duty, Worker
+from geo.store.positions import FIX_AT, GEOM_AT
 
 # --------------------------------------------------------------------------- categories
 
@@ -75,7 +76,7 @@ def _shifts(raw: Any) -> tuple[Shift, ...]:
     return parse_shifts(raw or [])
 
 
-_STREET_WORKERS = text("""
+_STREET_WORKERS = """
 WITH RECURSIVE sub(code, street) AS (
     SELECT code, code FROM grid
      WHERE valid_to IS NULL AND code = ANY(CAST(:streets AS text[]))
@@ -89,28 +90,34 @@ WITH RECURSIVE sub(code, street) AS (
     SELECT d.worker_id, sub.street FROM duty d JOIN sub ON sub.code = d.grid_code
 )
 SELECT m.street, w.id, w.code, w.name, w.role,
-       ST_X(w.last_geom) AS lon, ST_Y(w.last_geom) AS lat,
+       ST_X({geom}) AS lon, ST_Y({geom}) AS lat,
        COALESCE((SELECT jsonb_agg(jsonb_build_object('shifts', d.shifts,
                                                      'categories', to_jsonb(d.categories))
                                   ORDER BY d.id)
                    FROM duty d WHERE d.worker_id = w.id), '[]'::jsonb) AS duties
-  FROM members m JOIN worker w ON w.id = m.worker_id
+  FROM members m JOIN worker w ON w.id = m.worker_id {fix}
  WHERE w.active AND w.last_geom IS NOT NULL
  ORDER BY m.street, w.code
-""")
+"""
+_STREET_NOW = text(_STREET_WORKERS.format(geom="w.last_geom", fix=""))
+_STREET_AT = text(_STREET_WORKERS.format(geom=GEOM_AT, fix=FIX_AT))
 
 
-def street_workers(session: Session, streets: Sequence[str]) -> dict[str, list[StreetWorker]]:
+def street_workers(session: Session, streets: Sequence[str], *, at: dt.datetime | None = None
+                   ) -> dict[str, list[StreetWorker]]:
     """Active workers with a last known position, per street (see ``geo.incidents.responsible``).
 
     A worker belongs to a street when their team is attached to it or they hold a
-    duty on it or on any current grid below it.
+    duty on it or on any current grid below it. With ``at`` each is placed where
+    they were then (:mod:`geo.store.positions`), not at their last known position.
     """
     codes = sorted(set(streets))
     out: dict[str, list[StreetWorker]] = {code: [] for code in codes}
     if not codes:
         return out
-    for r in session.execute(_STREET_WORKERS, {"streets": codes}).mappings():
+    query, params = (_STREET_NOW, {"streets": codes}) if at is None else \
+        (_STREET_AT, {"streets": codes, "at": at})
+    for r in session.execute(query, params).mappings():
         duties = tuple((_shifts(d["shifts"]),
                         None if d["categories"] is None else frozenset(d["categories"]))
                        for d in r["duties"])

@@ -11,12 +11,15 @@ For an incident and a moment ``at`` (default now):
   gave it to them: the intake's, ``dispatcher`` or ``escalation_*``), the one the
   **intake** chose when that differs, and the worker the rules of
   :mod:`geo.incidents.responsible` choose **now** (``at``: shifts move on), each
-  with their last known position and the geodesic distance to the incident when
-  they have one;
+  with their position and the geodesic distance to the incident when they have one;
 - the **nearest on-duty** workers: active grid workers, patrol members and
   volunteers with a last known position, on duty at ``at`` for the incident's
   category (a duty on shift, or no duty at all: on call; the rule-4 test of
   :mod:`geo.incidents.responsible`), nearest first by geodesic distance.
+
+A worker's position is the last known one on a live map; on a map of a past ``at``
+it is where they were then (:mod:`geo.store.positions`: their newest stored fix
+by then), for the nearest, the three workers and rule 4 of the choice alike.
 """
 
 from __future__ import annotations
@@ -37,33 +40,19 @@ from geo.incidents.responsible import RosterView, minutes_of_week, week_mask
 from geo.store.incident_queries import IncidentRow, get_incident, grid_chain
 from geo.store.incidents import duties_on, street_workers
 from geo.store.map_common import feature_collection, grid_features
+from geo.store.positions import FIX_AT, GEOM_AT, SEEN_AT
 
 #: Roles that go out to an incident.
 FIELD_ROLES = ("grid_worker", "patrol", "volunteer")
 #: Candidates (by planar KNN) handed to the geodesic ranking and the duty test.
 CANDIDATES = 200
 
-_WORKER = text("""
+# Who: ``k`` (id, geom, seen) names the workers and where they were at ``:at``.
+_PEOPLE = """
 SELECT w.id, w.code, w.name, w.role, w.phone, w.active, t.code AS team_code,
-       t.name AS team_name, ST_X(w.last_geom) AS lon, ST_Y(w.last_geom) AS lat,
-       w.last_seen_at,
-       ST_Distance(w.last_geom::geography,
-                   ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography) AS distance_m
-  FROM worker w LEFT JOIN team t ON t.id = w.team_id
- WHERE w.id = :id
-""")
-
-_NEAR = text("""
-WITH k AS (
-  SELECT id FROM worker
-   WHERE active AND last_geom IS NOT NULL AND role = ANY(:roles)
-   ORDER BY last_geom <-> ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)
-   LIMIT :candidates
-)
-SELECT w.id, w.code, w.name, w.role, w.phone, w.active, t.code AS team_code,
-       t.name AS team_name, ST_X(w.last_geom) AS lon, ST_Y(w.last_geom) AS lat,
-       w.last_seen_at,
-       ST_Distance(w.last_geom::geography,
+       t.name AS team_name, ST_X(k.geom) AS lon, ST_Y(k.geom) AS lat,
+       k.seen AS last_seen_at,
+       ST_Distance(k.geom::geography,
                    ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography) AS distance_m,
        COALESCE((SELECT jsonb_agg(jsonb_build_object(
                           'grid', d.grid_code, 'kind', d.kind, 'shifts', d.shifts,
@@ -71,7 +60,27 @@ SELECT w.id, w.code, w.name, w.role, w.phone, w.active, t.code AS team_code,
                    FROM duty d WHERE d.worker_id = w.id), '[]'::jsonb) AS duties
   FROM k JOIN worker w ON w.id = k.id LEFT JOIN team t ON t.id = w.team_id
  ORDER BY distance_m, w.code
-""")
+"""
+_WORKER = text(f"""
+WITH k AS (
+  SELECT w.id, {GEOM_AT} AS geom, {SEEN_AT} AS seen FROM worker w {FIX_AT} WHERE w.id = :id
+)""" + _PEOPLE)  # noqa: S608 (constants, no value formatted in)
+# A live map: the candidates by the last known positions' index.
+_NEAR = text("""
+WITH k AS (
+  SELECT id, last_geom AS geom, last_seen_at AS seen FROM worker
+   WHERE active AND last_geom IS NOT NULL AND role = ANY(:roles)
+   ORDER BY last_geom <-> ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)
+   LIMIT :candidates
+)""" + _PEOPLE)  # noqa: S608 (constants, no value formatted in)
+# A map of a past moment: every field worker where they were then.
+_NEAR_AT = text(f"""
+WITH k AS (
+  SELECT w.id, {GEOM_AT} AS geom, {SEEN_AT} AS seen FROM worker w {FIX_AT}
+   WHERE w.active AND w.last_geom IS NOT NULL AND w.role = ANY(:roles)
+   ORDER BY {GEOM_AT} <-> ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)
+   LIMIT :candidates
+)""" + _PEOPLE)  # noqa: S608 (constants, no value formatted in)
 
 
 @dataclass
@@ -143,11 +152,13 @@ def _person(r: Any, **extra: Any) -> Person:
                   last_seen_at=r.last_seen_at, **extra)
 
 
-def _worker(session: Session, worker_id: int | None, inc: IncidentRow, **extra: Any
-            ) -> Person | None:
+def _worker(session: Session, worker_id: int | None, inc: IncidentRow,
+            past: dt.datetime | None, **extra: Any) -> Person | None:
+    """The worker with their position at ``past`` (None: the last known one)."""
     if worker_id is None:
         return None
-    r = session.execute(_WORKER, {"id": worker_id, "lon": inc.lon, "lat": inc.lat}).first()
+    r = session.execute(_WORKER, {"id": worker_id, "lon": inc.lon, "lat": inc.lat,
+                                  "at": past}).first()
     return _person(r, **extra) if r is not None else None
 
 
@@ -164,12 +175,17 @@ def _on_duty(duties: list[dict[str, Any]], minute: int, category: str) -> str | 
 
 
 def nearest_on_duty(session: Session, inc: IncidentRow, *, at: dt.datetime, tz: ZoneInfo,
-                    count: int = 5) -> list[Person]:
-    """The ``count`` on-duty field workers nearest to the incident at ``at`` (nearest first)."""
+                    count: int = 5, past: bool = False) -> list[Person]:
+    """The ``count`` on-duty field workers nearest to the incident at ``at`` (nearest first).
+
+    With ``past`` (a map of that moment) each worker is where they were at ``at``
+    (:mod:`geo.store.positions`); else at their last known position.
+    """
     minute = int(minutes_of_week([at], tz)[0])
     out = []
-    for r in session.execute(_NEAR, {"lon": inc.lon, "lat": inc.lat, "roles": list(FIELD_ROLES),
-                                     "candidates": max(CANDIDATES, count)}):
+    params = {"lon": inc.lon, "lat": inc.lat, "roles": list(FIELD_ROLES),
+              "candidates": max(CANDIDATES, count), "at": at}
+    for r in session.execute(_NEAR_AT if past else _NEAR, params):
         why = _on_duty(list(r.duties), minute, inc.category)
         if why is not None:
             out.append(_person(r, duty=why))
@@ -210,20 +226,21 @@ def dispatch_view(session: Session, incident_id: int, *, tz: ZoneInfo,
     depth = {c: k for k, (c, _, _) in enumerate(links)}
     chain.sort(key=lambda f: depth[f["id"]])
     _as_assigned(session, inc, chain)
-    assigned = _worker(session, inc.worker_id, inc, rule=inc.rule)
+    assigned = _worker(session, inc.worker_id, inc, at, rule=inc.rule)
     first = session.execute(_INTAKE, {"id": inc.id}).first()
     intake, intake_rule = None, None
     if first is not None and (first.worker_id != inc.worker_id or first.rule != inc.rule):
-        intake = _worker(session, first.worker_id, inc, rule=first.rule)
+        intake = _worker(session, first.worker_id, inc, at, rule=first.rule)
         intake_rule = first.rule
     community, street = responsible.community_and_street(links)
     view = RosterView(duties=duties_on(session, [c for c in (inc.grid_code, community) if c]),
-                      street_workers=street_workers(session, [street] if street else []))
+                      street_workers=street_workers(session, [street] if street else [], at=at))
     (choice,) = responsible.choose_workers(
         view, [inc.grid_code], [tuple(links)], [inc.lon], [inc.lat], [when], [inc.category], tz)
-    now = _worker(session, choice.worker_id, inc, rule=choice.rule)
+    now = _worker(session, choice.worker_id, inc, at, rule=choice.rule)
     return DispatchView(incident=inc, at=when, chain=feature_collection(chain),
                         assigned=assigned, now=now, now_rule=choice.rule,
                         now_reason=choice.reason, intake=intake, intake_rule=intake_rule,
                         past=at is not None,
-                        nearest=nearest_on_duty(session, inc, at=when, tz=tz, count=nearest))
+                        nearest=nearest_on_duty(session, inc, at=when, tz=tz, count=nearest,
+                                                past=at is not None))

@@ -27,6 +27,7 @@ from tests.maps.pages.conftest import (
     SmallCity,
     east,
     incident,
+    walk,
 )
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -124,6 +125,66 @@ def test_a_grid_redrawn_since_is_drawn_as_assigned_and_later_positions_are_flagg
     page = render(session, Settings(), "dispatch", {"incident_id": reported,
                                                     "at": MONDAY.isoformat()}, lang="en")
     assert "drawn as assigned, version 1" in page and "(retired" in page
+
+
+def _seen_later(session: Session, code: str, at: dt.datetime) -> None:
+    """Move the worker's last known position back to EAST_M, taken at ``at``."""
+    session.execute(text("UPDATE worker SET last_seen_at = :t, last_geom = ST_SetSRID("
+                         "ST_MakePoint(:x, :y), 4326) WHERE code = :c"),
+                    {"t": at, "c": code, "x": east(INCIDENT[0], EAST_M[code] or 0.0),
+                     "y": INCIDENT[1]})
+
+
+def test_a_map_of_a_past_moment_places_workers_where_their_tracks_were(
+        session: Session, small_city: SmallCity, reported: int) -> None:
+    p1 = small_city.workers["P-1"]
+    # Monday: P-1 walked to 3 km east by 09:00:40; Saturday: to 5 m west by 09:00:32
+    walk(session, p1, east(INCIDENT[0], 2950.0), INCIDENT[1], 50.0,
+         MONDAY - dt.timedelta(hours=1))
+    walk(session, p1, east(INCIDENT[0], -45.0), INCIDENT[1], 40.0,
+         SATURDAY - dt.timedelta(hours=1))
+    _seen_later(session, "P-1", SATURDAY + dt.timedelta(days=30))  # then seen 200 m east
+    session.commit()
+    monday = dispatch_view(session, reported, tz=SHANGHAI, at=MONDAY)
+    assert [p.code for p in monday.nearest] == ["W1", "V-1", "P-1"]
+    p = monday.nearest[2]
+    assert p.distance_m == pytest.approx(_metres(3000.0), abs=0.1)
+    assert p.last_seen_at == MONDAY - dt.timedelta(hours=1) + dt.timedelta(seconds=40)
+    page = render(session, Settings(), "dispatch", {"incident_id": reported,
+                                                    "at": MONDAY.isoformat()}, lang="en")
+    assert "after this moment" not in page  # every position shown was taken by then
+    # Saturday: P-1 (on call, of C1's team) 5 m away is rule 4's nearest, not D-1 at 10 m
+    saturday = dispatch_view(session, reported, tz=SHANGHAI, at=SATURDAY)
+    assert saturday.now is not None and (saturday.now.code, saturday.now_rule) == (
+        "P-1", "street_nearest")
+    assert saturday.now.distance_m == pytest.approx(_metres(-5.0), abs=0.1)
+    assert saturday.nearest[0].code == "P-1"
+    # the assigned worker too: W1 walked to 20 m east on Monday before being seen elsewhere
+    walk(session, small_city.workers["W1"], east(INCIDENT[0], 10.0), INCIDENT[1], 10.0,
+         MONDAY - dt.timedelta(minutes=30))
+    _seen_later(session, "W1", MONDAY + dt.timedelta(days=1))
+    session.commit()
+    monday = dispatch_view(session, reported, tz=SHANGHAI, at=MONDAY)
+    assert monday.assigned is not None and monday.assigned.code == "W1"
+    assert monday.assigned.distance_m == pytest.approx(_metres(20.0), abs=0.1)
+    # a live map: the last known positions
+    live = dispatch_view(session, reported, tz=SHANGHAI)
+    assert live.assigned is not None
+    assert live.assigned.distance_m == pytest.approx(_metres(500.0), abs=0.1)
+    assert {p.code: p.distance_m for p in live.nearest}.get("P-1") in (
+        None, pytest.approx(_metres(200.0), abs=0.1))
+
+
+def test_a_past_map_keeps_the_last_known_position_without_a_fix_by_then(
+        session: Session, small_city: SmallCity, reported: int) -> None:
+    walk(session, small_city.workers["P-1"], east(INCIDENT[0], 2950.0), INCIDENT[1], 50.0,
+         MONDAY + dt.timedelta(hours=1))  # only after the moment
+    _seen_later(session, "P-1", MONDAY + dt.timedelta(days=2))
+    session.commit()
+    got = dispatch_view(session, reported, tz=SHANGHAI, at=MONDAY)
+    [p] = [p for p in got.nearest if p.code == "P-1"]
+    assert p.distance_m == pytest.approx(_metres(200.0), abs=0.1)
+    assert p.last_seen_at == MONDAY + dt.timedelta(days=2)  # flagged on the page
 
 
 def test_an_incident_outside_every_grid(session: Session, small_city: SmallCity) -> None:
