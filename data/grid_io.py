@@ -26,8 +26,7 @@ from pyproj import CRS
 from shapely.geometry import GeometryCollection, MultiPolygon
 from shapely.geometry.base import BaseGeometry
 
-from data.incident_io import check_header
-from data.text_encoding import csv_encoding
+from data.text_encoding import check_header, csv_encoding
 from geo.crs import geometry_to_wgs84, parse_crs
 from geo.errors import TEXT_VALID, UNSTORABLE_ESCAPE, InvalidInput, shown_text, unstorable
 from geo.store.grids import GridRecord

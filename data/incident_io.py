@@ -19,14 +19,14 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import ijson
 
-from data.text_encoding import SNIFF_BYTES, csv_encoding
+from data.text_encoding import SNIFF_BYTES, check_header, csv_encoding
 from geo.errors import InvalidInput
 from geo.jsonkeys import Pairs, repeated_message, repeats
 
@@ -316,19 +316,6 @@ class RowReader:
                 yield _repeated_row(number, item, *found[0])
             else:
                 yield _json_row(number, item)
-
-
-def check_header(fields: Sequence[str], name: str) -> None:
-    """Refuse (naming the file) a CSV header that is empty or names a field twice."""
-    if not any(fields):
-        raise InvalidInput(f"{name!r} has an empty header row", field="file", value=name,
-                           valid="a CSV file whose first row names the fields")
-    seen: set[str] = set()
-    for f in fields:
-        if f in seen:
-            raise InvalidInput(f"{name!r} names the field {f!r} twice in its header",
-                               field="file", value=f, valid="distinct field names")
-        seen.add(f)
 
 
 def _json_row(number: int, item: Any) -> SourceRow:

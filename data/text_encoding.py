@@ -1,8 +1,10 @@
-"""Which encoding a CSV file is in: UTF-8, else GB18030, else refused naming the fault."""
+"""Reading a CSV file's first bytes and row: which encoding it is in (UTF-8, else GB18030,
+else refused naming the fault) and whether its header names each field once."""
 
 from __future__ import annotations
 
 import codecs
+from collections.abc import Sequence
 from typing import IO
 
 from geo.errors import InvalidInput
@@ -48,3 +50,16 @@ def first_fault(binary: IO[bytes], codec: str) -> tuple[int, bytes] | None:
     finally:
         binary.seek(0)
     return None
+
+
+def check_header(fields: Sequence[str], name: str) -> None:
+    """Refuse (naming the file) a CSV header that is empty or names a field twice."""
+    if not any(fields):
+        raise InvalidInput(f"{name!r} has an empty header row", field="file", value=name,
+                           valid="a CSV file whose first row names the fields")
+    seen: set[str] = set()
+    for f in fields:
+        if f in seen:
+            raise InvalidInput(f"{name!r} names the field {f!r} twice in its header",
+                               field="file", value=f, valid="distinct field names")
+        seen.add(f)
