@@ -65,25 +65,9 @@ def _records(state: PlanState, people: Mapping[str, tuple[int | None, int | None
 
 def _move_roster(session: Session, heirs: Mapping[str, list[tuple[str, float]]]
                  ) -> list[dict[str, Any]]:
-    report = []
-    duties = store.duties_of(session, sorted(heirs))
-    for code, shares in heirs.items():
-        target = shares[0][0] if shares else None
-        moved = []
-        for duty in (d for d in duties if d["grid_code"] == code):
-            if target is None:
-                moved.append({"worker": duty["code"], "kind": duty["kind"], "to": None,
-                              "note": "no grid inherits the area: the duty stays on the "
-                                      "retired grid"})
-                continue
-            kept = store.move_duty(session, int(duty["id"]), target)
-            moved.append({"worker": duty["code"], "name": duty["name"], "kind": duty["kind"],
-                          "to": target, "note": None if kept else
-                          f"{duty['code']} already had a {duty['kind']} duty on {target}"})
-        report.append({"grid": code, "to": target,
-                       "shares": [{"code": c, "share": s} for c, s in shares],
-                       "duties": moved})
-    return report
+    return impact.roster_report(heirs, store.duties_of(session, sorted(heirs)),
+                                lambda duty, target: store.move_duty(session, int(duty["id"]),
+                                                                     target))
 
 
 def _reassign(session: Session, state: PlanState, heirs: Mapping[str, list[tuple[str, float]]],

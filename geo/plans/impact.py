@@ -21,7 +21,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -224,8 +224,7 @@ def compare(state: PlanState, parent_geom: BaseGeometry, *, lon: np.ndarray, lat
 
     ``duties`` (``grid_code, kind, code, name`` of every duty on the retired grids and the
     grids inheriting them) become each ``roster`` entry's ``duties``, as the apply will move
-    them: to the largest heir, or kept (``note``) when the worker already has that kind of
-    duty there or no grid inherits the area. ``retired_versions``: the last version of each
+    them (:func:`roster_report`). ``retired_versions``: the last version of each
     created code that had grids before (it comes back as the next one); ``after.version`` is
     the version the apply writes.
 
@@ -279,7 +278,7 @@ def compare(state: PlanState, parent_geom: BaseGeometry, *, lon: np.ndarray, lat
                   "incident_ids": [int(i) for i in ids[moving][:500]],
                   "left_outside": int((left_outside & is_open).sum())},
         "workers": _worker_loads(workers_before, workers_after, load_b, load_a),
-        "roster": [_roster_entry(old, shares, duties) for old, shares in heirs.items()],
+        "roster": roster_report(heirs, duties),
         "balance": {"measure": measure.measure, "weight": measure.weight,
                     "grids_before": len(state.before), "grids_after": len(state.after),
                     "cv_before": cv(list(load_b.values())), "cv_after": cv(list(load_a.values())),
@@ -314,19 +313,39 @@ def _worker_loads(before: Mapping[str, Sequence[tuple[int, str, str]]],
     return sorted(people.values(), key=lambda r: r["code"])
 
 
-def _roster_entry(old: str, shares: Sequence[tuple[str, float]],
-                  duties: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Where the duties of the retired grid ``old`` go, as the apply moves them."""
-    target = shares[0][0] if shares else None
-    held = {(d["code"], d["kind"]) for d in duties if d["grid_code"] == target}
-    moved = []
-    for d in (d for d in duties if d["grid_code"] == old):
-        note = None
-        if target is None:
-            note = "no grid inherits the area: the duty stays on the retired grid"
-        elif (d["code"], d["kind"]) in held:
-            note = f"{d['code']} already has a {d['kind']} duty on {target}"
-        moved.append({"worker": d["code"], "name": d["name"], "kind": d["kind"],
-                      "to": target, "note": note})
-    return {"grid": old, "to": target, "shares": [{"code": c, "share": s} for c, s in shares],
-            "workers": sorted({d["worker"] for d in moved}), "duties": moved}
+#: The note on a duty of a retired grid that no grid inherits.
+NO_HEIR = "no grid inherits the area: the duty stays on the retired grid"
+
+
+def roster_report(heirs: Mapping[str, Sequence[tuple[str, float]]],
+                  duties: Sequence[Mapping[str, Any]],
+                  move: Callable[[Mapping[str, Any], str], bool] | None = None
+                  ) -> list[dict[str, Any]]:
+    """Where the duties of each retired grid go: to the grid inheriting the largest share
+    of it, or nowhere (they stay, :data:`NO_HEIR`) when none does.
+
+    ``duties`` (``grid_code, kind, code, name`` and, for ``move``, ``id``) holds the duties
+    on the retired grids and, for the preview, on the grids inheriting them. ``move(duty,
+    target)`` (the apply) moves one and says whether it went; False means the worker already
+    had that kind of duty there (the duty is dropped, noted). Without it (the preview) that
+    is read from ``duties``. One entry per retired grid, in ``heirs``' order.
+    """
+    report = []
+    for old, shares in heirs.items():
+        target = shares[0][0] if shares else None
+        held = {(d["code"], d["kind"]) for d in duties if d["grid_code"] == target}
+        moved = []
+        for d in (d for d in duties if d["grid_code"] == old):
+            note = None
+            if target is None:
+                note = NO_HEIR
+            elif move is not None and not move(d, target):
+                note = f"{d['code']} already had a {d['kind']} duty on {target}"
+            elif move is None and (d["code"], d["kind"]) in held:
+                note = f"{d['code']} already has a {d['kind']} duty on {target}"
+            moved.append({"worker": d["code"], "name": d["name"], "kind": d["kind"],
+                          "to": target, "note": note})
+        report.append({"grid": old, "to": target,
+                       "shares": [{"code": c, "share": s} for c, s in shares],
+                       "workers": sorted({d["worker"] for d in moved}), "duties": moved})
+    return report

@@ -341,6 +341,13 @@ def test_a_worker_on_both_merged_grids_counts_once(client: TestClient, auth: Aut
     assert (wg11["grids_after"], wg11["workload_after"]) == (["G11"], 4)
     notes = {d["worker"]: d["note"] for d in out["roster"][0]["duties"]}
     assert notes == {"WG11": "WG11 already has a primary duty on G11", "WG12": None}
+    applied = client.post(f"{URL}/{plan_id}/apply", headers=auth("planner"))
+    assert applied.status_code == 200, applied.text
+    [done] = applied.json()["roster"]  # the apply says what the preview said, in the past
+    preview = {**out["roster"][0], "duties": [
+        {**d, "note": d["note"] and d["note"].replace("already has", "already had")}
+        for d in out["roster"][0]["duties"]]}
+    assert done == preview
 
 
 def test_impact_bad_parameters(client: TestClient, auth: Auth, ids: dict[str, int]) -> None:
