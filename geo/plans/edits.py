@@ -141,6 +141,12 @@ def geometry_of(value: Any, fld: str, kinds: tuple[str, ...]) -> BaseGeometry:
     if not finite_coordinates(value.get("coordinates")):
         raise InvalidInput(f"{fld} has a coordinate that is not a number", field=fld,
                            value=str(value)[:80], valid=valid)
+    ring = open_ring(value)
+    if ring is not None:
+        where, first, last = ring
+        raise InvalidInput(f"{fld} has a ring that is not closed ({where} ends at {last}, "
+                           f"not at its first position {first})", field=fld, value=where,
+                           valid=f"{valid} whose every ring ends at its first position")
     try:
         geom = shapely.force_2d(shape(dict(value)))  # a Z (from a GPS survey) is dropped
     except (ValueError, TypeError, AttributeError, KeyError, IndexError, OverflowError,
@@ -157,6 +163,26 @@ def geometry_of(value: Any, fld: str, kinds: tuple[str, ...]) -> BaseGeometry:
         raise InvalidInput(f"{fld} has coordinates outside lon [-180, 180], lat [-90, 90]{hint}",
                            field=fld, value=[round(v, 6) for v in geom.bounds], valid=valid)
     return geom
+
+
+def open_ring(value: Mapping[str, Any]) -> tuple[str, Any, Any] | None:
+    """The first ring of a GeoJSON Polygon or MultiPolygon whose last position is not its
+    first (GeoJSON requires it; shapely would close it silently): where (``coordinates[i]``
+    or ``coordinates[j][i]``), its first and last positions. None: every ring is closed,
+    or ``value`` is of another type or shape (left to shapely)."""
+    coords = value.get("coordinates")
+    kind = value.get("type")
+    if kind == "Polygon":
+        polygons, prefix = [coords], ["coordinates"]
+    elif kind == "MultiPolygon" and isinstance(coords, list):
+        polygons, prefix = coords, [f"coordinates[{j}]" for j in range(len(coords))]
+    else:
+        return None
+    for rings, where in zip(polygons, prefix, strict=True):
+        for i, ring in enumerate(rings if isinstance(rings, list) else []):
+            if isinstance(ring, list) and len(ring) >= 2 and ring[0] != ring[-1]:
+                return f"{where}[{i}]", ring[0], ring[-1]
+    return None
 
 
 def _polygons(value: Any, op: str, key: str) -> BaseGeometry:

@@ -213,6 +213,16 @@ def test_bad_edits_name_field_value_and_valid_and_store_nothing(
         detail = edit(client, auth, plan_id, 422, op="create", code="G13", name="x",
                       geometry={"type": "Polygon", "coordinates": [ring]})
         assert detail["field"] == "create.geometry", detail
+    # an unclosed ring was closed by shapely, where a grid file's is refused
+    ring = [[120.0, 30.0], [120.01, 30.0], [120.01, 30.01], [120.0, 30.01]]
+    for geometry in ({"type": "Polygon", "coordinates": [ring]},
+                     {"type": "MultiPolygon", "coordinates": [[ring + ring[:1]], [ring]]}):
+        detail = edit(client, auth, plan_id, 422, op="create", code="G13", name="x",
+                      geometry=geometry)
+        assert detail["field"] == "create.geometry", detail
+        assert detail["value"] == ("coordinates[0]" if geometry["type"] == "Polygon"
+                                   else "coordinates[1][0]")
+        assert "not closed" in detail["message"] and "first position" in detail["valid"]
     with db.session_scope(db_url) as s:
         assert s.scalar(text("SELECT count(*) FROM plan_edit")) == 0
 
