@@ -10,13 +10,16 @@ is valid.
 Times:
 
 - GPX: ``<time>`` of each ``<trkpt>`` (gpxpy); GPX times are UTC by the
-  standard, so a time without a zone is read as UTC.
+  standard, so a time without a zone is read as UTC. The file is read in the
+  encoding its XML declaration names (UTF-8 without one; GB2312 and GBK as GB18030,
+  their superset, as Chinese devices write them).
 - PLT (Microsoft GeoLife): ``lat,lon,0,altitude_ft,days,date,time`` after six
   header lines; date and time are GMT (GeoLife user guide). Note: lat first.
-- CSV: a header row with a longitude column (``lon``, ``lng``, ``longitude`` or
-  ``x``), a latitude column (``lat``, ``latitude`` or ``y``) and a time column
-  (``t``, ``time``, ``timestamp``, ``datetime`` or ``recorded_at``) holding ISO
-  8601 with a time zone or seconds since 1970-01-01 UTC.
+- CSV (UTF-8, else GB18030 as Chinese Excel saves it): a header row with a
+  longitude column (``lon``, ``lng``, ``longitude``, ``x`` or ``经度``), a latitude
+  column (``lat``, ``latitude``, ``y`` or ``纬度``) and a time column (``t``,
+  ``time``, ``timestamp``, ``datetime``, ``recorded_at``, ``时间`` or ``定位时间``)
+  holding ISO 8601 with a time zone or seconds since 1970-01-01 UTC.
 - GeoJSON: Point features with a ``t``/``time``/``timestamp`` property, or
   LineString/MultiLineString features with per-vertex ``coordTimes`` (or
   ``times``) as written by togeojson and many trackers.
@@ -24,9 +27,12 @@ Times:
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
+import io
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from data.text_encoding import csv_encoding
 from geo.errors import InvalidInput
 from geo.jsonkeys import loads_unique
 from geo.tracks.points import TrackInput, check_count, parse_time, track_input
@@ -42,9 +49,9 @@ from geo.tracks.points import TrackInput, check_count, parse_time, track_input
 FORMATS: dict[str, str] = {".gpx": "gpx", ".plt": "plt", ".csv": "csv", ".geojson": "geojson",
                            ".json": "geojson"}
 FORMATS_VALID = "gpx, plt (GeoLife), csv or geojson (files ending in " + ", ".join(FORMATS) + ")"
-LON_COLUMNS = ("lon", "lng", "long", "longitude", "x")
-LAT_COLUMNS = ("lat", "latitude", "y")
-TIME_COLUMNS = ("t", "time", "timestamp", "datetime", "recorded_at")
+LON_COLUMNS = ("lon", "lng", "long", "longitude", "x", "经度")
+LAT_COLUMNS = ("lat", "latitude", "y", "纬度")
+TIME_COLUMNS = ("t", "time", "timestamp", "datetime", "recorded_at", "时间", "定位时间")
 TIME_PROPERTIES = ("t", "time", "timestamp")
 PLT_HEADER_LINES = 6
 
@@ -139,13 +146,49 @@ def read_tracks(paths: Sequence[str | Path], *, fmt: str | None = None, crs: str
 
 # --------------------------------------------------------------------------- GPX
 
+#: An XML declaration naming an encoding (ASCII in every encoding the declaration can be read in).
+_XML_DECLARATION = re.compile(
+    rb"""\A\s*<\?xml\s[^>]*?encoding\s*=\s*["']([^"'>]{1,40})["'][^>]*\?>""")
+#: Encodings read as GB18030, which holds them all.
+_GB = {"gb2312", "gbk", "cp936", "ms936", "euc-cn", "x-gbk", "gb18030", "gb_2312-80"}
+
+
+def gpx_text(data: bytes, label: str) -> str:
+    """A GPX file's text, decoded as its XML declaration says (UTF-8 without one), the
+    declaration left out; InvalidInput naming the encoding, or the byte it cannot read."""
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
+    found = _XML_DECLARATION.match(data)
+    declared = found.group(1).decode("ascii", "replace").strip() if found else "UTF-8"
+    codec = "gb18030" if declared.lower() in _GB else declared
+    try:
+        codecs.lookup(codec)
+    except LookupError:
+        raise InvalidInput(f"{label} declares the encoding {declared!r}, which is unknown",
+                           field="file", value=declared,
+                           valid="a GPX file in UTF-8, GB18030 (GBK, GB2312) or another "
+                                 "encoding its XML declaration names") from None
+    body = data[found.end():] if found else data
+    try:
+        return body.decode(codec)
+    except UnicodeDecodeError as exc:
+        offset = (found.end() if found else 0) + exc.start
+        line = data[:offset].count(b"\n") + 1
+        bad = exc.object[exc.start:exc.end]
+        raise InvalidInput(f"{label} is not {declared} text: the bytes {bad.hex(' ')} at line "
+                           f"{line} (byte {offset + 1}) cannot be read as {declared}",
+                           field="file", value=label,
+                           valid=f"a GPX file in the encoding its XML declaration names "
+                                 f"({declared}; UTF-8 without one)") from None
+
+
 def _read_gpx(path: Path, label: str) -> RawPoints:
     import gpxpy
     import gpxpy.gpx
 
+    text = gpx_text(path.read_bytes(), label)
     try:
-        with path.open(encoding="utf-8") as handle:
-            gpx = gpxpy.parse(handle)
+        gpx = gpxpy.parse(text)
     except gpxpy.gpx.GPXException as exc:
         raise InvalidInput(f"{label} is not a readable GPX file: {exc}", field="file",
                            value=label, valid="GPX 1.0 or 1.1 with <trk><trkseg><trkpt>") from None
@@ -156,7 +199,7 @@ def _read_gpx(path: Path, label: str) -> RawPoints:
                 i = len(out.t_us)
                 moment = point.time
                 if moment is None:
-                    raw = _raw_gpx_time(path, i)  # gpxpy drops a time it cannot read
+                    raw = _raw_gpx_time(text, i)  # gpxpy drops a time it cannot read
                     raise InvalidInput(
                         f"{label}[{i}] has no <time>" if raw is None else
                         f"{label}[{i}] has an unreadable <time> {raw!r}", field=f"{label}[{i}].t",
@@ -172,12 +215,12 @@ def _read_gpx(path: Path, label: str) -> RawPoints:
     return out
 
 
-def _raw_gpx_time(path: Path, index: int) -> str | None:
+def _raw_gpx_time(text: str, index: int) -> str | None:
     """The text of the ``<time>`` of the ``index``-th ``<trkpt>`` (None when it has none)."""
     import xml.etree.ElementTree as ET
 
     k = 0
-    for _, element in ET.iterparse(path):
+    for _, element in ET.iterparse(io.BytesIO(text.encode("utf-8"))):
         if element.tag.rsplit("}", 1)[-1] != "trkpt":
             continue
         if k == index:
@@ -240,7 +283,8 @@ def _csv_time(value: str, field_name: str) -> int:
 
 def _read_csv(path: Path, label: str) -> RawPoints:
     out = RawPoints()
-    with path.open(encoding="utf-8-sig", newline="") as handle:
+    with path.open("rb") as binary, io.TextIOWrapper(
+            binary, encoding=csv_encoding(binary, label), newline="") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
         if not header:

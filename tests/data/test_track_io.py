@@ -65,7 +65,9 @@ def test_plt_is_read_lat_first_with_gmt_times(plt_files: list[Path]) -> None:
 
 
 def _write_formats(path: Path, tmp: Path) -> dict[str, Path]:
-    """The same real track as GPX (via gpxpy), CSV (ISO and epoch) and GeoJSON (two ways)."""
+    """The same real track as GPX (via gpxpy; also in GB2312 as it declares), CSV (ISO and
+    epoch; also in GB18030 with Chinese headers, as Chinese Excel saves it) and GeoJSON
+    (two ways)."""
     raw = read_raw(path)
     times = [from_us(t) for t in raw.t_us]
     gpx = gpxpy.gpx.GPX()
@@ -78,7 +80,16 @@ def _write_formats(path: Path, tmp: Path) -> dict[str, Path]:
     out = {"gpx": tmp / "walk.gpx", "csv": tmp / "walk.csv", "epoch": tmp / "epoch.csv",
            "points": tmp / "points.geojson", "line": tmp / "line.geojson"}
     out["gpx"].write_text(gpx.to_xml(), encoding="utf-8")
+    track.name = "鼓楼巡逻"
+    out["gb2312_gpx"] = tmp / "gb2312.gpx"
+    out["gb2312_gpx"].write_bytes(gpx.to_xml().replace('encoding="UTF-8"', 'encoding="GB2312"')
+                                  .encode("gb2312"))
+    assert b'encoding="GB2312"' in out["gb2312_gpx"].read_bytes()
     local = dt.timezone(dt.timedelta(hours=8))
+    out["gbk_csv"] = tmp / "gbk.csv"
+    out["gbk_csv"].write_bytes(("定位时间,纬度,经度,备注\n" + "".join(
+        f"{t.astimezone(local).isoformat()},{y},{x},巡逻\n"
+        for x, y, t in zip(raw.x, raw.y, times, strict=True))).encode("gb18030"))
     out["csv"].write_text("time,latitude,longitude\n" + "".join(
         f"{t.astimezone(local).isoformat()},{y},{x}\n"
         for x, y, t in zip(raw.x, raw.y, times, strict=True)), encoding="utf-8")
@@ -191,6 +202,7 @@ def test_the_first_fix_after_a_long_gap_jumping_away_is_dropped(plt_files: list[
                  "</trkpt></trkseg></trk></gpx>", "walk.gpx[0].t"),
     ("walk.gpx", "<gpx version='1.1' creator='t'><wpt lat='26.1' lon='119.3'/></gpx>", "file"),
     ("walk.gpx", "not xml", "file"),
+    ("walk.gpx", "<?xml version='1.0' encoding='klingon'?><gpx/>", "file"),
     ("walk.geojson", '{"type": "Feature", "properties": {}, "geometry": '
                      '{"type": "LineString", "coordinates": [[119.3, 26.1], [119.3, 26.2]]}}',
      "walk.geojson: features[0].properties.coordTimes"),
@@ -214,6 +226,25 @@ def test_bad_files_are_refused_naming_the_point(tmp_path: Path, name: str, conte
     assert caught.value.valid
     if content.startswith("lon,lat,t\n26.1,119.3"):
         assert "swapped" in caught.value.message
+
+
+def test_bytes_of_no_encoding_are_named(tmp_path: Path) -> None:
+    """A CSV neither UTF-8 nor GB18030, and a GPX not in the encoding it declares, name
+    the line and the byte."""
+    path = tmp_path / "walk.csv"
+    path.write_bytes(b"lon,lat,t\n119.3,26.1,2024-05-01T08:00:00Z\n\x81\x30\xff,26.1,x\n")
+    with pytest.raises(InvalidInput) as caught:
+        read_tracks([path])
+    assert caught.value.field == "file" and "at line 3" in caught.value.message
+    path = tmp_path / "walk.gpx"
+    path.write_bytes("<?xml version='1.0' encoding='UTF-8'?>\n<gpx version='1.1'>\n<trk><name>"
+                     "巡逻</name></trk></gpx>".encode("gb18030"))
+    with pytest.raises(InvalidInput) as caught:
+        read_tracks([path])
+    assert caught.value.field == "file" and "not UTF-8 text" in caught.value.message
+    # 巡 in GB18030 (d1 b2) happens to be UTF-8 too; 逻 (c2 df) is not
+    assert "bytes c2 at line 3 (byte 73)" in caught.value.message, caught.value.message
+    assert "UTF-8" in (caught.value.valid or "")
 
 
 def test_an_unreadable_gpx_time_is_named_not_called_missing(tmp_path: Path) -> None:
