@@ -20,11 +20,19 @@ not see it. So:
 Both are PostgreSQL transaction-level advisory locks on :data:`LOCK_KEY`: they
 cost no row write and are released at commit or rollback. A grid change waits
 at most ``wait_s`` (a bulk import holds the shared lock for its whole
-transaction, and every intake queues behind a waiting grid change), then gives
-up with a :class:`~geo.errors.Busy` (a 409 with ``Retry-After``; the CLI retries).
+transaction), then gives up with a :class:`~geo.errors.Busy` (a 409 with
+``Retry-After``; the CLI retries). While it waits in PostgreSQL's queue every
+new intake queues behind it, so it never queues for long: it queues for
+:data:`QUEUE_S` (enough for the intakes in flight, milliseconds each, to commit),
+and when a long holder (a bulk import, an escalation run) is still there it steps
+aside for :data:`STEP_ASIDE_S`, letting the intakes through, and queues again.
+Intakes wait at most :data:`QUEUE_S` at a time behind a grid change that cannot
+have the lock, not its whole ``wait_s``.
 """
 
 from __future__ import annotations
+
+import time
 
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
@@ -36,6 +44,10 @@ from geo.errors import Busy
 LOCK_KEY = int.from_bytes(b"grid", "big")
 #: How long a grid change waits for the intakes in flight, by default.
 WAIT_S = 3.0
+#: How long a grid change queues for the lock at a time (intakes queue behind it meanwhile).
+QUEUE_S = 0.1
+#: How long it then steps aside (out of the queue) while a long holder keeps the lock.
+STEP_ASIDE_S = 0.4
 
 
 def hold_shared(session: Session) -> None:
@@ -65,19 +77,34 @@ def lock_exclusive(session: Session, *, wait_s: float | None = None) -> None:
     if session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": LOCK_KEY}):
         return
     wait_s = WAIT_S if wait_s is None else wait_s
+    deadline = time.monotonic() + wait_s
     saved = session.scalar(text("SELECT current_setting('lock_timeout')"))
+    try:
+        while True:
+            if _queue(session, max(0.001, min(QUEUE_S, deadline - time.monotonic()))):
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            time.sleep(max(0.0, min(STEP_ASIDE_S, left - QUEUE_S)))
+    finally:
+        session.execute(text("SELECT set_config('lock_timeout', :v, true)"), {"v": saved})
+    raise Busy(f"the grids and assignments are in use by a bulk import, an escalation "
+               f"run, a deactivation or another grid change; waited {wait_s:g} s",
+               field="grids", value="busy",
+               valid="the same request again once the running import, escalation "
+                     "run or plan apply has finished")
+
+
+def _queue(session: Session, seconds: float) -> bool:
+    """Queue for the lock alone at most ``seconds``; whether it was taken."""
     session.execute(text("SELECT set_config('lock_timeout', :ms, true)"),
-                    {"ms": f"{max(1, round(wait_s * 1000))}ms"})
+                    {"ms": f"{max(1, round(seconds * 1000))}ms"})
     try:
         with session.begin_nested():
             session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
     except OperationalError as exc:
         if getattr(exc.orig, "sqlstate", None) != "55P03":  # lock_not_available
             raise
-        raise Busy(f"the grids and assignments are in use by a bulk import, an escalation "
-                       f"run, a deactivation or another grid change; waited {wait_s:g} s",
-                       field="grids", value="busy",
-                       valid="the same request again once the running import, escalation "
-                             "run or plan apply has finished") from exc
-    finally:
-        session.execute(text("SELECT set_config('lock_timeout', :v, true)"), {"v": saved})
+        return False
+    return True

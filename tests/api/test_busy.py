@@ -114,3 +114,31 @@ def test_when_free_backs_off_and_gives_up_when_its_time_is_spent() -> None:
     with pytest.raises(InvalidInput):  # only Busy is retried
         when_free(bad, wait_s=100, sleep=pauses.append)
     assert calls == [1]
+
+
+def test_a_waiting_grid_change_steps_aside_for_the_intakes(db_url: str) -> None:
+    """A grid change waiting for a bulk import queued in PostgreSQL for its whole wait, and
+    every intake queued behind it; it now queues QUEUE_S at a time and steps aside between."""
+    outcome: list[str] = []
+
+    def change() -> None:
+        with db.session_scope(db_url) as s:
+            try:
+                grid_lock.lock_exclusive(s, wait_s=2.0)
+                outcome.append("taken")
+            except Busy:
+                outcome.append("busy")
+
+    with _Import(db_url):
+        waiting = threading.Thread(target=change)
+        waiting.start()
+        tries, through = 0, 0
+        with db.session_scope(db_url) as s:
+            while waiting.is_alive() and tries < 60:
+                through += grid_lock.try_shared(s)  # an intake not waiting on the change
+                tries += 1
+                s.rollback()
+                threading.Event().wait(0.025)
+        waiting.join()
+    assert outcome == ["busy"]  # the import held the lock throughout
+    assert tries >= 20 and through >= tries / 2, (through, tries)
