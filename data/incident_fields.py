@@ -4,7 +4,9 @@ Rules (see also :mod:`data.incident_import`):
 
 - coordinates: ``lon_field``/``lat_field`` when given; otherwise a GeoJSON Point
   geometry; otherwise the first of :data:`LON_NAMES` / :data:`LAT_NAMES` the
-  first record has (any case);
+  record has (any case). In JSON records this is decided for each record
+  (:meth:`Fields.coordinates`): one with a Point geometry, one with lon/lat
+  properties, in any order;
 - ``category_field`` (default ``category``), ``external_id_field`` (default
   ``external_id``), ``time_field`` (default ``reported_at``), ``description``,
   ``reporter``: read when present;
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from data.incident_io import SourceRow
 from geo.errors import InvalidInput
@@ -65,6 +68,29 @@ class Fields:
     source: str | None
     crs: str | None
     geometry: bool
+    #: JSON records with no lon/lat option: each record's Point geometry, else its own
+    #: lon/lat fields (records may differ; the first one only names the usual fields).
+    per_record: bool = False
+
+    def coordinates(self, row: SourceRow) -> tuple[Any, Any, str | None, str | None]:
+        """The row's lon and lat and the fields they come from (None: its Point geometry),
+        by the rule of the README: the named fields, else the Point geometry, else fields
+        called lon/lng/long/longitude/x and lat/latitude/y. A JSON record with none of
+        them gives no field names (nor does one whose geometry holds them)."""
+        if not self.per_record:
+            if self.lon is None or self.lat is None:
+                return row.lon, row.lat, None, None
+            return row.values.get(self.lon), row.values.get(self.lat), self.lon, self.lat
+        if row.has_geometry:
+            return row.lon, row.lat, None, None
+        v = row.values
+        lon, lat = self.lon, self.lat
+        if lon is None or lat is None or lon not in v or lat not in v:
+            keys = {str(k).lower(): str(k) for k in reversed(list(v))}
+            lon, lat = _find(keys, LON_NAMES), _find(keys, LAT_NAMES)
+            if lon is None or lat is None:
+                return None, None, None, None
+        return v.get(lon), v.get(lat), lon, lat
 
     def as_dict(self) -> dict[str, str | None]:
         return {"lon": "geometry" if self.geometry and self.lon is None else self.lon,
@@ -135,6 +161,7 @@ def resolve_fields(first: SourceRow, header: list[str] | None,
         source=None if options.source is not None else _find(keys, ("source",)),
         crs=None if options.crs is not None else _find(keys, ("crs",)),
         geometry=first.has_geometry,
+        per_record=records and options.lon_field is None and options.lat_field is None,
     )
 
 

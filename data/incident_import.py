@@ -135,12 +135,14 @@ class _Importer:
             self.reject(row, "unreadable record", row.problem, field_name="record",
                         valid=RECORD_VALID)
             return None
-        lon, lat = (row.lon, row.lat) if f.lon is None else \
-            (self.value(row, f.lon), self.value(row, f.lat))
+        lon, lat, lon_name, lat_name = f.coordinates(row)
         if _empty(lon) or _empty(lat):
-            where = "geometry" if f.lon is None else f"{f.lon}, {f.lat}"
-            self.reject(row, "no coordinates", f"no coordinates: {where} empty",
-                        field_name=f.lon if _empty(lon) and f.lon else f.lat or "geometry",
+            what = f"{lon_name}, {lat_name} empty" if lon_name is not None else \
+                "neither a Point geometry nor lon/lat fields" if f.per_record and \
+                not row.has_geometry else "geometry empty"
+            self.reject(row, "no coordinates", f"no coordinates: {what}",
+                        field_name=lon_name if _empty(lon) and lon_name else
+                        lat_name or "geometry",
                         value=None, valid="a longitude and a latitude in every row")
             return None
         category = _text(self.value(row, f.category))

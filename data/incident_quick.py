@@ -89,10 +89,7 @@ class QuickCheck:
             return None
         f = self.f
         v = row.values
-        if f.lon is None:
-            lon, lat = row.lon, row.lat
-        else:
-            lon, lat = v.get(f.lon), v.get(f.lat)  # type: ignore[arg-type]
+        lon, lat, _, _ = f.coordinates(row)
         return self._check(
             row.row, lon, lat, v.get(f.category) if f.category else None,
             self.crs_option if f.crs is None else v.get(f.crs),

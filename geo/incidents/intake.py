@@ -95,6 +95,9 @@ class Registered:
     unassigned_reason: str | None
     candidate_of: int | None
     row: int | None = None
+    #: For a retry (``created`` False): the key it was found by, ``external_id`` or
+    #: ``Idempotency-Key`` (None: a repeat inside one batch).
+    found_by: str | None = None
 
 
 # --------------------------------------------------------------------------- registration
@@ -369,6 +372,7 @@ def _existing(session: Session, items: dict[int, IncidentIn],
         session, [(i.source, i.external_id) for i in items.values() if i.external_id is not None],
         [i.idempotency_key for i in items.values() if i.idempotency_key is not None])
     ids: dict[int, int] = {}
+    found_by: dict[int, str] = {}
     for k, item in items.items():
         hit = found.by_external.get((item.source, item.external_id)) \
             if item.external_id is not None else None
@@ -381,6 +385,7 @@ def _existing(session: Session, items: dict[int, IncidentIn],
                            valid="the key and external_id of one report (a retry repeats "
                                  "both), or new ones for a new report",
                            extra={"incident_id": by_key, "external_id_incident": hit})
+        found_by[k] = "external_id" if hit is not None else "Idempotency-Key"
         hit = hit if hit is not None else by_key
         if hit is None:
             raise Conflict("a concurrent registration of the same incident did not finish; "
@@ -390,7 +395,8 @@ def _existing(session: Session, items: dict[int, IncidentIn],
         if by_key is None and item.idempotency_key is not None:
             store.keep_idempotency_key(session, hit, item.idempotency_key)
     rows = store.summaries(session, list(ids.values()))
-    return {k: _stored(rows[hit], chains, items[k].row) for k, hit in ids.items()}
+    return {k: replace(_stored(rows[hit], chains, items[k].row), found_by=found_by[k])
+            for k, hit in ids.items()}
 
 
 def _stored(r: dict[str, Any], chains: _Chains, row: int | None) -> Registered:

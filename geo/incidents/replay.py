@@ -63,7 +63,8 @@ def check_replay(item: IncidentIn, stored: Registered, *, key_field: str | None 
     found = differences(item, stored)
     if not found:
         return
-    by_key = item.idempotency_key is not None and item.idempotency_key == stored.idempotency_key
+    by_key = stored.found_by == "Idempotency-Key" if stored.found_by is not None else (
+        item.idempotency_key is not None and item.idempotency_key == stored.idempotency_key)
     field = key_field or ("Idempotency-Key" if by_key else "external_id")
     value = item.idempotency_key if by_key else item.external_id
     raise Conflict(

@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, and_, func, literal, not_, or_, select, tuple_
 from sqlalchemy.orm import Session, aliased
 
-from geo.errors import InvalidInput, NotFound, check_moment
+from geo.errors import EARLIEST_MOMENT, LATEST_MOMENT, InvalidInput, NotFound, check_moment
 from geo.incidents.loop import PENDING_STATUSES
 from geo.store.models import (
     INCIDENT_STATUSES,
@@ -191,7 +191,10 @@ def decode_cursor(value: str | None) -> tuple[dt.datetime, int] | None:
         if moment.tzinfo is None or not isinstance(incident_id, int) \
                 or isinstance(incident_id, bool) or not 0 <= incident_id <= INT8_MAX:
             raise ValueError
-        return check_moment(moment, "cursor", value), incident_id
+        if not EARLIEST_MOMENT - dt.timedelta(days=1) <= moment \
+                < LATEST_MOMENT + dt.timedelta(days=1):
+            raise ValueError  # a stored time (a 1970 one at its own offset may be 1969 UTC)
+        return moment, incident_id
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
         raise InvalidInput(f"cursor {value!r} is not a paging cursor", field="cursor",
                            value=value, valid=CURSOR_VALID) from None

@@ -78,6 +78,13 @@ def test_retry_answers_200_with_the_same_incident(client: TestClient, auth: Auth
         assert s.execute(text("SELECT count(*) FROM incident")).scalar_one() == 2
     clash = post(client, auth, body(idempotency_key="other"), headers=key)
     assert problem(clash)["field"] == "idempotency_key"
+    # found by its external_id, with a new key: the external_id is named, not the key
+    other = post(client, auth, body(external_id="APP-2", category="C0101"),
+                 headers={"Idempotency-Key": "KX1"})
+    detail = problem(other, 409)
+    assert (detail["field"], detail["value"]) == ("external_id", "APP-2"), detail
+    assert post(client, auth, body(external_id="APP-3"),
+                headers={"Idempotency-Key": "KX1"}).status_code == 201  # KX1 was not kept
 
 
 @pytest.mark.parametrize(("payload", "field", "value", "valid_part"), [
@@ -261,6 +268,23 @@ def test_an_offset_beyond_postgresqls_range_is_the_same_moment_in_utc(
                         headers=auth("planner"))
     assert listed.status_code == 200, listed.text
     assert [f["id"] for f in listed.json()["features"]] == [answer.json()["id"]]
+
+
+def test_paging_reaches_incidents_reported_at_1970_at_their_own_offset(
+        client: TestClient, auth: Auth, ids: dict[str, int]) -> None:
+    """1970-01-01 at +14:00 is accepted (1970 as written) but stored in 1969 UTC: the next
+    link's cursor then carried a time the cursor check refused, and paging stopped."""
+    made = [post(client, auth, body(external_id=f"OLD-{k}", reported_at=at)).json()["id"]
+            for k, at in enumerate(("1970-01-01T00:00:00+14:00", "1970-01-01T00:30:00+14:00"))]
+    seen: list[int] = []
+    url: str | None = URL + "?to=1971-01-01&limit=1"
+    while url is not None:
+        answer = client.get(url, headers=auth("planner"))
+        assert answer.status_code == 200, answer.text
+        seen += [f["id"] for f in answer.json()["features"]]
+        url = next((link["href"] for link in answer.json()["links"] if link["rel"] == "next"),
+                   None)
+    assert sorted(seen) == sorted(made)
 
 
 def test_a_body_too_deeply_nested_to_read_is_a_422(client: TestClient, auth: Auth,

@@ -171,6 +171,45 @@ def test_crs_option_and_field(city: str, tmp_path: Path) -> None:
     assert exc.value.field == "crs"
 
 
+def _feature(key: str, point: tuple[float, float] | None, **props: Any) -> dict[str, Any]:
+    return {"type": "Feature", "properties": {"category": "E0101", "external_id": key, **props},
+            "geometry": None if point is None else {"type": "Point", "coordinates": point}}
+
+
+def test_each_json_record_takes_its_geometry_else_its_own_lon_lat(city: str,
+                                                                    tmp_path: Path) -> None:
+    """The first record decided for all: a first one without geometry made every later
+    Point be ignored (and a Point-only record rejected), a first one with a geometry made a
+    later geometry-less record with lon/lat rejected."""
+    west, east = (30.002, 50.002), (30.018, 50.008)
+    for order in ("props first", "geometry first"):
+        features = [_feature("p", None, lon=west[0], lat=west[1]),
+                    _feature("both", east, lon=west[0], lat=west[1]),  # the geometry wins
+                    _feature("g", east),
+                    _feature("none", None)]
+        if order == "geometry first":
+            features = features[1:3] + features[:1] + features[3:]
+        path = tmp_path / "mixed.geojson"
+        path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+        summary = run(city, path)
+        assert (summary.accepted, summary.rejected) == (3, 1), (order, summary.rejects)
+        [reject] = summary.rejects
+        assert reject.reason == \
+            "no coordinates: neither a Point geometry nor lon/lat fields", order
+        with session_scope(city) as s:
+            got = incidents(s)
+            s.execute(text("DELETE FROM incident"))
+        assert {k: (round(r["lon"], 9), round(r["lat"], 9)) for k, r in got.items()} == \
+            {"p": west, "both": east, "g": east}, order
+    lines = tmp_path / "mixed.ndjson"
+    lines.write_text(json.dumps({"category": "E0101", "external_id": "a", "lon": west[0],
+                                 "lat": west[1]}) + "\n" + json.dumps(
+        {"category": "E0101", "external_id": "b", "Longitude": east[0], "Y": east[1]}) + "\n")
+    assert run(city, lines).accepted == 2  # each record's own names
+    with session_scope(city) as s:
+        assert incidents(s)["b"]["grid_code"] == "G2"
+
+
 def test_whole_input_problems_are_refused_naming_the_field(city: str, tmp_path: Path) -> None:
     path = write_csv(tmp_path / "g.csv", ["x_coord", "y_coord", "kind"], [[W, S, "E0101"]])
     with pytest.raises(InvalidInput) as exc:
