@@ -123,18 +123,28 @@ def read_csv_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]
                                  "Text)") from None
     first = content.split("\n", 1)[0]
     delimiter = "\t" if "\t" in first and "," not in first else ","  # Unicode Text is tabbed
-    reader = csv.reader(io.StringIO(content, newline=""), delimiter=delimiter)
-    header = [h.strip() for h in next(reader, [])]
+    # strict: a quote left open would swallow the rows after it into one cell
+    reader = csv.reader(io.StringIO(content, newline=""), delimiter=delimiter, strict=True)
     rows: list[tuple[int, dict[str, str]]] = []
-    start = reader.line_num + 1
-    for record in reader:
-        if any(cell.strip() for cell in record):
-            cells = record + [""] * (len(header) - len(record))
-            row = {h: c.strip() for h, c in zip(header, cells, strict=False)}
-            if len(record) > len(header):
-                row["__extra__"] = ",".join(record[len(header):])
-            rows.append((start, row))
+    start = 1
+    try:
+        header = [h.strip() for h in next(reader, [])]
         start = reader.line_num + 1
+        for record in reader:
+            if any(cell.strip() for cell in record):
+                cells = record + [""] * (len(header) - len(record))
+                row = {h: c.strip() for h, c in zip(header, cells, strict=False)}
+                if len(record) > len(header):
+                    row["__extra__"] = ",".join(record[len(header):])
+                rows.append((start, row))
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        why = (f'a quote (") opened on line {start} is never closed, so every line after '
+               "it would be one cell" if "unexpected end of data" in str(exc) else
+               f"line {start}: {exc}")
+        raise InvalidInput(f"cannot read {path.name} as CSV: {why}", field="file",
+                           value=path.name, valid='a well-formed CSV file: close the quote, '
+                           'and double the quotes inside a quoted cell ("")') from None
     return header, rows
 
 

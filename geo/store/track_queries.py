@@ -170,16 +170,19 @@ def parse_window(start: str | dt.datetime | None, end: str | dt.datetime | None,
 
 
 def resolve_worker(session: Session, value: str | int | None) -> int | None:
-    """A worker id from an id or a code; None for None; NotFound when there is none."""
+    """A worker id from a code or an id (a worker's code first: a code made of digits,
+    ``0099`` or ``99``, is that worker's, not worker 99); None for None; NotFound when none."""
     if value is None or value == "":
         return None
     text_value = str(value).strip()
-    if text_value.isascii() and text_value.isdigit() and len(text_value) <= 9:  # not "²"
-        found = session.execute(text("SELECT id FROM worker WHERE id = :id"),
+    by_code = session.execute(text("SELECT id FROM worker WHERE code = :code"),
+                              {"code": text_value}).scalar()
+    by_id = None
+    if by_code is None and text_value.isascii() and text_value.isdigit() \
+            and len(text_value) <= 9:  # not "²"
+        by_id = session.execute(text("SELECT id FROM worker WHERE id = :id"),
                                 {"id": int(text_value)}).scalar()
-    else:
-        found = session.execute(text("SELECT id FROM worker WHERE code = :code"),
-                                {"code": text_value}).scalar()
+    found = by_code if by_code is not None else by_id
     if found is None:
         raise NotFound(f"there is no worker {text_value!r}", field="worker", value=value,
                        valid="a worker id or code (GET /api/v1/workers)")

@@ -276,6 +276,20 @@ def test_the_cli_links_active_workers_and_checks_the_radius(
     claim = client.post(f"/api/v1/tasks/{task['id']}/claim", headers=clerk)
     assert claim.status_code == 422 and "grid_worker" in claim.json()["detail"]["message"]
     assert cli("tasks", "link", "--user", "li.wei", "--worker", p1).exit_code == 0
+    # a code made of digits was read as an id: the user was linked to another worker
+    gw_id, p1_id = city["workers"]["GW"], city["workers"]["P1"]
+    with session_scope(db_url) as s:
+        s.execute(text("UPDATE worker SET code = :c WHERE id = :i"),
+                  {"c": f"{p1_id:04d}", "i": gw_id})  # digits that read as P1's id
+    by_code = cli("tasks", "link", "--user", "li.wei", "--worker", f"{p1_id:04d}")
+    assert by_code.exit_code == 0 and f"(id {gw_id})" in by_code.output, by_code.output
+    by_id = cli("tasks", "link", "--user", "li.wei", "--worker", str(p1_id))  # no such code
+    assert by_id.exit_code == 0 and f"(id {p1_id})" in by_id.output, by_id.output
+    with session_scope(db_url) as s:
+        s.execute(text("UPDATE worker SET code = :c WHERE id = :i"), {"c": str(p1_id),
+                                                                       "i": gw_id})
+    code_first = cli("tasks", "link", "--user", "li.wei", "--worker", str(p1_id))
+    assert code_first.exit_code == 0 and f"(id {gw_id})" in code_first.output
     for bad in ("-5", "nan", "1e12"):
         result = cli("tasks", "list", "--near", "119.305,26.085", "--radius-m", bad)
         assert result.exit_code == 2 and "radius_m" in result.output, (bad, result.output)

@@ -154,6 +154,21 @@ def test_header_and_shape_problems(demo_db: str, tmp_path: Path, body: str, fiel
     assert (caught.value.field, caught.value.value) == (field, value)
 
 
+def test_a_quote_left_open_refuses_the_file_naming_its_line(demo_db: str,
+                                                            tmp_path: Path) -> None:
+    """It swallowed the rows after it into one name: QA-8 and QA-9 were never created."""
+    body = 'worker_code,role,name\nQA-7,patrol,"七\nQA-8,patrol,八\nQA-9,patrol,九\n'
+    before = _counts(demo_db)
+    with pytest.raises(InvalidInput) as caught, db.session_scope(demo_db) as s:
+        import_roster(s, _write(tmp_path, body))
+    assert caught.value.field == "file" and "opened on line 2" in caught.value.message
+    assert _counts(demo_db) == before
+    quoted = 'worker_code,role,name\nQA-7,patrol,"七\n号"\nQA-8,patrol,八\n'  # closed: fine
+    with db.session_scope(demo_db) as s:
+        import_roster(s, _write(tmp_path, quoted))
+        s.rollback()
+
+
 def test_duties_of_named_workers_are_replaced_and_others_untouched(demo_db: str,
                                                                    tmp_path: Path) -> None:
     worker = f"W{ANTAI_GRID}"
