@@ -14,15 +14,23 @@ from typing import Annotated, TypeVar
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 from sqlalchemy import exc as sa_exc
 
 from geo.errors import Busy, DomainError, InvalidInput
 from geo.settings import Settings, get_settings
 from geo.store.db import UPGRADE_HINT, explain_database_error
 
-console = Console()
-err_console = Console(stderr=True)
+# No markup: what is printed holds user text (names, titles, file names), and "[/x]" in it
+# crashed a command (MarkupError) while "[red]x" silently lost its brackets. Styles are given
+# as such (:func:`styled`).
+console = Console(markup=False)
+err_console = Console(stderr=True, markup=False)
+
+
+def styled(*parts: str | tuple[str, str]) -> Text:
+    """A line of plain text and ``(text, style)`` pieces, printed as given (no markup)."""
+    return Text.assemble(*parts)
 
 T = TypeVar("T")
 
@@ -40,13 +48,13 @@ def settings() -> Settings:
     except ValidationError as exc:
         for err in exc.errors():
             if not err["loc"]:  # a check across settings: its message names them
-                err_console.print(f"[red]error:[/red] {escape(err['msg'])}")
+                err_console.print(styled(("error:", "red"), f" {err['msg']}"))
                 continue
             name = "PATROLGRID_" + str(err["loc"][0]).upper()
             if name == "PATROLGRID_DATABASE_URL" and name not in os.environ:
                 name = "DATABASE_URL"  # read under either name: the one that was set
-            err_console.print(f"[red]error:[/red] {escape(name)}={escape(str(err.get('input')))}"
-                              f": {escape(err['msg'])}")
+            err_console.print(styled(("error:", "red"), f" {name}={err.get('input')!s}"
+                                                        f": {err['msg']}"))
         err_console.print("  valid: see `patrolgrid config --help` and the README's settings "
                           "table; unset the variable for its default")
         raise typer.Exit(code=2) from exc
@@ -59,16 +67,16 @@ def reported_errors() -> Iterator[None]:
     try:
         yield
     except DomainError as exc:
-        err_console.print(f"[red]error:[/red] {escape(exc.message)}")
+        err_console.print(styled(("error:", "red"), f" {exc.message}"))
         if exc.valid:
-            err_console.print(f"  valid: {escape(exc.valid)}")
+            err_console.print(f"  valid: {exc.valid}")
         raise typer.Exit(code=2) from exc
     except (sa_exc.OperationalError, sa_exc.ProgrammingError) as exc:
         why = explain_database_error(exc, settings().database_url)
         if why is None:
             raise
-        err_console.print(f"[red]error:[/red] {escape(why)}")
-        err_console.print(f"  valid: {escape(UPGRADE_HINT)}")
+        err_console.print(styled(("error:", "red"), f" {why}"))
+        err_console.print(f"  valid: {UPGRADE_HINT}")
         raise typer.Exit(code=2) from exc
 
 
@@ -112,8 +120,8 @@ def when_free(work: Callable[[], T], *, wait_s: float,
             if left <= 0:
                 raise
             pause = min(pause, left)
-            err_console.print(f"[yellow]busy:[/yellow] {escape(exc.message)}; trying again in "
-                              f"{pause:.0f} s ({left:.0f} s left of --wait)")
+            err_console.print(styled(("busy:", "yellow"), f" {exc.message}; trying again in "
+                                     f"{pause:.0f} s ({left:.0f} s left of --wait)"))
             sleep(pause)
             pause = min(pause * 2, 10.0)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from api.cli.common import console, reported_errors, settings
+from api.cli.common import console, reported_errors, settings, styled
 from geo.store import db
 
 app = typer.Typer(help="Database administration.", no_args_is_help=True)
@@ -16,6 +16,6 @@ def upgrade(create: bool = typer.Option(True, help="Create the database when mis
     url = settings().database_url
     with reported_errors():  # an unreachable server: a message and exit 2, no traceback
         if create and db.create_database(url):
-            console.print(f"created database [bold]{url.rsplit('/', 1)[-1]}[/bold]")
+            console.print(styled("created database ", (url.rsplit('/', 1)[-1], "bold")))
         db.migrate(url)
     console.print("database is at the newest migration")

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from api.cli.common import console, reported_errors, settings
+from api.cli.common import console, reported_errors, settings, styled
 from data.demo.city import DEFAULT_SEED
 from data.demo.incidents import DEFAULT_COUNT
 from data.demo.load import load_demo
@@ -65,7 +65,7 @@ def load(
     if report.tracks is not None:
         console.print(f"patrol tracks: {report.tracks.as_dict()}")
     console.print("nothing changed: the demo was already loaded" if not report.changed
-                  else "[green]demo loaded[/green]")
+                  else styled(("demo loaded", "green")))
     console.print(f"built in {report.build_seconds:.1f} s, loaded in "
                   f"{report.total_seconds:.1f} s")
     console.print("next: create a user with `patrolgrid users create --name admin --role "

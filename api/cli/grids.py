@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from api.cli.common import (
     WAIT_DEFAULT_S,
@@ -18,6 +19,7 @@ from api.cli.common import (
     err_console,
     reported_errors,
     settings,
+    styled,
     when_free,
 )
 from data.grid_import import CheckOptions, ImportReport, export_grids, import_grids
@@ -101,13 +103,13 @@ def import_(
     if refused is not None:
         _write_report(report, refused.extra)
         print_report(refused.extra)
-        err_console.print(f"[red]refused:[/red] {refused.message}")
+        err_console.print(styled(("refused:", "red"), f" {refused.message}"))
         raise typer.Exit(code=1)
     data = result.to_dict()
     _write_report(report, data)
     print_report(data)
     if result.committed:
-        console.print("[green]committed[/green]")
+        console.print(styled(("committed", "green")))
     else:
         console.print("dry run: nothing written"
                       + (" (a commit would be refused)" if result.blocked else
@@ -139,7 +141,7 @@ def print_report(data: dict[str, Any]) -> None:
     summary.add_row("gaps", str(counts["gaps"]), "no")
     summary.add_row("outside parent", str(counts["outside_parent"]), "no")
     summary.add_row("blocking problems", str(len(data["problems"])),
-                    "[red]yes[/red]" if data["problems"] else "")
+                    styled(("yes", "red")) if data["problems"] else "")
     for key in ("plan", "written"):
         if data[key] is not None:
             word = "would write" if key == "plan" else "written"
@@ -166,8 +168,8 @@ def _import(path: Path, read: ReadOptions, check: CheckOptions, commit: bool,
                             actor=f"grids:{getpass.getuser()}", settings=cfg)
 
 
-def _blocks(left: int, note: str) -> str:
-    return "[red]yes[/red]" if left > 0 else note
+def _blocks(left: int, note: str) -> Text | str:
+    return styled(("yes", "red")) if left > 0 else note
 
 
 def _list(rows: list[dict[str, Any]], title: str, columns: tuple[str, ...]) -> None:

@@ -18,7 +18,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from api.cli.common import check_writable, console, reported_errors, settings
+from api.cli.common import check_writable, console, reported_errors, settings, styled
 from data.incident_export import export_incidents
 from data.incident_fields import DEFAULT_BATCH
 from data.incident_import import ImportOptions, ImportSummary, import_file
@@ -105,7 +105,7 @@ def import_(
             if dry_run:
                 session.rollback()
     print_summary(summary, report)
-    console.print("dry run: nothing written" if dry_run else "[green]imported[/green]")
+    console.print("dry run: nothing written" if dry_run else styled(("imported", "green")))
 
 
 class _Bar:
@@ -114,7 +114,8 @@ class _Bar:
     def __init__(self, path: Path, quiet: bool) -> None:
         self.total = path.stat().st_size
         self.progress: Progress | None = None if quiet else Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
+            TextColumn("{task.description}", style="bold", markup=False), BarColumn(),
+            DownloadColumn(),
             TextColumn("{task.fields[rows]} rows, {task.fields[rate]} rows/s"),
             TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False)
         self.task: Any = None

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from api.cli.common import check_writable, console, reported_errors, settings
+from api.cli.common import check_writable, console, reported_errors, settings, styled
 from geo.errors import InvalidInput, storable_text
 from geo.store.db import session_scope
 from maps import pages
@@ -72,4 +72,4 @@ def list_pages() -> None:
     """The pages there are and their parameters (as ``--param`` and the URL name them)."""
     for kind, module in sorted(pages.PAGES.items()):
         fields = ", ".join(pages.page_params(module.Params))
-        console.print(f"[bold]{kind}[/bold]  {fields}")
+        console.print(styled((kind, "bold"), f"  {fields}"))

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from api.cli.common import console, reported_errors, settings
+from api.cli.common import console, reported_errors, settings, styled
 from data.osm_io import read_osm_network
 from geo.routes.network import edges_from_lines
 from geo.store import network as network_store
@@ -27,8 +27,8 @@ def _default_name(path: Path) -> str:
 
 def _print(info: network_store.NetworkInfo, verb: str) -> None:
     if info.changed:
-        console.print(f"[green]{verb}[/green] network {info.name!r}: {info.edge_count} edges, "
-                      f"{info.node_count} nodes, {info.length_m / 1000:.1f} km of streets")
+        console.print(styled((verb, "green"), f" network {info.name!r}: {info.edge_count} edges, "
+                             f"{info.node_count} nodes, {info.length_m / 1000:.1f} km of streets"))
     else:
         console.print(f"network {info.name!r} unchanged: the same {info.edge_count} edges "
                       "are stored")

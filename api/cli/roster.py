@@ -17,6 +17,7 @@ from api.cli.common import (
     err_console,
     reported_errors,
     settings,
+    styled,
     when_free,
 )
 from data.roster_io import RosterReport, export_roster, import_roster
@@ -61,7 +62,7 @@ def import_(
             refused = exc
     if refused is not None:
         _problems(refused.extra.get("problems", []))
-        err_console.print(f"[red]refused:[/red] {refused.message}")
+        err_console.print(styled(("refused:", "red"), f" {refused.message}"))
         raise typer.Exit(code=1)
     table = Table(title=f"roster import: {path.name} ({report.rows} rows)")
     for column in ("what", "created", "updated", "unchanged", "deleted"):
@@ -78,7 +79,7 @@ def import_(
                       f"{'that would be handed over' if dry_run else 'handed over'}: "
                       f"{moved['handed_over']} ({moved['to_nobody']} to nobody: no one "
                       "qualifies)")
-    console.print("dry run: nothing written" if dry_run else "[green]imported[/green]")
+    console.print("dry run: nothing written" if dry_run else styled(("imported", "green")))
 
 
 def _problems(problems: list[dict[str, Any]]) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from api.cli.common import check_writable, console, reported_errors, settings
+from api.cli.common import check_writable, console, reported_errors, settings, styled
 from data.roster_shifts import format_shifts
 from data.route_io import read_route_file
 from geo.errors import InvalidInput
@@ -44,7 +44,7 @@ def import_(
             session.rollback()
     console.print(f"{len(routes)} route(s) in {path.name}: {len(counts.created)} new, "
                   f"{len(counts.updated)} changed, {len(counts.unchanged)} unchanged")
-    console.print("dry run: nothing written" if dry_run else "[green]imported[/green]")
+    console.print("dry run: nothing written" if dry_run else styled(("imported", "green")))
 
 
 @app.command("list")

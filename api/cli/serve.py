@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from api.cli.common import console, err_console, settings
+from api.cli.common import console, err_console, settings, styled
 from geo.store.db import UPGRADE_HINT, schema_problem
 
 
@@ -22,7 +22,7 @@ def serve(
     cfg = settings()
     problem = schema_problem(cfg.database_url)
     if problem is not None:  # every request would fail: say why, and what fixes it
-        err_console.print(f"[red]error:[/red] {problem}")
+        err_console.print(styled(("error:", "red"), f" {problem}"))
         err_console.print(f"  valid: {UPGRADE_HINT}")
         raise typer.Exit(code=2)
     host = host or cfg.host

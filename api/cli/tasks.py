@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from api.cli.common import console, reported_errors, settings
+from api.cli.common import console, reported_errors, settings, styled
 from geo.errors import InvalidInput
 from geo.store import tasks as task_store
 from geo.store.db import session_scope
@@ -32,10 +32,10 @@ def link(
         worker_id = None if unlink else resolve_worker(session, worker)
         out = task_store.link_user(session, user=user, worker_id=worker_id)
     if out["worker_id"] is None:
-        console.print(f"user [bold]{user}[/bold] is linked to no worker")
+        console.print(styled("user ", (user, "bold"), " is linked to no worker"))
     else:
-        console.print(f"user [bold]{user}[/bold] claims tasks and uploads tracks as worker "
-                      f"{out['worker_code']} (id {out['worker_id']})")
+        console.print(styled("user ", (user, "bold"), " claims tasks and uploads tracks as "
+                             f"worker {out['worker_code']} (id {out['worker_id']})"))
 
 
 @app.command("list")

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from api.cli.common import check_writable, console, number_in, reported_errors, settings
+from api.cli.common import check_writable, console, number_in, reported_errors, settings, styled
 from data.track_io import read_tracks
 from geo.errors import InvalidInput
 from geo.settings import GAP_LIMIT_MAX_S, SPEED_LIMIT_MAX_MPS
@@ -126,7 +126,8 @@ def print_report(data: dict[str, Any]) -> None:
     if data["last_position"]:
         pos = data["last_position"]
         console.print(f"last known position: {pos['lon']:.6f}, {pos['lat']:.6f} at {pos['t']}")
-    console.print("dry run: nothing written" if not data["written"] else "[green]stored[/green]")
+    console.print("dry run: nothing written" if not data["written"]
+                  else styled(("stored", "green")))
 
 
 @app.command("partitions")

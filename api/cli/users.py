@@ -7,7 +7,7 @@ from rich.table import Table
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api.cli.common import console, reported_errors, settings
+from api.cli.common import console, reported_errors, settings, styled
 from geo.errors import NotFound, storable_text
 from geo.store.db import session_scope
 from geo.store.models import USER_ROLES, ApiToken, AppUser
@@ -32,8 +32,8 @@ def create(
     """Create a user; the new token is printed as the last line (it is shown only once)."""
     with reported_errors(), session_scope(settings().database_url) as session:
         user, token = create_user(session, name=name, role=role)
-        console.print(f"created user [bold]{user.name}[/bold] with role {user.role}; "
-                      "its token (shown once) is on the next line")
+        console.print(styled("created user ", (user.name, "bold"), f" with role {user.role}; "
+                             "its token (shown once) is on the next line"))
     typer.echo(token)
 
 

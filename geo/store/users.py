@@ -38,6 +38,9 @@ def create_user(session: Session, *, name: str, role: str) -> tuple[AppUser, str
     if not name.strip():
         raise InvalidInput("name must not be empty", field="name", value=name,
                            valid="a non-empty user name")
+    if name != name.strip():  # "admin " beside "admin": two users that look the same
+        raise InvalidInput(f"name {name!r} has spaces around it", field="name", value=name,
+                           valid="a user name without leading or trailing spaces")
     storable_text(name, "name")  # a name that is not text (a NUL, bytes not UTF-8) is refused
     if session.scalar(select(AppUser.id).where(AppUser.name == name)) is not None:
         raise Conflict(f"a user named {name!r} already exists", field="name", value=name,

@@ -184,6 +184,7 @@ def test_users_create_prints_a_working_token_last(cli: Callable[..., Any], clien
     # a name that is not UTF-8 (a shell's $'\xff') was a traceback
     (("users", "create", "--name", "\udcff\udcfe", "--role", "admin"), "name"),
     (("users", "token", "--name", "a\x00b"), "NUL"),
+    (("users", "create", "--name", "taken ", "--role", "admin"), "spaces around"),
 ])
 def test_users_cli_errors_exit_2_with_a_message(cli: Callable[..., Any], session: Session,
                                                 args: tuple[str, ...], words: str) -> None:
@@ -192,3 +193,17 @@ def test_users_cli_errors_exit_2_with_a_message(cli: Callable[..., Any], session
     result = cli(*args)
     assert result.exit_code == 2
     assert words in result.output
+
+
+def test_cli_prints_names_and_titles_as_given(cli: Callable[..., Any], client: TestClient,
+                                              auth: Callable[[str], dict[str, str]]) -> None:
+    """The CLI read user text as rich markup: "[/bold]" crashed it (MarkupError), and
+    "[red]qa_red" was shown as "qa_red", a name `users token` then did not find."""
+    for name in ("[/bold]", "[red]qa_red"):
+        made = cli("users", "create", "--name", name, "--role", "patrol")
+        assert made.exit_code == 0 and f"created user {name} " in made.stdout, made.output
+    listed = cli("users", "list")
+    assert listed.exit_code == 0 and "[red]qa_red" in listed.stdout, listed.output
+    assert cli("users", "token", "--name", "[red]qa_red").exit_code == 0
+    refused = cli("users", "revoke", "--name", "[/nobody]")
+    assert refused.exit_code == 2 and "'[/nobody]'" in refused.output, refused.output
