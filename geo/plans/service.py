@@ -212,6 +212,7 @@ def impact(session: Session, rep: Replayed, *, lookback_days: float, measure: im
                                 recent=points.recent, is_open=points.open, ids=points.id,
                                 workers_before=workers, measure=measure,
                                 grid_codes=points.grid_code, duties=duties,
+                                teams=store.teams_of(session, sorted(rep.state.before)),
                                 retired_versions=last_versions(
                                     session, [c for c in rep.state.after
                                               if c not in rep.state.before]))

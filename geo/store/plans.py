@@ -294,6 +294,26 @@ def duties_of(session: Session, codes: Sequence[str]) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
+def teams_of(session: Session, codes: Sequence[str]) -> dict[str, list[str]]:
+    """The codes of the teams attached to each of ``codes`` (only codes with teams)."""
+    out: dict[str, list[str]] = {}
+    if not codes:
+        return out
+    for r in session.execute(text("SELECT grid_code, code FROM team WHERE grid_code IN :codes "
+                                  "ORDER BY grid_code, code")
+                             .bindparams(bindparam("codes", expanding=True)),
+                             {"codes": list(codes)}):
+        out.setdefault(r.grid_code, []).append(r.code)
+    return out
+
+
+def move_teams(session: Session, from_code: str, to_code: str) -> int:
+    """Attach the teams of grid ``from_code`` to ``to_code``; how many."""
+    result = session.execute(text("UPDATE team SET grid_code = :to WHERE grid_code = :old"),
+                             {"to": to_code, "old": from_code})
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def move_duty(session: Session, duty_id: int, to_code: str) -> bool:
     """Move a duty to grid ``to_code``; False (and the duty deleted) when the worker already
     has that kind of duty there."""
