@@ -167,6 +167,12 @@ def _when(at: dt.datetime | None) -> str:
 
 # --------------------------------------------------------------------------- queries
 
+def is_current(session: Session, code: str) -> bool:
+    """Whether grid ``code`` has a current version (not retired)."""
+    return session.scalar(select(Grid.id).where(Grid.code == code, Grid.valid_to.is_(None))
+                          .limit(1)) is not None
+
+
 def known_levels(session: Session) -> list[str]:
     """Every level name of the well-known list and of the stored grids, sorted."""
     stored = session.scalars(select(Grid.level).distinct()).all()

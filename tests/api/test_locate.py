@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pyproj import Geod, Transformer
 from shapely.geometry import Point, box
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo.crs import wgs84_to_gcj02
@@ -226,6 +227,18 @@ def test_responsible_is_the_primary_on_shift_else_the_backup(client: TestClient,
     nobody = locate(client, auth, 119.305, 26.085, at=SATURDAY_NOON)
     assert nobody["responsible"] is None
     assert "on shift" in nobody["responsible_reason"]
+
+
+def test_at_on_a_grid_retired_since_says_the_roster_has_no_history(
+        client: TestClient, auth: Auth, session: Session, duties: dict[str, int]) -> None:
+    """Its duties moved with its area: "no worker has a duty on this grid" was false."""
+    session.execute(text("UPDATE grid SET valid_to = :t WHERE code = 'G111' "
+                         "AND valid_to IS NULL"), {"t": T1})
+    session.commit()
+    then = locate(client, auth, 119.305, 26.085, at=MONDAY_NOON.replace("06-03", "05-06"))
+    assert then["grid"] == "G111" and then["responsible"] is None
+    assert "retired" in then["responsible_reason"], then
+    assert "no worker has a duty" not in then["responsible_reason"]
 
 
 def test_responsible_now_follows_the_clock(client: TestClient, auth: Auth, session: Session,
