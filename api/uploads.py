@@ -7,6 +7,7 @@ from typing import Any, get_args, get_origin
 
 from fastapi import HTTPException, Request, UploadFile
 from pydantic import BaseModel
+from starlette.datastructures import UploadFile as StarletteUpload
 
 from geo.errors import InvalidInput
 
@@ -41,7 +42,8 @@ async def known_form_fields(request: Request) -> None:
     form = await request.form()  # Starlette keeps the form parsed once for the route
     seen: dict[str, object] = {}
     for key, value in form.multi_items():
-        shown = value.filename if isinstance(value, UploadFile) else str(value)[:80]
+        # the form holds Starlette's UploadFile, of which FastAPI's is a subclass
+        shown = value.filename if isinstance(value, StarletteUpload) else str(value)[:80]
         if key not in names:
             raise InvalidInput(f"{key!r} is not a field of this form", field=key, value=shown,
                                valid="one of " + ", ".join(names))

@@ -63,7 +63,7 @@ def _days(spec: str, text: str) -> list[int]:
 
 def _time(value: str) -> str:
     hours, minutes = value.split(":")
-    return f"{int(hours):02d}:{minutes}"
+    return f"{int(hours):02d}:{int(minutes):02d}"  # full-width ０８:３０ is 08:30, as the API says
 
 
 def parse_shift_text(text: str) -> list[dict[str, Any]]:

@@ -34,11 +34,6 @@ def styled(*parts: str | tuple[str, str]) -> Text:
 
 T = TypeVar("T")
 
-#: ``--wait``: how long a command that changes the grids or the roster keeps trying.
-WaitOpt = Annotated[float, typer.Option(
-    "--wait", min=0, help="Seconds to keep retrying while a bulk import, an escalation run "
-                          "or another grid change holds the grids (0: try once).")]
-WAIT_DEFAULT_S = 60.0
 
 
 def settings() -> Settings:
@@ -139,3 +134,13 @@ def number_in(low: float, high: float) -> Callable[[float | None], float | None]
             raise typer.BadParameter(f"{value:g} is outside [{low:g}, {high:g}]")
         return value
     return check
+
+
+#: The longest ``--wait``: a day.
+WAIT_MAX_S = 86_400.0
+#: ``--wait``: how long a command that changes the grids or the roster keeps trying.
+WaitOpt = Annotated[float, typer.Option(
+    "--wait", callback=number_in(0.0, WAIT_MAX_S),
+    help="Seconds to keep retrying while a bulk import, an escalation run or another grid "
+         "change holds the grids (0: try once; at most a day).")]
+WAIT_DEFAULT_S = 60.0

@@ -127,6 +127,7 @@ def change_status(incident_id: BigId, body: StatusChange, session: SessionDep,
     ``version`` is stale; 412 when ``If-Match`` is stale; 403 when a ``patrol``
     user asks for another status than accepted, in_progress or disposed."""
     with _conflicts(_tagged(if_match), session, incident_id):
+        loop.check_status(body.status)  # an unknown status is a 422 for every role
         if principal.role == "patrol" and body.status not in loop.FIELD_STATUSES:
             raise HTTPException(status_code=403, detail={
                 "message": f"role 'patrol' may not set status {body.status!r}",

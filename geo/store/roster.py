@@ -250,9 +250,14 @@ def update_team(session: Session, team_id: int, changes: Mapping[str, Any]) -> T
 
 def list_duties(session: Session, *, grid: str | None = None, worker_id: int | None = None,
                 kind: str | None = None) -> list[Duty]:
-    """Duties ordered by grid code, kind (primary first) and worker id."""
+    """Duties ordered by grid code, kind (primary first) and worker id; ``grid`` must be the
+    code of a grid (a retired one may still hold duties no grid inherited)."""
     query = select(Duty).order_by(Duty.grid_code, Duty.kind.desc(), Duty.worker_id, Duty.id)
     if grid is not None:
+        if session.scalar(select(Grid.id).where(Grid.code == grid).limit(1)) is None:
+            raise InvalidInput(f"grid {grid!r} is not the code of a grid", field="grid",
+                               value=grid, valid="the code of a grid, current or retired "
+                                                 "(GET /api/v1/grids)")
         query = query.where(Duty.grid_code == grid)
     if worker_id is not None:
         query = query.where(Duty.worker_id == worker_id)

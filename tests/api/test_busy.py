@@ -142,3 +142,15 @@ def test_a_waiting_grid_change_steps_aside_for_the_intakes(db_url: str) -> None:
         waiting.join()
     assert outcome == ["busy"]  # the import held the lock throughout
     assert tries >= 20 and through >= tries / 2, (through, tries)
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf", "1e309", "-1", "86401"])
+def test_wait_is_a_number_of_seconds_up_to_a_day(cli: Cli, tmp_path: Path, bad: str) -> None:
+    """``--wait 1e309`` (infinite) was taken, ``nan`` called "not >= 0"."""
+    path = _squares(tmp_path / "g.geojson", [("G1", None, "grid", 119.30)])
+    for args in (("grids", "import", path, "--code-field", "code"), ("roster", "import", path),
+                 ("plans", "apply", "1")):
+        result = cli(*args, "--wait", bad)
+        out = " ".join(result.output.split())
+        assert result.exit_code == 2 and ("outside [0, 86400]" in out or "not a number" in out), \
+            (args, out)

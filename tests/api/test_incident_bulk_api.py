@@ -121,6 +121,11 @@ def test_a_form_field_repeated_with_another_value_is_refused(client: TestClient,
     same = client.post(URL, headers=auth("dispatcher"), files=files,
                        data={"time_field": ["when", "when"], "default_category": "E0101"})
     assert same.status_code == 200, same.text
+    two = client.post(URL, headers=auth("dispatcher"), data={"default_category": "E0101"},
+                      files=[("file", ("a.csv", CSV.encode(), "text/csv")),
+                             ("file", ("b.csv", b"x", "text/csv"))])
+    assert two.status_code == 422, two.text
+    assert two.json()["detail"]["value"] == "b.csv"  # not the UploadFile's repr
 
 
 def test_unpaired_surrogates_and_json_numbers_are_rejected_rows(client: TestClient, auth: Auth,

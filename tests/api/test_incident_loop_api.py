@@ -131,6 +131,8 @@ def test_roles(client: TestClient, auth: Auth, session: Session, city: dict[str,
     field = auth("patrol")
     refused = status(client, field, iid, {"status": "rejected", "note": "n"}, expect=403)
     assert refused["detail"]["field"] == "status" and "accepted" in refused["detail"]["valid"]
+    bogus = status(client, field, iid, {"status": "bogus"}, expect=422)  # was a 403
+    assert bogus["detail"]["value"] == "bogus" and "closed" in bogus["detail"]["valid"]
     for target in ("accepted", "in_progress", "disposed"):
         status(client, field, iid, {"status": target})
     status(client, auth("admin"), iid, {"status": "verified"})

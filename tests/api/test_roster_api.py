@@ -121,6 +121,10 @@ def test_workers_filter_by_role_grid_and_active_with_paging(client: TestClient, 
     assert listed("grid=G2") == ["W-2", "W-3"]
     assert listed("grid=G2&role=grid_worker") == ["W-3"]
     assert listed("active=false") == ["W-4"]
+    duties = client.get("/api/v1/duties?grid=G2", headers=h).json()
+    assert sorted(d["worker_id"] for d in duties) == sorted([ids["W-2"], ids["W-3"]])
+    unknown = client.get("/api/v1/duties?grid=nope", headers=h)  # was an empty list
+    assert unknown.status_code == 422 and unknown.json()["detail"]["field"] == "grid"
     page = client.get("/api/v1/workers?limit=3", headers=h).json()
     assert page["total"] == 4 and len(page["items"]) == 3
     nxt = next(link["href"] for link in page["links"] if link["rel"] == "next")

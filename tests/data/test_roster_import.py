@@ -254,6 +254,9 @@ def test_gb18030_file_from_excel_is_read(demo_db: str, tmp_path: Path) -> None:
      "mon,fri-sun 20:00-24:00"),
     ("monday,wed 09:00-10:00", [{"days": [0, 2], "start": "09:00", "end": "10:00"}],
      "mon,wed 09:00-10:00"),
+    # full-width digits were stored as written: "08:００"
+    ("sat ０８:００-１８:３０", [{"days": [5], "start": "08:00", "end": "18:30"}],
+     "sat 08:00-18:30"),
 ])
 def test_shift_text_parses_and_formats(text_form: str, parsed: list[dict[str, Any]],
                                        canonical: str) -> None:
