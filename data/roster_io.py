@@ -121,6 +121,7 @@ def read_csv_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]
                            f"at byte {exc.start}", field="file", value=path.name,
                            valid="a CSV file saved as UTF-8 (or GB18030, or Excel's Unicode "
                                  "Text)") from None
+    content = content.removeprefix("\ufeff")  # GB18030's own byte-order mark decodes to it
     first = content.split("\n", 1)[0]
     delimiter = "\t" if "\t" in first and "," not in first else ","  # Unicode Text is tabbed
     # strict: a quote left open would swallow the rows after it into one cell
@@ -152,8 +153,12 @@ def _check_header(header: Sequence[str], checked: _Checked) -> None:
     for name in sorted({h for h in header if h and header.count(h) > 1}):
         checked.add(1, "header", name, f"column {name!r} appears {header.count(name)} times "
                     "(which one holds the value?)")
-    for name in header:
-        if name not in COLUMNS:
+    for k, name in enumerate(header, start=1):
+        if not name:
+            checked.add(1, "header", name, f"column {k} of the header has no name "
+                        "(a trailing comma?)")
+            checked.problems[-1]["valid"] = "a name for every column: " + ", ".join(COLUMNS)
+        elif name not in COLUMNS:
             checked.add(1, "header", name, f"unknown column {name!r}")
             checked.problems[-1]["valid"] = ", ".join(COLUMNS)
     for name in REQUIRED:

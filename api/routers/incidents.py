@@ -68,7 +68,9 @@ def create_incident(
                                field="Idempotency-Key", value=idempotency_key[:80],
                                valid="a unique text of 1 to 128 characters")
         given = raw.get("idempotency_key")
-        if given is not None and given != idempotency_key:
+        if isinstance(given, str):  # read as the body's texts are: trimmed, blank = not given
+            given = given.strip() or None
+        if given is not None and given != idempotency_key.strip():
             raise InvalidInput("idempotency_key in the body and the Idempotency-Key header "
                                "differ", field="idempotency_key", value=given,
                                valid=f"the header's value {idempotency_key!r}, or leave it out")

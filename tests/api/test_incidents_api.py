@@ -78,6 +78,9 @@ def test_retry_answers_200_with_the_same_incident(client: TestClient, auth: Auth
         assert s.execute(text("SELECT count(*) FROM incident")).scalar_one() == 2
     clash = post(client, auth, body(idempotency_key="other"), headers=key)
     assert problem(clash)["field"] == "idempotency_key"
+    for same in ("", "  ", " 5f1c-retry "):  # blank is "not given"; texts are trimmed
+        again = post(client, auth, body(IN_G12, idempotency_key=same), headers=key)
+        assert again.status_code == 200 and again.json()["id"] == keyed.json()["id"], same
     # found by its external_id, with a new key: the external_id is named, not the key
     other = post(client, auth, body(external_id="APP-2", category="C0101"),
                  headers={"Idempotency-Key": "KX1"})

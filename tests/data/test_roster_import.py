@@ -145,6 +145,7 @@ def test_bad_rows_refuse_the_whole_file_with_lines_and_nothing_is_written(
     ("worker_code,name,role\nA,b,patrol,extra\n", "row", "extra"),
     ("worker_code,name,role\nA B,b,patrol\n", "worker_code", "A B"),
     ("worker_code,worker_code,name,role\nA,B,x,patrol\n", "header", "worker_code"),
+    ("worker_code,name,role,\nA,b,patrol,\n", "header", ""),  # a trailing comma: named
     ("worker_code,name,phone,role\nA,b,+" + "1" * 32 + ",patrol\n", "phone", "+" + "1" * 32),
 ])
 def test_header_and_shape_problems(demo_db: str, tmp_path: Path, body: str, field: str,
@@ -237,6 +238,10 @@ def test_gb18030_file_from_excel_is_read(demo_db: str, tmp_path: Path) -> None:
     with db.session_scope(demo_db) as s:
         import_roster(s, path)
     assert _rows(demo_db, "SELECT name FROM worker WHERE code = 'X-001'") == [{"name": "林晓"}]
+    marked = tmp_path / "bom.csv"  # GB18030's own byte-order mark: "unknown column '\ufeff…'"
+    marked.write_bytes(b"\x84\x31\x95\x33" + GOOD.encode("gb18030"))
+    with db.session_scope(demo_db) as s:
+        import_roster(s, marked, dry_run=True)
 
 
 # --------------------------------------------------------------------------- shift text
