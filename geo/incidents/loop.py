@@ -266,13 +266,16 @@ def change_status(session: Session, incident_id: int, to_status: str, *, note: s
                         rule="dispatcher")
             incident.worker_id = new_worker
             incident.rule = "dispatcher"
-            incident.unassigned_reason = None
+            if incident.grid_code is not None:  # one outside every grid keeps saying so
+                incident.unassigned_reason = None
     elif incident.status == "dispatched" and to_status == "registered":
         # declined: back to the dispatcher's queue (unassigned=true), without the worker
         data.update(from_worker_id=incident.worker_id, from_rule=incident.rule)
         incident.worker_id = None
         incident.rule = "none"
-        incident.unassigned_reason = DECLINED
+        incident.unassigned_reason = DECLINED if incident.grid_code is not None or \
+            incident.unassigned_reason is None else \
+            f"{incident.unassigned_reason.removesuffix('; ' + DECLINED)}; {DECLINED}"
     elif to_status == "rejected":
         unlinked = session.scalars(
             text("UPDATE incident SET candidate_of = NULL WHERE candidate_of = :id "

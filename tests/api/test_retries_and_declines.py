@@ -118,6 +118,26 @@ def test_a_declined_incident_waits_without_a_worker(client: TestClient, auth: Au
         "numberMatched"] == 0
 
 
+def test_an_incident_outside_every_grid_keeps_saying_so(client: TestClient, auth: Auth,
+                                                        small_city: dict[str, int]) -> None:
+    """A dispatch by hand cleared its "outside every grid" reason, and a decline then put
+    "declined" in its place: the reason it has no grid was lost."""
+    d = auth("dispatcher")
+    posted = _post(client, d, lon=121.5, lat=31.2).json()  # far from every grid
+    assert posted["grid"] is None and posted["unassigned_reason"]
+    outside = posted["unassigned_reason"]
+    sent = client.post(f"/api/v1/incidents/{posted['id']}/status", headers=d,
+                       json={"status": "dispatched", "worker_id": small_city["G1"]})
+    assert sent.status_code == 200, sent.text
+    got = client.get(f"/api/v1/incidents/{posted['id']}", headers=d).json()["properties"]
+    assert got["unassigned_reason"] == outside
+    back = client.post(f"/api/v1/incidents/{posted['id']}/status", headers=d,
+                       json={"status": "registered", "note": "not mine"})
+    assert back.status_code == 200, back.text
+    got = client.get(f"/api/v1/incidents/{posted['id']}", headers=d).json()["properties"]
+    assert got["unassigned_reason"] == f"{outside}; {DECLINED}"
+
+
 def test_only_dispatchers_see_the_reporter(client: TestClient, auth: Auth,
                                            small_city: dict[str, int]) -> None:
     key = auth("patrol")["Authorization"].removeprefix("Bearer ")
