@@ -79,6 +79,8 @@ def import_(
                       f"{'that would be handed over' if dry_run else 'handed over'}: "
                       f"{moved['handed_over']} ({moved['to_nobody']} to nobody: no one "
                       "qualifies)")
+    if moved.get("tasks_released"):
+        console.print(f"patrol tasks they had claimed, open again: {moved['tasks_released']}")
     console.print("dry run: nothing written" if dry_run else styled(("imported", "green")))
 
 

@@ -78,6 +78,9 @@ class HandOver(BaseModel):
     to_nobody: int = 0
     incidents: list[HandedOver] = Field(default_factory=list,
                                         description="The first 100 handed over.")
+    tasks_released: list[int] = Field(
+        default_factory=list, description="Ids of the patrol tasks the worker had claimed "
+                                          "whose window is not over: open again to claim.")
 
 
 class WorkerChanged(WorkerOut):

@@ -50,6 +50,7 @@ from geo.store.incident_queries import grid_chain
 from geo.store.models import Worker
 from geo.store.reassign import Reassignment, reassign
 from geo.store.roster import duties_for_grid
+from geo.store.tasks import release_claims
 
 #: Most handed-over incidents listed one by one in an answer (all are counted).
 LISTED = 100
@@ -76,7 +77,7 @@ def change_worker(session: Session, worker_id: int, changes: dict[str, Any], *,
     locked for more than ``wait_s`` (:func:`geo.store.grid_lock.lock_exclusive`)."""
     worker = roster.update_worker(session, worker_id, changes)  # checked, row locked
     if changes.get("active") is not False:
-        return worker, {"handed_over": 0, "to_nobody": 0, "incidents": []}
+        return worker, {"handed_over": 0, "to_nobody": 0, "incidents": [], "tasks_released": []}
     lock_exclusive(session, wait_s=wait_s)
     return worker, hand_over(session, [worker.id], at=dt.datetime.now(dt.UTC),
                              settings=settings, actor=actor, source=source)
@@ -92,7 +93,8 @@ def hand_over(session: Session, worker_ids: Sequence[int], *, at: dt.datetime,
     written with one statement (:func:`geo.store.reassign.reassign`).
     """
     if not worker_ids:
-        return {"handed_over": 0, "to_nobody": 0, "incidents": []}
+        return {"handed_over": 0, "to_nobody": 0, "incidents": [], "tasks_released": []}
+    released = release_claims(session, _inactive(session, worker_ids), at)
     rows = session.execute(_HELD_BY_INACTIVE, {"workers": sorted(set(worker_ids)),
                                                "final": list(FINAL_STATUSES)}).all()
     items, details = [], []
@@ -110,7 +112,13 @@ def hand_over(session: Session, worker_ids: Sequence[int], *, at: dt.datetime,
     reassign(session, items, actor=actor)
     return {"handed_over": len(details),
             "to_nobody": sum(1 for d in details if d["to_worker"] is None),
-            "incidents": details[:LISTED]}
+            "incidents": details[:LISTED], "tasks_released": released}
+
+
+def _inactive(session: Session, worker_ids: Sequence[int]) -> list[int]:
+    return [int(i) for i in session.scalars(
+        text("SELECT id FROM worker WHERE NOT active AND id = ANY(CAST(:ids AS integer[]))"),
+        {"ids": sorted(set(worker_ids))})]
 
 
 def _choices(session: Session, rows: Sequence[Any], at: dt.datetime,

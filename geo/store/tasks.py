@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +65,16 @@ UPDATE patrol_task
    SET status = 'claimed', claimed_by = :worker, claimed_by_user = :user, claimed_at = :now,
        version = version + 1
  WHERE id = :id AND status = 'open' AND window_end > :now
+RETURNING id
+""")
+
+# The claims of workers made inactive: their tasks whose window is not over open again.
+_RELEASE = text("""
+UPDATE patrol_task
+   SET status = 'open', claimed_by = NULL, claimed_by_user = NULL, claimed_at = NULL,
+       version = version + 1
+ WHERE status = 'claimed' AND claimed_by = ANY(CAST(:workers AS integer[]))
+   AND window_end > :now
 RETURNING id
 """)
 
@@ -382,6 +393,15 @@ def coverage_of(session: Session, task: TaskRow, *, tolerance_m: float,
 
 
 # --------------------------------------------------------------------------- users
+
+def release_claims(session: Session, worker_ids: Sequence[int], now: dt.datetime) -> list[int]:
+    """Open again the claimed tasks of ``worker_ids`` (made inactive) whose window is not
+    over, so that another worker can claim them; their ids."""
+    if not worker_ids:
+        return []
+    return sorted(int(i) for i in session.scalars(
+        _RELEASE, {"workers": sorted(set(worker_ids)), "now": now}))
+
 
 def linked_worker(session: Session, user_id: int) -> int | None:
     """The worker an API user is linked to, or None."""

@@ -263,13 +263,14 @@ def test_deactivating_a_worker_hands_their_open_incidents_over(
     assert made["worker"]["code"] == "W-1"
     renamed = client.patch(f"/api/v1/workers/{first['id']}", json={"name": "王芳"},
                            headers=auth("planner")).json()
-    assert renamed["incidents"] == {"handed_over": 0, "to_nobody": 0, "incidents": []}
+    assert renamed["incidents"] == {"handed_over": 0, "to_nobody": 0, "incidents": [],
+                                    "tasks_released": []}
     off = client.post(f"/api/v1/workers/{first['id']}/deactivate", headers=auth("dispatcher"))
     assert off.status_code == 200, off.text
     assert off.json()["incidents"] == {"handed_over": 1, "to_nobody": 0, "incidents": [
         {"id": made["id"], "from_worker": first["id"], "to_worker": second["id"],
          "rule": "backup", "reason": None, "from_status": "dispatched",
-         "status": "dispatched"}]}
+         "status": "dispatched"}], "tasks_released": []}
     got = client.get(f"/api/v1/incidents/{made['id']}", headers=auth("patrol")).json()
     assert got["properties"]["worker_code"] == "W-2"
     assert got["events"][-1]["data"]["kind"] == "handover"

@@ -17,8 +17,10 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo.errors import Conflict, InvalidInput, NotFound
+from geo.incidents.handover import hand_over
 from geo.routes.network import MetricFrame
 from geo.routes.validate import parse_route
+from geo.settings import Settings
 from geo.store import tasks as store
 from geo.store.db import session_scope
 from geo.store.grids import GridRecord, write_versions
@@ -340,6 +342,26 @@ def test_claim_rules_and_cancel(session: Session) -> None:
     assert (err.value.extra["status"], err.value.extra["version"]) == ("done", shown.version)
     store.settle(session, now=late)  # stored: the same status, at the same version
     assert store.get_task(session, first.id, now=late) == shown
+
+
+def test_a_worker_made_inactive_lets_go_of_the_tasks_still_to_walk(session: Session) -> None:
+    """The task stayed claimed by the inactive worker, and another's claim got 409."""
+    city = make_city(session)
+    w = city["workers"]
+    now_on = publish(session, grid="G1", hours=(0, 2))
+    later = publish(session, grid="G1", hours=(3, 4))
+    done = publish(session, grid="G1", hours=(1, 3), now=NOW - dt.timedelta(hours=4))
+    for task, when in ((done, NOW - dt.timedelta(hours=3.5)), (now_on, NOW), (later, NOW)):
+        store.claim_task(session, task.id, worker_id=w["P1"], user_id=None, now=when)
+    session.execute(text("UPDATE worker SET active = false WHERE id = :w"), {"w": w["P1"]})
+    out = hand_over(session, [w["P1"], w["P2"]], at=NOW, settings=Settings(), actor="t",
+                    source="test")
+    assert out["tasks_released"] == sorted([now_on.id, later.id])
+    freed = store.get_task(session, now_on.id, now=NOW)
+    assert (freed.status, freed.claimed_by, freed.version) == ("open", None, 3)
+    assert store.claim_task(session, now_on.id, worker_id=w["P2"], user_id=None,
+                            now=NOW).worker_code == "P2"
+    assert store.get_task(session, done.id, now=NOW).claimed_by == w["P1"]  # walked: kept
 
 
 def test_coverage_comes_from_the_claimants_track_in_the_window(session: Session) -> None:
