@@ -26,8 +26,9 @@ def link(
     uploads tracks only as it."""
     if (worker is None) != unlink:
         with reported_errors():
-            raise InvalidInput("give --worker or --unlink", field="worker", value=worker,
-                               valid="--worker ID_OR_CODE, or --unlink")
+            raise InvalidInput("give --worker or --unlink" if worker is None else
+                               "give --worker or --unlink, not both", field="worker",
+                               value=worker, valid="--worker ID_OR_CODE, or --unlink")
     with reported_errors(), session_scope(settings().database_url) as session:
         worker_id = None if unlink else resolve_worker(session, worker)
         out = task_store.link_user(session, user=user, worker_id=worker_id)
@@ -54,8 +55,11 @@ def list_tasks(
                                   conf.task_max_radius_m), limit=conf.max_page_limit)
     table = Table("id", "title", "kind", "status", "window", "claimed by", "distance m",
                   title=f"{total} task(s)")
-    for r in rows:
+    for r in rows:  # in local time (PATROLGRID_TIMEZONE), the end's date when it differs
+        start, end = r.window_start.astimezone(conf.tz), r.window_end.astimezone(conf.tz)
         table.add_row(str(r.id), r.title, r.kind, r.status,
-                      f"{r.window_start:%Y-%m-%d %H:%M} – {r.window_end:%H:%M %z}",
+                      f"{start:%Y-%m-%d %H:%M} – "
+                      f"{end:%H:%M}" if end.date() == start.date() else
+                      f"{start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M}",
                       r.worker_code or "", "" if r.distance_m is None else f"{r.distance_m:.0f}")
     console.print(table)

@@ -294,3 +294,14 @@ def test_the_cli_links_active_workers_and_checks_the_radius(
         result = cli("tasks", "list", "--near", "119.305,26.085", "--radius-m", bad)
         assert result.exit_code == 2 and "radius_m" in result.output, (bad, result.output)
     assert cli("tasks", "list", "--near", "119.305,26.085", "--radius-m", "500").exit_code == 0
+    # windows in local time with the end's date when it differs (it was UTC, "– 22:00 +0000")
+    tomorrow = (dt.datetime.now(CST) + dt.timedelta(days=1)).date()
+    start = dt.datetime.combine(tomorrow, dt.time(22, 0), CST)
+    night = publish(client, auth, {"title": "night", "grid": "G1",
+                                   "window_start": start.isoformat(),
+                                   "window_end": (start + dt.timedelta(hours=8)).isoformat()})
+    listed = cli("tasks", "list")
+    assert night["id"] and f"{tomorrow:%Y-%m-%d} 22:00" in listed.output and \
+        f"{tomorrow + dt.timedelta(days=1):%Y-%m-%d} 06:00" in listed.output, listed.output
+    both = cli("tasks", "link", "--user", "li.wei", "--worker", p1, "--unlink")
+    assert both.exit_code == 2 and "not both" in both.output
