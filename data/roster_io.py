@@ -59,7 +59,7 @@ _CODE, _PHONE, _KIND = CODE_FORMAT, PHONE_FORMAT, KIND_FORMAT  # the API's forma
 _TRUE, _FALSE = {"", "true", "yes", "y", "1", "是"}, {"false", "no", "n", "0", "否"}
 VALID = {
     "worker_code": FORMAT_VALID["code"],
-    "name": "a non-empty name",
+    "name": "a non-empty name of at most 200 characters",
     "phone": FORMAT_VALID["phone"],
     "role": " | ".join(WORKER_ROLES),
     "active": "true or false (empty = true)",
@@ -176,6 +176,10 @@ def team_only(row: Mapping[str, str]) -> bool:
         row.get(c) for c in ("worker_code", "name", "role"))
 
 
+#: The longest worker or team name, as the API takes it.
+NAME_MAX = 200
+
+
 def _check_row(line: int, row: Mapping[str, str], checked: _Checked) -> dict[str, Any]:
     """Field checks that need no database; returns the parsed values."""
     out: dict[str, Any] = {}
@@ -197,6 +201,10 @@ def _check_row(line: int, row: Mapping[str, str], checked: _Checked) -> dict[str
             checked.add(line, column, value, f"{column} {value!r} is not a valid code")
     if not row.get("name", ""):
         checked.add(line, "name", "", "name is empty")
+    for column in ("name", "team_name"):  # as the API's: a longer one could not be edited
+        if len(row.get(column, "")) > NAME_MAX:
+            checked.add(line, column, row[column][:80], f"{column} is longer than {NAME_MAX} "
+                        "characters")
     if row.get("role", "") not in WORKER_ROLES:
         checked.add(line, "role", row.get("role", ""), f"role {row.get('role', '')!r} is unknown")
     if row.get("phone") and not _PHONE.match(row["phone"]):
@@ -224,8 +232,8 @@ def _check_row(line: int, row: Mapping[str, str], checked: _Checked) -> dict[str
         out["shifts"] = parse_shift_text(row.get("shifts", ""))
     except InvalidInput as exc:
         checked.add(line, "shifts", row.get("shifts", ""), exc.message)
-    cats = [c.strip() for c in row.get("categories", "").split("|") if c.strip()]
-    out["categories"] = tuple(cats) if cats else None
+    cats = sorted({c.strip() for c in row.get("categories", "").split("|") if c.strip()})
+    out["categories"] = tuple(cats) if cats else None  # sorted, once each, as the API stores
     return out
 
 

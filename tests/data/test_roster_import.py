@@ -146,6 +146,8 @@ def test_bad_rows_refuse_the_whole_file_with_lines_and_nothing_is_written(
     ("worker_code,name,role\nA B,b,patrol\n", "worker_code", "A B"),
     ("worker_code,worker_code,name,role\nA,B,x,patrol\n", "header", "worker_code"),
     ("worker_code,name,role,\nA,b,patrol,\n", "header", ""),  # a trailing comma: named
+    # longer than the API takes: imported, then no PATCH could keep it
+    ("worker_code,name,role\nA," + "长" * 201 + ",patrol\n", "name", "长" * 80),
     ("worker_code,name,phone,role\nA,b,+" + "1" * 32 + ",patrol\n", "phone", "+" + "1" * 32),
 ])
 def test_header_and_shape_problems(demo_db: str, tmp_path: Path, body: str, field: str,
@@ -223,6 +225,16 @@ def test_export_then_import_is_a_round_trip(demo_db: str, tmp_path: Path) -> Non
     assert first.read_bytes().startswith(b"\xef\xbb\xbf")  # a BOM, for Excel
     header = next(csv.reader(io.StringIO(first.read_text(encoding="utf-8-sig"))))
     assert tuple(header) == COLUMNS
+
+
+def test_categories_are_stored_sorted_once_each(demo_db: str, tmp_path: Path) -> None:
+    """As the API stores them; the import kept "E0501|E0101|E0501" as written."""
+    body = GOOD.replace("E0101|E0501", "E0501|E0101|E0501")
+    with db.session_scope(demo_db) as s:
+        import_roster(s, _write(tmp_path, body))
+    assert _rows(demo_db, "SELECT d.categories FROM duty d JOIN worker w ON w.id = d.worker_id "
+                          "WHERE w.code = 'X-001' AND d.kind = 'backup'") == [
+        {"categories": ["E0101", "E0501"]}]
 
 
 def test_dry_run_writes_nothing(demo_db: str, tmp_path: Path) -> None:
