@@ -237,6 +237,14 @@ def _check_row(line: int, row: Mapping[str, str], checked: _Checked) -> dict[str
     return out
 
 
+def _meaning(column: str, value: str) -> str:
+    """What a cell means where two spellings mean the same (``active``: empty, ``true``,
+    ``yes``, ``是`` are all true)."""
+    if column == "active" and value.lower() in _TRUE | _FALSE:
+        return str(value.lower() not in _FALSE)
+    return value
+
+
 def _check_agreement(lines: Sequence[tuple[int, Mapping[str, str]]], key: str,
                      columns: Sequence[str], checked: _Checked, *, skip_empty: bool) -> None:
     first: dict[tuple[str, str], tuple[int, str]] = {}
@@ -248,7 +256,7 @@ def _check_agreement(lines: Sequence[tuple[int, Mapping[str, str]]], key: str,
             if skip_empty and not value:
                 continue
             seen = first.setdefault((row[key], column), (line, value))
-            if seen[1] != value:
+            if seen[1] != value and _meaning(column, seen[1]) != _meaning(column, value):
                 checked.add(line, column, value,
                             f"{key} {row[key]!r} has {column} {seen[1]!r} on line {seen[0]}")
 

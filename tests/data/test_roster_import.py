@@ -237,6 +237,17 @@ def test_categories_are_stored_sorted_once_each(demo_db: str, tmp_path: Path) ->
         {"categories": ["E0101", "E0501"]}]
 
 
+def test_rows_of_one_worker_may_spell_active_differently(demo_db: str, tmp_path: Path) -> None:
+    """``true`` on one row and an empty cell (also true) on another were refused as
+    disagreeing; ``true`` and ``false`` still are."""
+    body = "worker_code,name,role,active\nY-1,甲,patrol,true\nY-1,甲,patrol,\nY-1,甲,patrol,是\n"
+    with db.session_scope(demo_db) as s:
+        assert import_roster(s, _write(tmp_path, body), dry_run=True).dry_run
+    with pytest.raises(ImportRefused) as caught, db.session_scope(demo_db) as s:
+        import_roster(s, _write(tmp_path, body + "Y-1,甲,patrol,no\n"), dry_run=True)
+    assert caught.value.field == "active"
+
+
 def test_dry_run_writes_nothing(demo_db: str, tmp_path: Path) -> None:
     before = _counts(demo_db)
     with db.session_scope(demo_db) as s:
