@@ -149,18 +149,19 @@ def read_tracks(paths: Sequence[str | Path], *, fmt: str | None = None, crs: str
 #: An XML declaration naming an encoding (ASCII in every encoding the declaration can be read in).
 _XML_DECLARATION = re.compile(
     rb"""\A\s*<\?xml\s[^>]*?encoding\s*=\s*["']([^"'>]{1,40})["'][^>]*\?>""")
-#: Encodings read as GB18030, which holds them all.
-_GB = {"gb2312", "gbk", "cp936", "ms936", "euc-cn", "x-gbk", "gb18030", "gb_2312-80"}
+#: Encodings read as GB18030, which holds them all (compared without case, ``-`` or ``_``).
+_GB = {"gb2312", "gbk", "cp936", "ms936", "euccn", "xgbk", "gb18030", "gb231280"}
 
 
 def gpx_text(data: bytes, label: str) -> str:
     """A GPX file's text, decoded as its XML declaration says (UTF-8 without one), the
     declaration left out; InvalidInput naming the encoding, or the byte it cannot read."""
-    if data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8):]
+    skipped = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    data = data[skipped:]
     found = _XML_DECLARATION.match(data)
     declared = found.group(1).decode("ascii", "replace").strip() if found else "UTF-8"
-    codec = "gb18030" if declared.lower() in _GB else declared
+    codec = "gb18030" if declared.lower().replace("-", "").replace("_", "") in _GB \
+        else declared
     try:
         codecs.lookup(codec)
     except LookupError:
@@ -174,6 +175,7 @@ def gpx_text(data: bytes, label: str) -> str:
     except UnicodeDecodeError as exc:
         offset = (found.end() if found else 0) + exc.start
         line = data[:offset].count(b"\n") + 1
+        offset += skipped
         bad = exc.object[exc.start:exc.end]
         raise InvalidInput(f"{label} is not {declared} text: the bytes {bad.hex(' ')} at line "
                            f"{line} (byte {offset + 1}) cannot be read as {declared}",
@@ -290,6 +292,7 @@ def _read_csv(path: Path, label: str) -> RawPoints:
         if not header:
             raise InvalidInput(f"{label} is empty", field="file", value=label,
                                valid="a CSV file with a header row")
+        header[0] = header[0].removeprefix("\ufeff")  # GB18030's own byte-order mark
         ix = _column(header, LON_COLUMNS, label, "longitude")
         iy = _column(header, LAT_COLUMNS, label, "latitude")
         it = _column(header, TIME_COLUMNS, label, "time")

@@ -122,8 +122,7 @@ def locate(session: Session, lon: float | str, lat: float | str, *, crs: str | N
     if projected:
         wlon, wlat = crs_mod.check_lonlat(wlon, wlat, lon_field="lon", lat_field="lat")
     found = Location(lon=x, lat=y, crs=name, wgs84=(wlon, wlat), at=at)
-    rows = grid_queries.covering(session, wlon, wlat, at=at)
-    candidates = [_candidate(r) for r in rows]
+    candidates = [_candidate(r) for r in grid_queries.covering(session, wlon, wlat, at=at)]
     if not candidates:
         if not projected:
             _refuse_if_swapped(session, x, y, name, at)
@@ -133,13 +132,12 @@ def locate(session: Session, lon: float | str, lat: float | str, *, crs: str | N
     found.ties = ties_of(found.chain, candidates)
     when = at or now or dt.datetime.now(dt.UTC)
     grid = found.chain[-1].code
-    retired = [r.valid_to for r in rows if r.code == grid and r.valid_to is not None
-               and not grid_queries.is_current(session, grid)]
-    if retired:  # the roster keeps today's duties only: the grid's went to its heirs
+    duties = roster.duties_for_grid(session, grid)
+    retired = None if duties else grid_queries.retired_at(session, grid)
+    if retired is not None:  # the roster keeps today's duties only: the grid's went to heirs
         found.responsible = Choice(None, "none", (
-            f"grid {grid} was retired on {retired[0].isoformat()}; the roster keeps only the "
+            f"grid {grid} was retired on {retired.isoformat()}; the roster keeps only the "
             "current duties (they moved with its area), so who held it then is not known"))
         return found
-    duties = roster.duties_for_grid(session, grid)
     found.responsible = choose_responsible(duties, when, tz, category)
     return found

@@ -21,11 +21,11 @@ from geo.errors import Busy, DomainError, InvalidInput
 from geo.settings import Settings, get_settings
 from geo.store.db import UPGRADE_HINT, explain_database_error
 
-# No markup: what is printed holds user text (names, titles, file names), and "[/x]" in it
-# crashed a command (MarkupError) while "[red]x" silently lost its brackets. Styles are given
-# as such (:func:`styled`).
-console = Console(markup=False)
-err_console = Console(stderr=True, markup=False)
+# No markup, no emoji codes: what is printed holds user text (names, titles, file names), and
+# "[/x]" in it crashed a command (MarkupError), "[red]x" lost its brackets and ":fire:" became
+# an emoji. Styles are given as such (:func:`styled`).
+console = Console(markup=False, emoji=False, highlight=False)
+err_console = Console(stderr=True, markup=False, emoji=False, highlight=False)
 
 
 def styled(*parts: str | tuple[str, str]) -> Text:

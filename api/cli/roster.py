@@ -80,7 +80,9 @@ def import_(
                       f"{moved['handed_over']} ({moved['to_nobody']} to nobody: no one "
                       "qualifies)")
     if moved.get("tasks_released"):
-        console.print(f"patrol tasks they had claimed, open again: {moved['tasks_released']}")
+        console.print(f"patrol tasks they had claimed, "
+                      f"{'that would open again' if dry_run else 'open again'}: "
+                      f"{moved['tasks_released']}")
     console.print("dry run: nothing written" if dry_run else styled(("imported", "green")))
 
 

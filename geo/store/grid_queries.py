@@ -167,10 +167,11 @@ def _when(at: dt.datetime | None) -> str:
 
 # --------------------------------------------------------------------------- queries
 
-def is_current(session: Session, code: str) -> bool:
-    """Whether grid ``code`` has a current version (not retired)."""
-    return session.scalar(select(Grid.id).where(Grid.code == code, Grid.valid_to.is_(None))
-                          .limit(1)) is not None
+def retired_at(session: Session, code: str) -> dt.datetime | None:
+    """When grid ``code`` was retired (its last version's end); None while it is current."""
+    ends = session.execute(select(func.count(), func.count(Grid.valid_to), func.max(Grid.valid_to))
+                           .where(Grid.code == code)).one()
+    return ends[2] if ends[0] and ends[0] == ends[1] else None
 
 
 def known_levels(session: Session) -> list[str]:

@@ -199,11 +199,12 @@ def test_cli_prints_names_and_titles_as_given(cli: Callable[..., Any], client: T
                                               auth: Callable[[str], dict[str, str]]) -> None:
     """The CLI read user text as rich markup: "[/bold]" crashed it (MarkupError), and
     "[red]qa_red" was shown as "qa_red", a name `users token` then did not find."""
-    for name in ("[/bold]", "[red]qa_red"):
+    for name in ("[/bold]", "[red]qa_red", "ops:fire:team"):  # ":fire:" became an emoji
         made = cli("users", "create", "--name", name, "--role", "patrol")
         assert made.exit_code == 0 and f"created user {name} " in made.stdout, made.output
     listed = cli("users", "list")
     assert listed.exit_code == 0 and "[red]qa_red" in listed.stdout, listed.output
+    assert "ops:fire:team" in listed.stdout, listed.output
     assert cli("users", "token", "--name", "[red]qa_red").exit_code == 0
     refused = cli("users", "revoke", "--name", "[/nobody]")
     assert refused.exit_code == 2 and "'[/nobody]'" in refused.output, refused.output

@@ -231,13 +231,22 @@ def test_responsible_is_the_primary_on_shift_else_the_backup(client: TestClient,
 
 def test_at_on_a_grid_retired_since_says_the_roster_has_no_history(
         client: TestClient, auth: Auth, session: Session, duties: dict[str, int]) -> None:
-    """Its duties moved with its area: "no worker has a duty on this grid" was false."""
+    """Its duties moved with its area: "no worker has a duty on this grid" was false. One
+    whose duties stayed (no grid inherited it) still answers with them."""
+    redrawn = next(r for r in city() if r.code == "G111")  # v2 from T1, retired a month on
+    redrawn.geom = cell(0, 0).union(box(X0 - STEP / 2, Y0, X0, Y1))
+    write_versions(session, [redrawn], at=T1)
     session.execute(text("UPDATE grid SET valid_to = :t WHERE code = 'G111' "
-                         "AND valid_to IS NULL"), {"t": T1})
+                         "AND valid_to IS NULL"), {"t": T1 + dt.timedelta(days=30)})
     session.commit()
-    then = locate(client, auth, 119.305, 26.085, at=MONDAY_NOON.replace("06-03", "05-06"))
+    monday = MONDAY_NOON.replace("06-03", "05-06")
+    kept = locate(client, auth, 119.305, 26.085, at=monday)
+    assert kept["grid"] == "G111" and kept["responsible"]["code"] == "W-A"
+    session.execute(text("DELETE FROM duty WHERE grid_code = 'G111'"))  # moved to heirs
+    session.commit()
+    then = locate(client, auth, 119.305, 26.085, at=monday)
     assert then["grid"] == "G111" and then["responsible"] is None
-    assert "retired" in then["responsible_reason"], then
+    assert "retired on 2024-07-01" in then["responsible_reason"], then
     assert "no worker has a duty" not in then["responsible_reason"]
 
 

@@ -247,6 +247,25 @@ def test_bytes_of_no_encoding_are_named(tmp_path: Path) -> None:
     assert "UTF-8" in (caught.value.valid or "")
 
 
+def test_byte_order_marks_and_encoding_names(plt_files: list[Path], tmp_path: Path) -> None:
+    """A GB18030 CSV with its own byte-order mark lost its first column ("\\ufeff定位时间");
+    ``gb2312-80`` was read as strict GB2312; a UTF-8 BOM put the named byte 3 too early."""
+    files = _write_formats(plt_files[1], tmp_path)
+    reference, _ = read_tracks([files["gbk_csv"]])
+    marked = tmp_path / "bom.csv"
+    marked.write_bytes(b"\x84\x31\x95\x33" + files["gbk_csv"].read_bytes())
+    assert np.array_equal(read_tracks([marked])[0].t_us, reference.t_us)
+    gpx = files["gb2312_gpx"].read_bytes().replace(b'encoding="GB2312"', b'encoding="gb2312-80"')
+    gbk_only = tmp_path / "gbk.gpx"  # 镕 is in GBK, not in GB2312
+    gbk_only.write_bytes(gpx.replace("鼓楼巡逻".encode("gb18030"), "镕".encode("gb18030")))
+    assert len(read_tracks([gbk_only])[0].t_us) == len(reference.t_us)
+    bad = tmp_path / "bad.gpx"
+    bad.write_bytes(b"\xef\xbb\xbf<gpx version='1.1'>\xff</gpx>")
+    with pytest.raises(InvalidInput) as caught:
+        read_tracks([bad])
+    assert "(byte 23)" in caught.value.message, caught.value.message
+
+
 def test_an_unreadable_gpx_time_is_named_not_called_missing(tmp_path: Path) -> None:
     path = tmp_path / "walk.gpx"
     point = "<trkpt lat='26.1' lon='119.3'><time>{}</time></trkpt>"
