@@ -28,7 +28,15 @@ from shapely.geometry.base import BaseGeometry
 
 from data.text_encoding import check_header, csv_encoding
 from geo.crs import geometry_to_wgs84, parse_crs
-from geo.errors import TEXT_VALID, UNSTORABLE_ESCAPE, InvalidInput, shown_text, unstorable
+from geo.errors import (
+    TEXT_VALID,
+    UNSTORABLE_ESCAPE,
+    InvalidInput,
+    shown_text,
+    storable_json,
+    unstorable,
+)
+from geo.jsonkeys import loads_unique
 from geo.store.grids import GridRecord
 from geo.store.models import INT4_MAX
 
@@ -393,20 +401,24 @@ def _whole(value: Any, field_name: str, index: int) -> int | None:
 
 
 def _attrs(value: Any, field_name: str, index: int) -> dict[str, Any]:
+    """A feature's attrs: a JSON object PostgreSQL can store (no NaN or infinity, no NUL or
+    unpaired surrogate, nested at most 64 levels, each key once), else refused naming it."""
     if isinstance(value, dict):
-        return value
-    text = _text(value)
-    if text is None:
-        return {}
-    try:
-        parsed = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
-        parsed = None
-    if not isinstance(parsed, dict):
-        raise InvalidInput(f"feature {index + 1}: {field_name} is not a JSON object",
-                           field=field_name, value=text[:80],
-                           valid='a JSON object such as {"a": 1}')
-    return parsed
+        parsed: Any = value
+    else:
+        text = _text(value)
+        if text is None:
+            return {}
+        try:
+            parsed = loads_unique(text, f"features[{index}].{field_name}")
+        except (json.JSONDecodeError, RecursionError):
+            parsed = None
+        if not isinstance(parsed, dict):
+            raise InvalidInput(f"feature {index + 1}: {field_name} is not a JSON object",
+                               field=field_name, value=text[:80],
+                               valid='a JSON object such as {"a": 1}')
+    storable_json(parsed, f"features[{index}].{field_name}")
+    return dict(parsed)
 
 
 def _feature(index: int, row: dict[str, Any], geom: BaseGeometry | None, options: ReadOptions,
@@ -519,6 +531,10 @@ def write_grid_file(path: str | Path, rows: Sequence[dict[str, Any]]) -> int:
     gdf = gpd.GeoDataFrame(frame, geometry=[row["geom"] for row in rows], crs="EPSG:4326")
     if path.exists():
         path.unlink()
-    layer = {"layer": "grid"} if driver == "GPKG" else {}
+    # GeoJSON: texts stay strings. GDAL otherwise writes a text that parses as JSON (attrs,
+    # a name "{}") as JSON, through json-c, which clamps big numbers (1e20 became
+    # 18446744073709551615) and writes what it cannot read back (2**63).
+    layer: dict[str, Any] = {"layer": "grid"} if driver == "GPKG" else {
+        "layer_options": {"AUTODETECT_JSON_STRINGS": "NO"}}
     gdf.to_file(path, driver=driver, engine="pyogrio", **layer)
     return len(gdf)
