@@ -69,7 +69,7 @@ class ReadOptions:
     code_field: str
     name_field: str | None = None
     parent_field: str | None = None
-    level: str = "grid"
+    level: str | None = None  # None: "grid", unless level_field names a field
     level_field: str | None = None
     crs: str | None = None
     wkt_field: str | None = None
@@ -299,8 +299,13 @@ def _check_fields(fields: list[str], options: ReadOptions) -> None:
                 f"the file has no field {wanted!r} (given as {option}, --"
                 f"{option.replace('_', '-')} in the CLI)",
                 field=option, value=wanted, valid="one of the fields: " + ", ".join(fields))
+    if options.level is not None and options.level_field is not None:
+        raise InvalidInput(f"level {options.level!r} and level_field "
+                           f"{options.level_field!r} are both given", field="level",
+                           value=options.level, valid="one of them: level for every grid, or "
+                           "level_field (--level-field) naming the field holding each level")
     if options.level_field is None:
-        _check_level(options.level, "level")
+        _check_level(options.level if options.level is not None else "grid", "level")
 
 
 def _check_level(level: str, where: str) -> str:
@@ -436,7 +441,7 @@ def _feature(index: int, row: dict[str, Any], geom: BaseGeometry | None, options
     if options.level_field:
         level = _check_level(_text(row.get(options.level_field)) or "", options.level_field)
     else:
-        level = options.level
+        level = options.level if options.level is not None else "grid"
     parent = _code(row.get(options.parent_field)) if options.parent_field else None
     for value, column in ((code, options.code_field), (name, options.name_field or "name"),
                           (level, options.level_field or "level"),

@@ -44,8 +44,9 @@ def import_(
         "--name-field", help="Field holding the name (default: the code).")] = None,
     parent_field: Annotated[str | None, typer.Option(
         "--parent-field", help="Field holding the parent grid's code.")] = None,
-    level: Annotated[str, typer.Option("--level", help="Level of every grid in the file.")]
-    = "grid",
+    level: Annotated[str | None, typer.Option(
+        "--level", help="Level of every grid in the file (default grid; not with "
+                        "--level-field).")] = None,
     level_field: Annotated[str | None, typer.Option(
         "--level-field", help="Field holding each grid's level.")] = None,
     crs: Annotated[str | None, typer.Option(

@@ -28,7 +28,9 @@ def import_grid_file(
     name_field: Annotated[str | None, Form(description="Field holding the name.")] = None,
     parent_field: Annotated[str | None, Form(description="Field holding the parent code.")]
     = None,
-    level: Annotated[str, Form(description="Level of every grid in the file.")] = "grid",
+    level: Annotated[str | None, Form(description="Level of every grid in the file "
+                                                  "(default grid; not with level_field).")]
+    = None,
     level_field: Annotated[str | None, Form(description="Field holding each level.")] = None,
     crs: Annotated[str | None, Form(description="wgs84, gcj02, bd09, cgcs2000 or EPSG:<n>; "
                                                 "overrides the file's CRS.")] = None,

@@ -575,3 +575,21 @@ def test_csv_grid_files_refused_by_name(cli: Cli, tmp_path: Path, db_url: str,
     out = " ".join(result.output.split())
     assert result.exit_code == 2 and words in out, out
     assert current_count(db_url) == 0
+
+
+def test_level_and_level_field_together_are_refused(cli: Cli, tmp_path: Path,
+                                                    db_url: str) -> None:
+    """``--level`` was silently dropped when ``--level-field`` was given too."""
+    path = tmp_path / "g.csv"
+    path.write_text('code,level,wkt\nL1,street,"POLYGON ((26 10, 27 10, 27 11, 26 11, 26 10))"\n')
+    both = cli("grids", "import", path, "--code-field", "code", "--level", "street",
+               "--level-field", "level", "--commit")
+    out = " ".join(both.output.split())
+    assert both.exit_code == 2 and "both given" in out, out
+    empty = cli("grids", "import", path, "--code-field", "code", "--level", "", "--commit")
+    assert empty.exit_code == 2 and "empty" in empty.output
+    assert current_count(db_url) == 0
+    alone = cli("grids", "import", path, "--code-field", "code", "--level-field", "level",
+                "--commit")
+    assert alone.exit_code == 0, alone.output
+    assert query(db_url, "SELECT level FROM grid") == [("street",)]
