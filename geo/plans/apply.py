@@ -66,12 +66,16 @@ def _records(state: PlanState, people: Mapping[str, tuple[int | None, int | None
 def _move_roster(session: Session, heirs: Mapping[str, list[tuple[str, float]]]
                  ) -> list[dict[str, Any]]:
     teams = store.teams_of(session, sorted(heirs))
-    for old, shares in heirs.items():
-        if shares and teams.get(old):  # a team follows its grid's area, as the duties do
+    routes = store.routes_of(session, sorted(heirs))
+    for old, shares in heirs.items():  # teams and routes follow the grid's area, as duties do
+        if shares and teams.get(old):
             store.move_teams(session, old, shares[0][0])
+        if shares and routes.get(old):
+            store.move_routes(session, old, shares[0][0])
     return impact.roster_report(heirs, store.duties_of(session, sorted(heirs)),
                                 lambda duty, target: store.move_duty(session, int(duty["id"]),
-                                                                     target), teams=teams)
+                                                                     target),
+                                teams=teams, routes=routes)
 
 
 def _reassign(session: Session, state: PlanState, heirs: Mapping[str, list[tuple[str, float]]],

@@ -220,7 +220,8 @@ def compare(state: PlanState, parent_geom: BaseGeometry, *, lon: np.ndarray, lat
             measure: Workload, grid_codes: Sequence[str | None] = (),
             duties: Sequence[Mapping[str, Any]] = (),
             retired_versions: Mapping[str, int] | None = None,
-            teams: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
+            teams: Mapping[str, Sequence[str]] | None = None,
+            routes: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
     """The impact report of ``state`` (see the module docstring and the README).
 
     ``duties`` (``grid_code, kind, code, name`` of every duty on the retired grids and the
@@ -279,7 +280,7 @@ def compare(state: PlanState, parent_geom: BaseGeometry, *, lon: np.ndarray, lat
                   "incident_ids": [int(i) for i in ids[moving][:500]],
                   "left_outside": int((left_outside & is_open).sum())},
         "workers": _worker_loads(workers_before, workers_after, load_b, load_a),
-        "roster": roster_report(heirs, duties, teams=teams),
+        "roster": roster_report(heirs, duties, teams=teams, routes=routes),
         "balance": {"measure": measure.measure, "weight": measure.weight,
                     "grids_before": len(state.before), "grids_after": len(state.after),
                     "cv_before": cv(list(load_b.values())), "cv_after": cv(list(load_a.values())),
@@ -321,7 +322,8 @@ NO_HEIR = "no grid inherits the area: the duty stays on the retired grid"
 def roster_report(heirs: Mapping[str, Sequence[tuple[str, float]]],
                   duties: Sequence[Mapping[str, Any]],
                   move: Callable[[Mapping[str, Any], str], bool] | None = None,
-                  teams: Mapping[str, Sequence[str]] | None = None) -> list[dict[str, Any]]:
+                  teams: Mapping[str, Sequence[str]] | None = None,
+                  routes: Mapping[str, Sequence[str]] | None = None) -> list[dict[str, Any]]:
     """Where the duties of each retired grid go: to the grid inheriting the largest share
     of it, or nowhere (they stay, :data:`NO_HEIR`) when none does.
 
@@ -329,9 +331,9 @@ def roster_report(heirs: Mapping[str, Sequence[tuple[str, float]]],
     on the retired grids and, for the preview, on the grids inheriting them. ``move(duty,
     target)`` (the apply) moves one and says whether it went; False means the worker already
     had that kind of duty there (the duty is dropped, noted). Without it (the preview) that
-    is read from ``duties``. ``teams`` (retired code -> team codes) go with the duties:
-    ``teams`` of each entry (the apply moves them too). One entry per retired grid, in
-    ``heirs``' order.
+    is read from ``duties``. ``teams`` and ``routes`` (retired code -> team or route codes)
+    go with the duties: ``teams`` and ``routes`` of each entry (the apply moves them too).
+    One entry per retired grid, in ``heirs``' order.
     """
     report = []
     for old, shares in heirs.items():
@@ -351,5 +353,6 @@ def roster_report(heirs: Mapping[str, Sequence[tuple[str, float]]],
         report.append({"grid": old, "to": target,
                        "shares": [{"code": c, "share": s} for c, s in shares],
                        "workers": sorted({d["worker"] for d in moved}), "duties": moved,
-                       "teams": list((teams or {}).get(old, ()))})
+                       "teams": list((teams or {}).get(old, ())),
+                       "routes": list((routes or {}).get(old, ()))})
     return report

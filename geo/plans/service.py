@@ -213,6 +213,7 @@ def impact(session: Session, rep: Replayed, *, lookback_days: float, measure: im
                                 workers_before=workers, measure=measure,
                                 grid_codes=points.grid_code, duties=duties,
                                 teams=store.teams_of(session, sorted(rep.state.before)),
+                                routes=store.routes_of(session, sorted(rep.state.before)),
                                 retired_versions=last_versions(
                                     session, [c for c in rep.state.after
                                               if c not in rep.state.before]))

@@ -307,6 +307,30 @@ def teams_of(session: Session, codes: Sequence[str]) -> dict[str, list[str]]:
     return out
 
 
+def routes_of(session: Session, codes: Sequence[str]) -> dict[str, list[str]]:
+    """The codes of the patrol routes claiming each of ``codes`` (only codes with routes)."""
+    out: dict[str, list[str]] = {}
+    if not codes:
+        return out
+    for r in session.execute(text("SELECT g.code AS grid, r.code FROM patrol_route r "
+                                  "CROSS JOIN unnest(r.grid_codes) AS g(code) "
+                                  "WHERE g.code IN :codes ORDER BY g.code, r.code")
+                             .bindparams(bindparam("codes", expanding=True)),
+                             {"codes": list(codes)}):
+        out.setdefault(r.grid, []).append(r.code)
+    return out
+
+
+def move_routes(session: Session, from_code: str, to_code: str) -> int:
+    """Make the routes claiming grid ``from_code`` claim ``to_code`` instead (once); how many."""
+    result = session.execute(text("""
+        UPDATE patrol_route r
+           SET grid_codes = ARRAY(SELECT DISTINCT CASE WHEN c = :old THEN :to ELSE c END
+                                    FROM unnest(r.grid_codes) AS c ORDER BY 1)
+         WHERE :old = ANY(r.grid_codes)"""), {"to": to_code, "old": from_code})
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def move_teams(session: Session, from_code: str, to_code: str) -> int:
     """Attach the teams of grid ``from_code`` to ``to_code``; how many."""
     result = session.execute(text("UPDATE team SET grid_code = :to WHERE grid_code = :old"),

@@ -336,20 +336,33 @@ def test_impact_of_a_merge_moves_the_roster(client: TestClient, auth: Auth,
 
 def test_a_team_attached_to_a_retired_grid_follows_its_area(
         client: TestClient, auth: Auth, ids: dict[str, int], reported: list[int]) -> None:
-    """The apply moved the duties but left the team on the retired code: the roster export
-    then did not import again ("not a current grid")."""
+    """The apply moved the duties but left the team (and a route) on the retired code: the
+    roster and route exports then did not import again ("not a current grid")."""
     team = client.post("/api/v1/teams", headers=auth("admin"),
                        json={"code": "T-G12", "name": "网格12队", "grid_code": "G12"})
     assert team.status_code == 201, team.text
+    route = client.post("/api/v1/routes", headers=auth("admin"), json={
+        "type": "Feature", "properties": {"name": "十二巡", "code": "R-G12", "team": "T-G12",
+                                          "grid_codes": ["G11", "G12"]},
+        "geometry": {"type": "LineString", "coordinates": [[120.005, 30.01], [120.015, 30.01]]}})
+    assert route.status_code == 201, route.text
     plan_id = new_plan(client, auth)
     edit(client, auth, plan_id, op="merge", codes=["G11", "G12"], into="G11")
     out = client.get(f"{URL}/{plan_id}/impact", headers=auth("planner")).json()
     assert out["roster"][0]["teams"] == ["T-G12"] and out["roster"][0]["to"] == "G11"
+    assert out["roster"][0]["routes"] == ["R-G12"]
     applied = client.post(f"{URL}/{plan_id}/apply", headers=auth("planner"))
     assert applied.status_code == 200, applied.text
     assert applied.json()["roster"][0]["teams"] == ["T-G12"]
     moved = client.get(f"/api/v1/teams/{team.json()['id']}", headers=auth("planner")).json()
     assert moved["grid_code"] == "G11"
+    # the route claimed the retired G12: its export no longer imported, nor could it be edited
+    rid = route.json()["id"]
+    claims = client.get(f"/api/v1/routes/{rid}", headers=auth("planner")).json()
+    assert claims["properties"]["grid_codes"] == ["G11"], claims
+    renamed = client.patch(f"/api/v1/routes/{rid}", headers=auth("admin"),
+                           json={"properties": {"name": "改名"}})
+    assert renamed.status_code == 200, renamed.text
 
 
 def test_a_worker_on_both_merged_grids_counts_once(client: TestClient, auth: Auth,
