@@ -79,6 +79,13 @@ def _read_gpkg(path: Path, layer: str | None) -> tuple[list[dict[str, Any]], str
     from pyogrio.errors import DataLayerError, DataSourceError
 
     try:
+        layers = [str(name) for name, _ in pyogrio.list_layers(path)]
+        if layer is None and len(layers) > 1:  # the first one alone was read, silently
+            raise InvalidInput(f"{path.name!r} has {len(layers)} layers: say which one",
+                               field="layer", value=None, valid=", ".join(layers))
+        if layer is not None and layer not in layers:
+            raise InvalidInput(f"{path.name!r} has no layer {layer!r}", field="layer",
+                               value=layer, valid=", ".join(layers))
         frame = pyogrio.read_dataframe(path, layer=layer)
     except (DataSourceError, DataLayerError) as exc:
         raise InvalidInput(f"cannot read {path.name!r}: {exc}", field="file", value=path.name,

@@ -250,7 +250,8 @@ def _nearest(workers: Sequence[StreetWorker], lon: float, lat: float, minute: in
     return ready[best], float(dist[best])
 
 
-def _reason(view: RosterView, grid: str, community: str | None, street: str | None) -> str:
+def _reason(view: RosterView, grid: str, community: str | None, street: str | None,
+            community_level: str = "community") -> str:
     parts = []
     duties = view.duties.get(grid, ())
     if not duties:
@@ -260,7 +261,7 @@ def _reason(view: RosterView, grid: str, community: str | None, street: str | No
     else:
         parts.append(f"no primary or backup of grid {grid} is on shift for this category")
     if community is not None and community != grid:
-        parts.append(f"no manager of community {community} is on shift")
+        parts.append(f"no manager of {community_level} {community} is on shift")
     if street is not None:
         parts.append(f"no worker of street {street} with a known position is on duty")
     return "; ".join(parts)
@@ -319,8 +320,9 @@ def choose_workers(view: RosterView, grids: Sequence[str | None],
                                           worker.worker_name, "street_nearest",
                                           distance_m=round(distance, 3))
         else:
+            level = next((link[2] for link in chains[i] if link[0] == community), "community")
             batch.found[i] = WorkerChoice(None, None, None, "none",
-                                          reason=_reason(view, grid, community, street))
+                                          reason=_reason(view, grid, community, street, level))
     return [c if c is not None else
             WorkerChoice(None, None, None, "none", reason="the incident is outside every grid")
             for c in batch.found]

@@ -359,6 +359,12 @@ def test_cli_imports_a_geopackage_with_text_fields(cli: Callable[..., Result], s
     assert row.grid_codes == ["G1", "G2"]
     assert row.schedule == [{"days": [0, 1, 2, 3, 4], "start": "08:00", "end": "12:00"},
                             {"days": [5], "start": "09:00", "end": "11:00"}]
+    # two layers: the first alone was imported, silently
+    frame.assign(code=["P2"]).to_file(path, driver="GPKG", layer="two")
+    for args, words in (((), "has 2 layers: say which one"), (("--layer", "nope"), "no layer")):
+        refused = cli("routes", "import", path, *args)
+        out = " ".join(refused.output.split())
+        assert refused.exit_code == 2 and words in out and "two" in out, out
 
 
 def test_cli_import_names_nan_and_unreadable_nesting(cli: Callable[..., Result], setup: str,

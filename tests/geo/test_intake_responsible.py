@@ -175,6 +175,11 @@ def test_reasons_say_what_was_missing() -> None:
     assert "no worker has a duty on grid G1" in choose(RosterView()).reason
     inactive = RosterView(duties={"G1": [duty(1, "WG1", "primary", active=False)]})
     assert "inactive" in choose(inactive).reason
+    assert "no manager of community C1" in choose(RosterView()).reason
+    # a grid right under a street: its manager level is the street's, not "community"
+    [under] = choose_workers(RosterView(), ["G9"], [(CHAIN[0], ("G9", "网格", "grid"))],
+                             [120.0], [30.0], [MONDAY_10], ["E1"], SH)
+    assert "no manager of street S1" in under.reason, under.reason
 
 
 def test_batch_groups_many_grids_and_times_like_one_by_one() -> None:
