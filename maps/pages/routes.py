@@ -126,11 +126,12 @@ class Params(BaseModel):
     date: dt.date | None = Field(
         None, ge=EARLIEST_MOMENT.date(), lt=LATEST_MOMENT.date(),
         description="a local day as YYYY-MM-DD (default: today), 1970 to 2199")
-    near_m: float = Field(100.0, gt=0, le=1000,
+    near_m: float = Field(100.0, gt=0, le=1000, allow_inf_nan=False,
                           description="metres either side of a route, more than 0 and at most "
                                       "1000 (default 100)")
-    days: float = Field(7.0, gt=0, le=90, description="days back from the end of the date, "
-                                                      "more than 0 and at most 90 (default 7)")
+    days: float = Field(7.0, gt=0, le=90, allow_inf_nan=False,
+                        description="days back from the end of the date, more than 0 and at "
+                                    "most 90 (default 7)")
 
 
 def _state(props: dict[str, Any]) -> str:

@@ -81,6 +81,7 @@ def test_dispatch_page(client: TestClient, auth: Auth, busy_city: int) -> None:
     ("/maps/routes/NOPE", {}, 404, "team", "NOPE"),
     ("/maps/routes/T1", {"date": "9 Nov"}, 422, "date", "9 Nov"),
     ("/maps/routes/T1", {"near_m": "-5"}, 422, "near_m", "-5"),
+    ("/maps/routes/T1", {"near_m": "nan"}, 422, "near_m", "nan"),  # "less than or equal to"
     ("/maps/dispatch/987654", {}, 404, "incident_id", 987654),
     ("/maps/dispatch/abc", {}, 422, "incident_id", "abc"),
     ("/maps/dispatch/{id}", {"at": "soon"}, 422, "at", "soon"),
