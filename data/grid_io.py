@@ -416,7 +416,7 @@ def _attrs(value: Any, field_name: str, index: int) -> dict[str, Any]:
             return {}
         try:
             parsed = loads_unique(text, f"features[{index}].{field_name}")
-        except (json.JSONDecodeError, RecursionError):
+        except (ValueError, RecursionError):  # JSONDecodeError, or an integer of 4300+ digits
             parsed = None
         if not isinstance(parsed, dict):
             raise InvalidInput(f"feature {index + 1}: {field_name} is not a JSON object",

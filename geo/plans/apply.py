@@ -63,15 +63,15 @@ def _records(state: PlanState, people: Mapping[str, tuple[int | None, int | None
     return out
 
 
-def _move_roster(session: Session, heirs: Mapping[str, list[tuple[str, float]]]
-                 ) -> list[dict[str, Any]]:
+def _move_roster(session: Session, heirs: Mapping[str, list[tuple[str, float]]],
+                 route_tolerance_m: float) -> list[dict[str, Any]]:
     teams = store.teams_of(session, sorted(heirs))
     routes = store.routes_of(session, sorted(heirs))
     for old, shares in heirs.items():  # teams and routes follow the grid's area, as duties do
         if shares and teams.get(old):
             store.move_teams(session, old, shares[0][0])
-        if shares and routes.get(old):
-            store.move_routes(session, old, shares[0][0])
+        if shares and routes.get(old):  # to every heir the route reaches
+            store.move_routes(session, old, [c for c, _ in shares], route_tolerance_m)
     return impact.roster_report(heirs, store.duties_of(session, sorted(heirs)),
                                 lambda duty, target: store.move_duty(session, int(duty["id"]),
                                                                      target),
@@ -177,7 +177,7 @@ def apply_plan(session: Session, plan_id: int, *, user_id: int | None, actor: st
     written = write_versions(session, _records(state, impact.interpolate(state, meter)),
                              at=when)
     store.retire_grids(session, sorted(state.retired), when)
-    roster = _move_roster(session, heirs)
+    roster = _move_roster(session, heirs, settings.route_tolerance_m)
     incidents = _reassign(session, state, heirs, plan_id=plan_id, actor=actor, at=when,
                           settings=settings)
     versions = store.lock_versions(session, [c for c in state.touched() if c in state.after])

@@ -321,13 +321,30 @@ def routes_of(session: Session, codes: Sequence[str]) -> dict[str, list[str]]:
     return out
 
 
-def move_routes(session: Session, from_code: str, to_code: str) -> int:
-    """Make the routes claiming grid ``from_code`` claim ``to_code`` instead (once); how many."""
+def move_routes(session: Session, from_code: str, heirs: Sequence[str],
+                tolerance_m: float) -> int:
+    """Make the routes claiming grid ``from_code`` claim, instead, each of its ``heirs``
+    (current grids, largest share first) the route comes within ``tolerance_m`` of (a stored
+    route must stay that near its grids), or the first heir when it reaches none; how many
+    routes. Codes sorted by code point, as every route write sorts them."""
     result = session.execute(text("""
         UPDATE patrol_route r
-           SET grid_codes = ARRAY(SELECT DISTINCT CASE WHEN c = :old THEN :to ELSE c END
-                                    FROM unnest(r.grid_codes) AS c ORDER BY 1)
-         WHERE :old = ANY(r.grid_codes)"""), {"to": to_code, "old": from_code})
+           SET grid_codes = ARRAY(
+                 SELECT DISTINCT x.c COLLATE "C" FROM (
+                   SELECT c FROM unnest(r.grid_codes) AS c WHERE c <> :old
+                   UNION ALL
+                   SELECT g.code FROM grid g
+                    WHERE g.valid_to IS NULL AND g.code = ANY(CAST(:heirs AS text[]))
+                      AND ST_DWithin(g.geom::geography, r.geom::geography, :tol)
+                   UNION ALL
+                   SELECT CAST(:first AS text) WHERE NOT EXISTS (
+                     SELECT 1 FROM grid g
+                      WHERE g.valid_to IS NULL AND g.code = ANY(CAST(:heirs AS text[]))
+                        AND ST_DWithin(g.geom::geography, r.geom::geography, :tol))
+                 ) AS x(c) ORDER BY 1),
+               updated_at = now()
+         WHERE :old = ANY(r.grid_codes)"""),
+        {"old": from_code, "heirs": list(heirs), "first": heirs[0], "tol": tolerance_m})
     return int(getattr(result, "rowcount", 0) or 0)
 
 

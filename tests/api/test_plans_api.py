@@ -365,6 +365,31 @@ def test_a_team_attached_to_a_retired_grid_follows_its_area(
     assert renamed.status_code == 200, renamed.text
 
 
+def test_a_route_of_a_grid_split_between_heirs_claims_each_it_reaches(
+        client: TestClient, auth: Auth, ids: dict[str, int], reported: list[int]) -> None:
+    """It went to the largest heir only and then lay 367 m outside its grids: refused."""
+    client.post("/api/v1/teams", headers=auth("admin"),
+                json={"code": "T-R", "name": "巡", "grid_code": "C1"})
+    route = client.post("/api/v1/routes", headers=auth("admin"), json={
+        "type": "Feature", "properties": {"name": "十二巡", "team": "T-R",
+                                          "grid_codes": ["G12"]},
+        "geometry": {"type": "LineString", "coordinates": [[120.0102, 30.01],
+                                                           [120.0198, 30.01]]}})
+    assert route.status_code == 201, route.text
+    plan_id = new_plan(client, auth)
+    edit(client, auth, plan_id, op="create", code="G13", name="十三",
+         geometry=mapping(box(120.016, 30.0, 120.02, 30.02)))
+    edit(client, auth, plan_id, op="retire", code="G12", successor="G11")
+    applied = client.post(f"{URL}/{plan_id}/apply", headers=auth("planner"))
+    assert applied.status_code == 200, applied.text
+    rid = route.json()["id"]
+    claims = client.get(f"/api/v1/routes/{rid}", headers=auth("planner")).json()
+    assert claims["properties"]["grid_codes"] == ["G11", "G13"], claims
+    renamed = client.patch(f"/api/v1/routes/{rid}", headers=auth("admin"),
+                           json={"properties": {"name": "改名"}})
+    assert renamed.status_code == 200, renamed.text
+
+
 def test_a_worker_on_both_merged_grids_counts_once(client: TestClient, auth: Auth,
                                                     ids: dict[str, int],
                                                     reported: list[int]) -> None:

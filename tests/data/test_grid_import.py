@@ -480,7 +480,8 @@ def test_a_zipped_shapefile_in_a_folder_is_read(cli: Cli, chicago: Path, tmp_pat
       for k, (attrs, words) in enumerate([
           ('{"a": "x\\ud800y"}', "features[0].attrs.a"), ('{"a": NaN}', "not a finite"),
           ('{"a": 1e999}', "not a finite"), ('{"a": "x\\u0000y"}', "features[0].attrs.a"),
-          ('{"a": 1, "a": 2}', "twice"), ('{"a": ' * 70 + "1" + "}" * 70, "nests deeper")])),
+          ('{"a": 1, "a": 2}', "twice"), ('{"a": ' * 70 + "1" + "}" * 70, "nests deeper"),
+          ('{"a": ' + "9" * 5000 + "}", "not a JSON object")])),  # a ValueError traceback
 ])
 def test_text_postgresql_cannot_store_is_refused_not_cut(cli: Cli, tmp_path: Path,
                                                          db_url: str, name: str, content: str,

@@ -94,6 +94,8 @@ def test_bad_input_names_the_field(client: TestClient, auth: Auth, busy_city: in
     assert r.status_code == status, r.text
     detail = r.json()["detail"]
     assert (detail["field"], detail["value"]) == (field, value) and detail["valid"], detail
+    if value == "nan":  # it said "less than or equal to 1000"
+        assert "finite" in detail["message"], detail
     html = client.get(path.format(id=busy_city), params=params,
                       headers={**auth("dispatcher"), "Accept": "text/html"})
     assert html.status_code == status and field in html.text
